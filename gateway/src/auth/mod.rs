@@ -1,0 +1,194 @@
+//! Authentication as an OAuth 2.1 resource server.
+//!
+//! Every request to `/mcp` carries a bearer JWT. [`Verifier::verify`] checks its signature against
+//! keys from a JWKS (file or URL), its algorithm against an allowlist of asymmetric algorithms, its
+//! issuer, its audience (this server's canonical URI), and `exp`/`nbf` with a small leeway. The
+//! token itself never leaves this module: what the rest of the gateway sees is a [`Caller`].
+
+pub mod dev;
+mod jwks;
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use serde::Deserialize;
+
+pub use jwks::{JwksError, KeySet, KeySource};
+
+use crate::backend::Caller;
+use crate::catalog::AuthSettings;
+
+/// Why a token was refused. Each maps to 401 `invalid_token`; the detail goes to logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the Authorization header is not a bearer token")]
+    NotBearer,
+    #[error("malformed token header: {0}")]
+    Header(jsonwebtoken::errors::Error),
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    #[error("no key with id {0:?}")]
+    UnknownKey(Option<String>),
+    #[error("the key for {kid:?} does not fit algorithm {alg:?}")]
+    KeyMismatch { kid: Option<String>, alg: Algorithm },
+    #[error("token rejected: {0}")]
+    Invalid(jsonwebtoken::errors::Error),
+    #[error("claim {0} is missing or malformed")]
+    Claim(&'static str),
+    #[error("signing keys unavailable: {0}")]
+    Keys(#[from] JwksError),
+}
+
+impl AuthError {
+    /// Whether a token was presented at all (RFC 6750: no `error` attribute when none was).
+    pub fn token_presented(&self) -> bool {
+        !matches!(self, Self::Missing)
+    }
+}
+
+/// Verifies bearer tokens for one resource.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    inner: Arc<VerifierInner>,
+}
+
+#[derive(Debug)]
+struct VerifierInner {
+    issuer: String,
+    audience: String,
+    algorithms: Vec<Algorithm>,
+    keys: KeySource,
+    groups_claim: String,
+    tenant_claim: String,
+    leeway: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct StandardClaims {
+    sub: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Vec<String>>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Verifier {
+    /// A verifier for tokens issued by `settings.issuer` for `audience`.
+    pub fn new(settings: &AuthSettings, audience: String, keys: KeySource) -> Result<Self, String> {
+        let mut algorithms = Vec::new();
+        for name in &settings.algorithms {
+            let alg: Algorithm = name
+                .parse()
+                .map_err(|_| format!("unknown algorithm {name:?}"))?;
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(format!(
+                    "{name} is symmetric; only asymmetric algorithms are accepted"
+                ));
+            }
+            algorithms.push(alg);
+        }
+        if algorithms.is_empty() {
+            return Err("no algorithm is accepted".into());
+        }
+        Ok(Self {
+            inner: Arc::new(VerifierInner {
+                issuer: settings.issuer.clone(),
+                audience,
+                algorithms,
+                keys,
+                groups_claim: settings.groups_claim.clone(),
+                tenant_claim: settings.tenant_claim.clone(),
+                leeway: settings.leeway_seconds,
+            }),
+        })
+    }
+
+    /// The audience tokens must carry.
+    pub fn audience(&self) -> &str {
+        &self.inner.audience
+    }
+
+    /// Reads the bearer token from an `Authorization` header value and verifies it.
+    pub async fn verify_header(
+        &self,
+        header: Option<&http::HeaderValue>,
+    ) -> Result<Caller, AuthError> {
+        let value = header.ok_or(AuthError::Missing)?;
+        let value = value.to_str().map_err(|_| AuthError::NotBearer)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(AuthError::NotBearer);
+        }
+        self.verify(token.trim()).await
+    }
+
+    /// Verifies a compact JWS and returns the caller it names.
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let inner = &self.inner;
+        let header = decode_header(token).map_err(AuthError::Header)?;
+        if !inner.algorithms.contains(&header.alg) {
+            return Err(AuthError::Algorithm(header.alg));
+        }
+        let key = inner
+            .keys
+            .key_for(header.kid.as_deref(), header.alg)
+            .await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&inner.issuer]);
+        validation.set_audience(&[&inner.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = inner.leeway;
+        let data =
+            decode::<StandardClaims>(token, &key, &validation).map_err(AuthError::Invalid)?;
+        let claims = data.claims;
+        let subject = claims
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::Claim("sub"))?;
+        let groups =
+            string_list(claims.rest.get(&inner.groups_claim)).ok_or(AuthError::Claim("groups"))?;
+        let tenant = match claims.rest.get(&inner.tenant_claim) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(AuthError::Claim("tenant")),
+        };
+        let mut scopes: Vec<String> = claims
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        scopes.extend(claims.scp.unwrap_or_default());
+        Ok(Caller {
+            subject,
+            tenant,
+            groups,
+            scopes,
+        })
+    }
+}
+
+/// A claim that is absent (empty), a list of strings, or one space-separated string.
+fn string_list(value: Option<&serde_json::Value>) -> Option<Vec<String>> {
+    match value {
+        None | Some(serde_json::Value::Null) => Some(Vec::new()),
+        Some(serde_json::Value::String(s)) => {
+            Some(s.split_whitespace().map(str::to_owned).collect())
+        }
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header};
+
+use super::dev::{DEV_ISSUER, DevClaims, DevKey};
+use super::*;
+
+const AUD: &str = "http://127.0.0.1:8080/mcp";
+
+fn settings() -> AuthSettings {
+    AuthSettings {
+        issuer: DEV_ISSUER.into(),
+        authorization_servers: vec![],
+        jwks: crate::catalog::JwksSource::File("unused".into()),
+        algorithms: vec!["EdDSA".into(), "RS256".into()],
+        groups_claim: "groups".into(),
+        tenant_claim: "tenant".into(),
+        leeway_seconds: 5,
+    }
+}
+
+fn setup() -> (tempfile::TempDir, DevKey, Verifier) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, created) = DevKey::load_or_create(&dir.path().join("k/dev.pem")).expect("key");
+    assert!(created);
+    let verifier = Verifier::new(&settings(), AUD.into(), key.key_source()).expect("verifier");
+    (dir, key, verifier)
+}
+
+fn claims() -> DevClaims {
+    DevClaims::new(AUD, "alice", vec!["dev".into()], 600)
+}
+
+#[tokio::test]
+async fn valid_token_yields_caller() {
+    let (_d, key, v) = setup();
+    let mut c = claims();
+    c.tenant = Some("acme".into());
+    c.scope = Some("tools:read tools:echo".into());
+    let caller = v.verify(&key.mint(&c).expect("mint")).await.expect("valid");
+    assert_eq!(caller.subject, "alice");
+    assert_eq!(caller.groups, vec!["dev"]);
+    assert_eq!(caller.tenant.as_deref(), Some("acme"));
+    assert_eq!(caller.scopes, vec!["tools:read", "tools:echo"]);
+}
+
+#[tokio::test]
+async fn key_file_is_reused_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, key, _v) = setup();
+    let (again, created) = DevKey::load_or_create(key.path()).expect("reload");
+    assert!(!created);
+    assert_eq!(again.kid(), key.kid());
+    let mode = std::fs::metadata(dir.path().join("k/dev.pem"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn expired_token_is_refused() {
+    let (_d, key, v) = setup();
+    let mut c = claims();
+    c.exp = c.iat - 60;
+    assert!(matches!(
+        v.verify(&key.mint(&c).expect("mint")).await,
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn not_yet_valid_token_is_refused() {
+    let (_d, key, v) = setup();
+    let mut c = claims();
+    c.nbf = c.iat + 600;
+    c.exp = c.iat + 1200;
+    assert!(matches!(
+        v.verify(&key.mint(&c).expect("mint")).await,
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn wrong_audience_and_issuer_are_refused() {
+    let (_d, key, v) = setup();
+    let mut c = claims();
+    c.aud = "http://evil.example/mcp".into();
+    assert!(v.verify(&key.mint(&c).expect("mint")).await.is_err());
+    let mut c = claims();
+    c.iss = "https://other-issuer".into();
+    assert!(v.verify(&key.mint(&c).expect("mint")).await.is_err());
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let (_d, key, v) = setup();
+    let token = key.mint(&claims()).expect("mint");
+    let mut parts = token.split('.');
+    let _ = parts.next();
+    let payload = parts.next().expect("payload");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(format!(
+        r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+        key.kid()
+    ));
+    assert!(v.verify(&format!("{header}.{payload}.")).await.is_err());
+}
+
+#[tokio::test]
+async fn hmac_with_public_key_is_refused() {
+    let (_d, key, v) = setup();
+    let public = key.jwks()["keys"][0]["x"].as_str().expect("x").to_owned();
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(key.kid());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_secret(public.as_bytes()),
+    )
+    .expect("encode");
+    assert!(matches!(
+        v.verify(&token).await,
+        Err(AuthError::Algorithm(_))
+    ));
+}
+
+#[tokio::test]
+async fn unknown_kid_and_other_key_are_refused() {
+    let (_d, _key, v) = setup();
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let (other, _) = DevKey::load_or_create(&other_dir.path().join("o.pem")).expect("key");
+    assert!(matches!(
+        v.verify(&other.mint(&claims()).expect("mint")).await,
+        Err(AuthError::UnknownKey(_))
+    ));
+}
+
+#[tokio::test]
+async fn garbage_is_refused() {
+    let (_d, _key, v) = setup();
+    for junk in ["", "abc", "a.b.c", "eyJhbGciOiJFZERTQSJ9.e30.AAAA"] {
+        assert!(v.verify(junk).await.is_err(), "{junk:?} accepted");
+    }
+}
+
+#[tokio::test]
+async fn header_parsing() {
+    let (_d, key, v) = setup();
+    let t = key.mint(&claims()).expect("mint");
+    assert!(matches!(
+        v.verify_header(None).await,
+        Err(AuthError::Missing)
+    ));
+    let basic = http::HeaderValue::from_static("Basic dXNlcjpwYXNz");
+    assert!(matches!(
+        v.verify_header(Some(&basic)).await,
+        Err(AuthError::NotBearer)
+    ));
+    let ok = http::HeaderValue::from_str(&format!("Bearer {t}")).expect("header");
+    assert!(v.verify_header(Some(&ok)).await.is_ok());
+}
+
+#[test]
+fn symmetric_algorithms_cannot_be_configured() {
+    let mut s = settings();
+    s.algorithms = vec!["HS256".into()];
+    let err =
+        Verifier::new(&s, AUD.into(), KeySource::Static(KeySet::default())).expect_err("hmac");
+    assert!(err.contains("symmetric"));
+}

@@ -1,0 +1,146 @@
+//! The seam between the gateway and the execution units: one [`Backend`] trait.
+//!
+//! The gateway authenticates, authorizes and validates a call, builds an [`Invocation`], and hands
+//! it to the backend named by the tool's catalog entry. A backend runs the call in a unit that
+//! exists for this call only and answers with the tool's [`ToolOutput`] and the unit's id.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_tool_runtime::{Invocation, ToolOutput};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{BackendKind, Tool};
+
+/// Who is calling, as the gateway verified it. Never carries the caller's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The tenant claim, if any.
+    pub tenant: Option<String>,
+    /// Groups from the token.
+    pub groups: Vec<String>,
+    /// Scopes from the token's `scope` claim.
+    pub scopes: Vec<String>,
+}
+
+/// A progress report a unit sends while it runs; forwarded to the client when it asked for
+/// progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub progress: f64,
+    pub total: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// One call handed to a backend.
+#[derive(Debug)]
+pub struct Dispatch {
+    pub invocation: Invocation,
+    /// The tool's catalog entry.
+    pub tool: Arc<Tool>,
+    pub caller: Caller,
+    /// Cancelled when the client cancels the call, the deadline passes, or the gateway shuts
+    /// down. A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
+    pub cancel: CancellationToken,
+    /// Where to send progress; sending never blocks the unit (a full channel drops the report).
+    pub progress: mpsc::Sender<Progress>,
+}
+
+/// What a backend answers for a call that ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    pub output: ToolOutput,
+    /// The unit that ran the call: sandbox id, Lambda request id, task ARN.
+    pub unit_id: String,
+    /// The ARN of the role session the unit's credentials belong to, when it had any.
+    pub role_session_arn: Option<String>,
+}
+
+/// Why a backend could not produce a tool result.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("the call was cancelled")]
+    Cancelled { unit_id: Option<String> },
+    #[error("the call ran past its deadline of {timeout_seconds} s and was stopped")]
+    DeadlineExceeded {
+        unit_id: Option<String>,
+        timeout_seconds: u32,
+    },
+    #[error("the execution unit could not be started: {message}")]
+    Start { message: String },
+    #[error("the execution unit failed: {message}")]
+    Unit {
+        unit_id: Option<String>,
+        message: String,
+    },
+    #[error("no {0} backend is configured on this gateway")]
+    NotConfigured(&'static str),
+}
+
+impl BackendError {
+    /// The unit that was running when the error happened, if one had started.
+    pub fn unit_id(&self) -> Option<&str> {
+        match self {
+            Self::Cancelled { unit_id }
+            | Self::DeadlineExceeded { unit_id, .. }
+            | Self::Unit { unit_id, .. } => unit_id.as_deref(),
+            Self::Start { .. } | Self::NotConfigured(_) => None,
+        }
+    }
+
+    /// A short outcome label for audit lines and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Cancelled { .. } => "cancelled",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Start { .. } => "start_failed",
+            Self::Unit { .. } => "unit_failed",
+            Self::NotConfigured(_) => "not_configured",
+        }
+    }
+}
+
+/// An execution backend.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Runs one call in a fresh unit and returns what the tool answered.
+    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError>;
+
+    /// Stops every unit still running; called once at shutdown after in-flight calls were given
+    /// their grace period.
+    async fn shutdown(&self) {}
+}
+
+/// The backends a gateway has, by kind.
+#[derive(Debug, Default, Clone)]
+pub struct Backends {
+    by_kind: HashMap<BackendKind, Arc<dyn Backend>>,
+}
+
+impl Backends {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the backend for `kind`.
+    pub fn with(mut self, kind: BackendKind, backend: Arc<dyn Backend>) -> Self {
+        self.by_kind.insert(kind, backend);
+        self
+    }
+
+    pub fn get(&self, kind: BackendKind) -> Result<&Arc<dyn Backend>, BackendError> {
+        self.by_kind
+            .get(&kind)
+            .ok_or(BackendError::NotConfigured(kind.as_str()))
+    }
+
+    /// Every configured backend.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
+        self.by_kind.values()
+    }
+}

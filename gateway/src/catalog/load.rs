@@ -1,0 +1,407 @@
+//! Reading and checking a catalog file. Every error names the file, the tool and the field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::types::{BackendKind, Catalog, Tool};
+
+/// Why a catalog was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {location}: {message}")]
+    Parse {
+        file: PathBuf,
+        location: String,
+        message: String,
+    },
+    #[error("{file}: tool {tool:?}: field {field:?}: {message}")]
+    Invalid {
+        file: PathBuf,
+        tool: String,
+        field: String,
+        message: String,
+    },
+    #[error("{file}: field {field:?}: {message}")]
+    Top {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// Reads and checks a catalog file.
+pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks catalog text; `file` is used in messages only.
+pub fn parse(file: &Path, text: &str) -> Result<Catalog, CatalogError> {
+    let file_buf = file.to_path_buf();
+    let raw: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Parse {
+            file: file_buf.clone(),
+            location: e
+                .location()
+                .map(|l| format!("line {} column {}", l.line(), l.column()))
+                .unwrap_or_else(|| "document".into()),
+            message: e.to_string(),
+        })?;
+    let catalog: Catalog = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        match tool_of_path(&raw, &path) {
+            Some((tool, field)) => CatalogError::Invalid {
+                file: file_buf.clone(),
+                tool,
+                field,
+                message,
+            },
+            None => CatalogError::Top {
+                file: file_buf.clone(),
+                field: path,
+                message,
+            },
+        }
+    })?;
+    check(file, &catalog)?;
+    Ok(catalog)
+}
+
+/// Maps a serde path like `tools[2].allow.groups` to the tool's name and the field inside it.
+fn tool_of_path(raw: &serde_json::Value, path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix("tools[")?;
+    let (index, field) = rest.split_once(']')?;
+    let index: usize = index.parse().ok()?;
+    let name = raw
+        .get("tools")
+        .and_then(|t| t.get(index))
+        .and_then(|t| t.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("#{index}"));
+    let field = field.trim_start_matches('.');
+    Some((
+        name,
+        if field.is_empty() {
+            "(tool)".into()
+        } else {
+            field.into()
+        },
+    ))
+}
+
+fn check(file: &Path, catalog: &Catalog) -> Result<(), CatalogError> {
+    let top = |field: &str, message: String| CatalogError::Top {
+        file: file.to_path_buf(),
+        field: field.into(),
+        message,
+    };
+    if catalog.version != 1 {
+        return Err(top(
+            "version",
+            format!("unsupported version {}, expected 1", catalog.version),
+        ));
+    }
+    if catalog.tools.is_empty() {
+        return Err(top("tools", "the catalog declares no tool".into()));
+    }
+    if let Some(auth) = &catalog.gateway.auth {
+        for alg in &auth.algorithms {
+            if !matches!(
+                alg.as_str(),
+                "RS256"
+                    | "RS384"
+                    | "RS512"
+                    | "PS256"
+                    | "PS384"
+                    | "PS512"
+                    | "ES256"
+                    | "ES384"
+                    | "EdDSA"
+            ) {
+                return Err(top(
+                    "gateway.auth.algorithms",
+                    format!("{alg:?} is not an accepted asymmetric algorithm"),
+                ));
+            }
+        }
+        if auth.leeway_seconds > 300 {
+            return Err(top(
+                "gateway.auth.leeway_seconds",
+                "must be at most 300".into(),
+            ));
+        }
+    }
+    let limits = &catalog.gateway.limits;
+    if limits.max_json_depth == 0 || limits.max_json_depth > 512 {
+        return Err(top(
+            "gateway.limits.max_json_depth",
+            "must be between 1 and 512".into(),
+        ));
+    }
+    if limits.max_body_bytes < 1024 || limits.max_body_bytes > 64 * 1024 * 1024 {
+        return Err(top(
+            "gateway.limits.max_body_bytes",
+            "must be between 1 KiB and 64 MiB".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for tool in &catalog.tools {
+        let bad = |field: &str, message: String| CatalogError::Invalid {
+            file: file.to_path_buf(),
+            tool: tool.name.clone(),
+            field: field.into(),
+            message,
+        };
+        if !seen.insert(tool.name.as_str()) {
+            return Err(bad("name", "declared twice".into()));
+        }
+        check_tool(tool).map_err(|(field, message)| bad(field, message))?;
+    }
+    Ok(())
+}
+
+fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
+    let name_ok = !tool.name.is_empty()
+        && tool.name.len() <= 48
+        && tool.name.starts_with(|c: char| c.is_ascii_lowercase())
+        && tool
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !name_ok {
+        return Err((
+            "name",
+            "must be 1 to 48 characters of a-z, 0-9, '-' or '_', starting with a letter".into(),
+        ));
+    }
+    if tool.description.trim().is_empty() {
+        return Err(("description", "must not be empty".into()));
+    }
+    check_schema(&tool.input_schema).map_err(|m| ("input_schema", m))?;
+    if let Some(out) = &tool.output_schema {
+        check_schema(out).map_err(|m| ("output_schema", m))?;
+    }
+    if !(1..=900).contains(&tool.timeout_seconds) {
+        return Err(("timeout_seconds", "must be between 1 and 900".into()));
+    }
+    if !(128..=10240).contains(&tool.memory_mb) {
+        return Err(("memory_mb", "must be between 128 and 10240".into()));
+    }
+    let storage = match tool.backend {
+        BackendKind::Local => 1..=10240,
+        BackendKind::Lambda => 512..=10240,
+        BackendKind::Fargate => 21504..=204_800,
+    };
+    if !storage.contains(&tool.ephemeral_storage_mb) {
+        return Err((
+            "ephemeral_storage_mb",
+            format!(
+                "must be between {} and {} for the {} backend",
+                storage.start(),
+                storage.end(),
+                tool.backend.as_str()
+            ),
+        ));
+    }
+    if tool.allow.groups.is_empty() && tool.allow.scopes.is_empty() {
+        return Err((
+            "allow",
+            "names no group and no scope, so nobody could call the tool".into(),
+        ));
+    }
+    if tool
+        .allow
+        .groups
+        .iter()
+        .chain(&tool.allow.scopes)
+        .any(|g| g.trim().is_empty())
+    {
+        return Err(("allow", "an empty group or scope name".into()));
+    }
+    let mut tags = HashSet::new();
+    if !tool.session_tags.iter().all(|t| tags.insert(*t)) {
+        return Err(("session_tags", "a tag is listed twice".into()));
+    }
+    for p in &tool.permissions {
+        if p.actions.is_empty() || p.resources.is_empty() {
+            return Err((
+                "permissions",
+                "every statement needs actions and resources".into(),
+            ));
+        }
+        if let Some(a) = p.actions.iter().find(|a| *a == "*" || a.ends_with(":*")) {
+            return Err((
+                "permissions",
+                format!("action {a:?} is a wildcard over a whole service"),
+            ));
+        }
+        if let Some(sid) = &p.sid
+            && !sid.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err((
+                "permissions",
+                format!("sid {sid:?} must be letters and digits"),
+            ));
+        }
+    }
+    match tool.backend {
+        BackendKind::Local => {
+            let unit = tool
+                .local
+                .as_ref()
+                .ok_or(("local", "the local backend needs a `local` block".into()))?;
+            if unit.command.first().is_none_or(|c| c.is_empty()) {
+                return Err(("local.command", "must name the executable".into()));
+            }
+        }
+        BackendKind::Lambda => {
+            tool.lambda
+                .as_ref()
+                .ok_or(("lambda", "the lambda backend needs a `lambda` block".into()))?;
+        }
+        BackendKind::Fargate => {
+            let unit = tool.fargate.as_ref().ok_or((
+                "fargate",
+                "the fargate backend needs a `fargate` block".into(),
+            ))?;
+            if ![256, 512, 1024, 2048, 4096].contains(&unit.cpu) {
+                return Err(("fargate.cpu", "must be 256, 512, 1024, 2048 or 4096".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An input schema must be an object schema that compiles and refers to nothing remote.
+fn check_schema(schema: &serde_json::Value) -> Result<(), String> {
+    if schema.get("type").and_then(|t| t.as_str()) != Some("object") {
+        return Err("must be a JSON Schema with \"type\": \"object\"".into());
+    }
+    if let Some(r) = find_remote_ref(schema) {
+        return Err(format!(
+            "$ref {r:?} is not local: only \"#...\" references are allowed"
+        ));
+    }
+    crate::validate::compile(schema)
+        .map(|_| ())
+        .map_err(|e| format!("does not compile: {e}"))
+}
+
+fn find_remote_ref(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map {
+                if (k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef")
+                    && let Some(s) = val.as_str()
+                    && !s.starts_with('#')
+                {
+                    return Some(s.to_owned());
+                }
+                if let Some(found) = find_remote_ref(val) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(find_remote_ref),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version: 1
+tools:
+  - name: echo
+    description: Echo.
+    input_schema: {type: object, properties: {message: {type: string}}, required: [message]}
+    backend: local
+    local: {command: [/bin/cat]}
+    allow: {groups: [dev]}
+"#;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("c.yaml"), text)
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn good_catalog_loads() {
+        let c = parse(Path::new("c.yaml"), GOOD).expect("valid");
+        assert_eq!(c.tools[0].name, "echo");
+        assert_eq!(c.tools[0].timeout_seconds, 30);
+    }
+
+    #[test]
+    fn unknown_field_names_file_tool_and_field() {
+        let e = err(&GOOD.replace("backend: local", "backend: local\n    timeout: 5"));
+        assert!(e.starts_with("c.yaml: tool \"echo\""), "{e}");
+        assert!(e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_the_field() {
+        let e = err(&GOOD.replace(
+            "backend: local",
+            "backend: local\n    timeout_seconds: 9000",
+        ));
+        assert!(
+            e.contains("tool \"echo\": field \"timeout_seconds\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_ref_is_refused() {
+        let e = err(&GOOD.replace(
+            "{message: {type: string}}",
+            "{message: {$ref: \"https://evil.example/s.json\"}}",
+        ));
+        assert!(
+            e.contains("field \"input_schema\"") && e.contains("not local"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn nobody_allowed_is_refused() {
+        let e = err(&GOOD.replace("allow: {groups: [dev]}", "allow: {}"));
+        assert!(e.contains("field \"allow\""), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let tool = GOOD.split_once("tools:\n").expect("has tools").1;
+        let e = err(&format!("{GOOD}{tool}"));
+        assert!(e.contains("declared twice"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_action_is_refused() {
+        let e = err(&GOOD.replace(
+            "allow: {groups: [dev]}",
+            "allow: {groups: [dev]}\n    permissions: [{actions: [\"s3:*\"], resources: [\"*\"]}]",
+        ));
+        assert!(e.contains("field \"permissions\""), "{e}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_the_line() {
+        let e = err("version: 1\ntools: [\n");
+        assert!(e.starts_with("c.yaml: line"), "{e}");
+    }
+}

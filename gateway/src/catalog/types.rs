@@ -1,0 +1,343 @@
+//! The catalog's types. Every struct denies unknown fields so that a typo is an error, not a
+//! silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole catalog file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Gateway settings (listen policy, authentication, limits). Terraform ignores this part.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// The tools, each declared once.
+    pub tools: Vec<Tool>,
+}
+
+/// Gateway settings carried in the catalog.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The canonical URI of this MCP server (e.g. `https://mcp.example.com/mcp`). It is the
+    /// audience every token must carry. Defaults to `http://<listen address>/mcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Extra `Host` header values accepted besides loopback names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call; a request with any other `Origin` gets 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// How callers are authenticated (not used with `serve --dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSettings>,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// OAuth 2.1 resource-server settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// Authorization servers announced in the protected-resource metadata; defaults to the issuer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_servers: Vec<String>,
+    /// Where the signing keys are: a JWKS URL (fetched, cached) or a JWKS file.
+    pub jwks: JwksSource,
+    /// Accepted signature algorithms. Only asymmetric ones are allowed.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Claim holding the caller's groups (a list of strings).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Claim holding the caller's tenant.
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 300).
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+/// A JWKS location.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum JwksSource {
+    /// An `https://` (or loopback `http://`) URL.
+    Url(String),
+    /// A file holding a JWKS document, relative to the catalog file.
+    File(String),
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_tenant_claim() -> String {
+    "tenant".into()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Bounds on what a request may carry.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a request body.
+    #[serde(default = "default_max_depth")]
+    pub max_json_depth: usize,
+    /// How many tool calls may run at once; more are refused with a clear error.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long shutdown waits for in-flight calls before cancelling them, in seconds.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_grace() -> u64 {
+    10
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            max_json_depth: default_max_depth(),
+            max_in_flight: default_max_in_flight(),
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+/// Where a tool's calls run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// A fresh bubblewrap sandbox per call on the gateway's machine.
+    Local,
+    /// An AWS Lambda function per tool, invoked per call.
+    Lambda,
+    /// An AWS Fargate task per call.
+    Fargate,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Lambda => "lambda",
+            Self::Fargate => "fargate",
+        }
+    }
+}
+
+/// A network endpoint a tool may reach (a VPC endpoint on AWS, a proxied socket locally).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Endpoint {
+    #[serde(rename = "s3")]
+    S3,
+    #[serde(rename = "sts")]
+    Sts,
+    #[serde(rename = "logs")]
+    Logs,
+    #[serde(rename = "kms")]
+    Kms,
+    #[serde(rename = "ecr.api")]
+    EcrApi,
+    #[serde(rename = "ecr.dkr")]
+    EcrDkr,
+}
+
+/// Session tag keys the gateway can set from what it verified (never from arguments).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionTag {
+    /// The tool's catalog name.
+    Tool,
+    /// The caller's tenant claim.
+    Tenant,
+    /// The caller's subject.
+    Principal,
+    /// The invocation id.
+    Invocation,
+}
+
+impl SessionTag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Tenant => "tenant",
+            Self::Principal => "principal",
+            Self::Invocation => "invocation",
+        }
+    }
+}
+
+fn default_session_tags() -> Vec<SessionTag> {
+    vec![
+        SessionTag::Tool,
+        SessionTag::Tenant,
+        SessionTag::Principal,
+        SessionTag::Invocation,
+    ]
+}
+
+/// Who may call a tool. Deny by default: a caller needs one listed group or one listed scope.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// One IAM statement of a tool's work role. Strings may use `${aws:PrincipalTag/tenant}` and
+/// friends, which IAM fills from the session tags of the call.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    /// Statement id (letters and digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// IAM actions, e.g. `s3:GetObject`. `*` alone is refused.
+    pub actions: Vec<String>,
+    /// Resource ARNs.
+    pub resources: Vec<String>,
+    /// An IAM condition block, as IAM writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<BTreeMap<String, BTreeMap<String, serde_json::Value>>>,
+}
+
+/// How the local backend starts the tool.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalUnit {
+    /// argv of the tool; a relative executable path is resolved against the catalog's folder,
+    /// a bare name against `PATH` at start-up.
+    pub command: Vec<String>,
+    /// Host paths bound read-only into the sandbox besides the executable and the system
+    /// libraries it needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_paths: Vec<String>,
+}
+
+/// CPU architecture of a Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    X86_64,
+    Arm64,
+}
+
+/// How the tool is packaged as a Lambda function.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaUnit {
+    /// Zip file holding `bootstrap`, relative to the catalog file.
+    pub package: String,
+    #[serde(default = "default_arch")]
+    pub architecture: Architecture,
+}
+
+fn default_arch() -> Architecture {
+    Architecture::X86_64
+}
+
+/// How the tool runs as a Fargate task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FargateUnit {
+    /// Container image reference (ECR).
+    pub image: String,
+    /// Task CPU units (256, 512, 1024, 2048, 4096).
+    #[serde(default = "default_cpu")]
+    pub cpu: u32,
+    /// Container command; the image's default when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+}
+
+fn default_cpu() -> u32 {
+    256
+}
+
+/// One tool.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// MCP tool name: 1 to 48 characters of `a-z`, `0-9`, `-`, `_`, starting with a letter
+    /// (it also names AWS resources).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub description: String,
+    /// JSON Schema of the arguments; must be `type: object`. Only local `$ref`s (`#...`).
+    pub input_schema: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
+    pub backend: BackendKind,
+    /// Wall-clock limit of one call, 1 to 900 seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// Memory limit, MiB (128 to 10240).
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Scratch storage, MiB (local: tmpfs size, 1 to 10240; Lambda: 512 to 10240; Fargate:
+    /// 21504 to 204800).
+    #[serde(default = "default_storage")]
+    pub ephemeral_storage_mb: u32,
+    /// Endpoints the tool may reach; none means no network at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    /// Who may call it.
+    pub allow: Allow,
+    /// Session tags its credentials carry (defaults to all four).
+    #[serde(default = "default_session_tags")]
+    pub session_tags: Vec<SessionTag>,
+    /// What the tool's work role may do. Empty: the tool gets no AWS credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<Permission>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalUnit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaUnit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fargate: Option<FargateUnit>,
+}
+
+fn default_timeout() -> u32 {
+    30
+}
+fn default_memory() -> u32 {
+    256
+}
+fn default_storage() -> u32 {
+    512
+}

@@ -1,0 +1,245 @@
+//! Middleware in front of the MCP service: DNS-rebinding protection, body limits, authentication.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+
+use super::AppState;
+use crate::validate::json_depth_exceeds;
+
+fn json_rpc_error(status: StatusCode, code: i64, message: String) -> Response {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn forbidden(message: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// Splits `host[:port]` (with `[v6]` brackets) into host and port.
+fn split_authority(authority: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            return (host, tail.strip_prefix(':'));
+        }
+        return (authority, None);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (authority, None),
+    }
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn host_allowed(state: &AppState, authority: &str) -> bool {
+    let (host, _) = split_authority(authority);
+    if is_loopback_name(host) {
+        return true;
+    }
+    state.allowed_hosts.iter().any(|allowed| {
+        let (ah, ap) = split_authority(allowed);
+        let (_, port) = split_authority(authority);
+        ah.eq_ignore_ascii_case(host) && (ap.is_none() || ap == port)
+    })
+}
+
+/// `scheme://authority` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let start = url.find("://")? + 3;
+    let end = url[start..]
+        .find('/')
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    Some(url[..end].to_ascii_lowercase())
+}
+
+/// Rejects requests whose `Host` is not this server's (DNS rebinding) and browser requests from
+/// other origins, with 403, before anything else runs.
+pub async fn host_and_origin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let authority = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match authority {
+        Some(a) if host_allowed(&state, &a) => {}
+        Some(a) => {
+            state.gateway.metrics().rejected("host");
+            tracing::warn!(host = %a, "refused request for a foreign Host");
+            return forbidden("Host not allowed");
+        }
+        None => {
+            state.gateway.metrics().rejected("host");
+            return forbidden("Host header required");
+        }
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+        let own = origin_of(&state.resource);
+        let ok = own.as_deref() == Some(origin.as_str())
+            || state
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin));
+        if !ok {
+            state.gateway.metrics().rejected("origin");
+            tracing::warn!(%origin, "refused request from a foreign Origin");
+            return forbidden("Origin not allowed");
+        }
+    }
+    next.run(request).await
+}
+
+/// Bounds the body's size and JSON nesting before anything parses it.
+pub async fn body_limits(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let too_large = || {
+        state.gateway.metrics().rejected("body_too_large");
+        json_rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            format!("request body is larger than {} bytes", state.max_body_bytes),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match http_body_util::Limited::new(body, state.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Err(e) => {
+            return json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                format!("cannot read request body: {e}"),
+            );
+        }
+    };
+    if json_depth_exceeds(&bytes, state.max_json_depth) {
+        state.gateway.metrics().rejected("too_deep");
+        return json_rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            format!(
+                "request JSON is nested deeper than {} levels",
+                state.max_json_depth
+            ),
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Verifies the bearer token and puts the [`Caller`](crate::backend::Caller) into the request.
+/// The `Authorization` header is removed so the token goes no further.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let result = state
+        .verifier
+        .verify_header(request.headers().get(header::AUTHORIZATION))
+        .await;
+    request.headers_mut().remove(header::AUTHORIZATION);
+    let caller = match result {
+        Ok(c) => c,
+        Err(e) => {
+            state.gateway.metrics().rejected("unauthenticated");
+            tracing::info!(reason = %e, "refused token");
+            let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
+            if e.token_presented() {
+                challenge.push_str(", error=\"invalid_token\", error_description=\"the access token is not valid for this resource\"");
+            }
+            return challenge_response(
+                StatusCode::UNAUTHORIZED,
+                &challenge,
+                "a valid bearer token for this resource is required",
+            );
+        }
+    };
+    if !state.gateway.caller_may_use_any(&caller) {
+        state.gateway.metrics().rejected("insufficient_scope");
+        let mut challenge = format!(
+            "Bearer error=\"insufficient_scope\", resource_metadata=\"{}\"",
+            state.metadata_url()
+        );
+        let scopes = state.gateway.scopes();
+        if !scopes.is_empty() {
+            challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+        }
+        return challenge_response(
+            StatusCode::FORBIDDEN,
+            &challenge,
+            "the token grants no tool on this server",
+        );
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn challenge_response(status: StatusCode, challenge: &str, message: &str) -> Response {
+    let mut response = json_rpc_error(status, -32001, message.to_owned());
+    if let Ok(v) = HeaderValue::from_str(challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_splitting() {
+        assert_eq!(
+            split_authority("127.0.0.1:8080"),
+            ("127.0.0.1", Some("8080"))
+        );
+        assert_eq!(split_authority("[::1]:80"), ("::1", Some("80")));
+        assert_eq!(split_authority("example.com"), ("example.com", None));
+        assert!(is_loopback_name("localhost"));
+        assert!(is_loopback_name("::1"));
+        assert!(!is_loopback_name("evil.example"));
+    }
+}

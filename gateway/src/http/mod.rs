@@ -1,0 +1,109 @@
+//! The HTTP surface: `/mcp` behind the Host/Origin guard, the body guard and authentication;
+//! protected-resource metadata; health, readiness and metrics.
+
+mod guard;
+mod ops;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Verifier;
+use crate::mcp::Gateway;
+
+/// Everything the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub gateway: Gateway,
+    pub verifier: Verifier,
+    /// Canonical URI of the MCP endpoint (the token audience), e.g. `http://127.0.0.1:8080/mcp`.
+    pub resource: String,
+    /// Authorization servers announced in the metadata.
+    pub authorization_servers: Vec<String>,
+    /// `Host` values accepted (host or host:port); loopback names are always accepted.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted besides the resource's own origin.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_json_depth: usize,
+    /// Cancelled at the end of shutdown: closes MCP sessions and streams.
+    pub mcp_shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The URL of this resource's RFC 9728 metadata.
+    pub fn metadata_url(&self) -> String {
+        metadata_url_for(&self.resource)
+    }
+}
+
+/// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp`.
+fn metadata_url_for(resource: &str) -> String {
+    match resource.find("://").map(|i| i + 3) {
+        Some(start) => {
+            let rest = &resource[start..];
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!(
+                "{}{authority}/.well-known/oauth-protected-resource{path}",
+                &resource[..start]
+            )
+        }
+        None => format!("{resource}/.well-known/oauth-protected-resource"),
+    }
+}
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    let handler = state.gateway.clone();
+    let config = StreamableHttpServerConfig::default()
+        // Host and Origin are checked by our own guard in front of every route.
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(state.max_body_bytes)
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
+        .with_cancellation_token(state.mcp_shutdown.clone());
+    let mcp = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let mcp = Router::new()
+        .route_service("/mcp", mcp)
+        .layer(from_fn_with_state(state.clone(), guard::authenticate))
+        .layer(from_fn_with_state(state.clone(), guard::body_limits));
+    Router::new()
+        .merge(mcp)
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(ops::resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(ops::resource_metadata),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(from_fn_with_state(state.clone(), guard::host_and_origin))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_url_inserts_well_known_before_path() {
+        assert_eq!(
+            super::metadata_url_for("https://mcp.example.com/mcp"),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            super::metadata_url_for("http://127.0.0.1:8080/mcp"),
+            "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
+        );
+    }
+}

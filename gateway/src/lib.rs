@@ -1,0 +1,20 @@
+//! Switchboard's gateway: a remote MCP endpoint that authenticates every caller, authorizes per
+//! tool, validates arguments, and dispatches each call to its own execution unit through a
+//! [`backend::Backend`]. It runs no tool code itself.
+//!
+//! Modules, in the order a call meets them: [`http`] (Host/Origin, body limits, bearer token),
+//! [`auth`] (JWT verification), [`mcp`] (the MCP handler: list, authorize with [`authz`],
+//! validate with [`validate`], dispatch), [`backend`] (execution units), [`audit`], [`metrics`].
+//! [`catalog`] is the tool catalog; [`serve`] and [`cli`] wire it all together.
+
+pub mod audit;
+pub mod auth;
+pub mod authz;
+pub mod backend;
+pub mod catalog;
+pub mod cli;
+pub mod http;
+pub mod mcp;
+pub mod metrics;
+pub mod serve;
+pub mod validate;

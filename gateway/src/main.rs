@@ -1,0 +1,72 @@
+//! The `switchboard` binary: parses arguments and calls into the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard_gateway::cli::{Cli, Command, dev_token};
+use switchboard_gateway::{catalog, serve};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            catalog,
+            listen,
+            dev,
+            dev_key,
+            audit_log,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::serve(serve::ServeOptions {
+                catalog,
+                listen,
+                dev,
+                dev_key,
+                audit_log,
+            }))?;
+        }
+        Command::Check { file } => {
+            let c = catalog::load(&file)?;
+            eprintln!("{}: ok, {} tool(s)", file.display(), c.tools.len());
+        }
+        Command::DevToken {
+            sub,
+            groups,
+            tenant,
+            scope,
+            ttl,
+            audience,
+            dev_key,
+        } => {
+            let token = dev_token(&dev_key, &audience, &sub, groups, tenant, scope, ttl)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{token}");
+            }
+        }
+        Command::Schema => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&catalog::json_schema())?);
+            }
+        }
+    }
+    Ok(())
+}

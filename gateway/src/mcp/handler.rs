@@ -1,0 +1,490 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use sha2::{Digest, Sha256};
+use switchboard_tool_runtime::{ContentItem, Invocation, ToolOutput};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{AuditRecord, AuditSink};
+use crate::authz;
+use crate::backend::{BackendError, Backends, Caller, Dispatch, Dispatched, Progress};
+use crate::catalog::{Catalog, Tool};
+use crate::metrics::Metrics;
+use crate::validate;
+
+/// One tool as the gateway serves it: its catalog entry, its MCP listing, its compiled schema.
+#[derive(Debug)]
+pub struct ToolEntry {
+    pub def: Arc<Tool>,
+    listed: rmcp::model::Tool,
+    validator: jsonschema::Validator,
+}
+
+/// What the gateway needs besides the catalog.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub backends: Backends,
+    pub audit: AuditSink,
+    pub metrics: Metrics,
+    pub max_in_flight: usize,
+}
+
+/// The shared state behind every MCP request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tools: Vec<ToolEntry>,
+    by_name: HashMap<String, usize>,
+    backends: Backends,
+    audit: AuditSink,
+    metrics: Metrics,
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
+    /// Cancelled when shutdown begins: new calls are refused.
+    draining: CancellationToken,
+    /// Cancelled when the shutdown grace period ends: running calls are stopped.
+    stop_calls: CancellationToken,
+}
+
+/// Why the gateway stopped a call it had dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Client,
+    Deadline,
+    Shutdown,
+}
+
+impl Gateway {
+    /// Builds the gateway from a checked catalog. Fails when a schema does not compile or a tool's
+    /// backend is not configured.
+    pub fn new(catalog: &Catalog, config: GatewayConfig) -> Result<Self, String> {
+        let mut tools = Vec::new();
+        let mut by_name = HashMap::new();
+        for def in &catalog.tools {
+            config
+                .backends
+                .get(def.backend)
+                .map_err(|e| format!("tool {:?}: {e}", def.name))?;
+            let validator = validate::compile(&def.input_schema)
+                .map_err(|e| format!("tool {:?}: input_schema: {e}", def.name))?;
+            let schema = def.input_schema.as_object().cloned().unwrap_or_default();
+            let mut listed =
+                rmcp::model::Tool::new(def.name.clone(), def.description.clone(), Arc::new(schema));
+            if let Some(title) = &def.title {
+                listed = listed.with_title(title.clone());
+            }
+            if let Some(out) = def.output_schema.as_ref().and_then(|o| o.as_object()) {
+                listed = listed.with_raw_output_schema(Arc::new(out.clone()));
+            }
+            by_name.insert(def.name.clone(), tools.len());
+            tools.push(ToolEntry {
+                def: Arc::new(def.clone()),
+                listed,
+                validator,
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tools,
+                by_name,
+                backends: config.backends,
+                audit: config.audit,
+                metrics: config.metrics,
+                slots: Arc::new(Semaphore::new(config.max_in_flight)),
+                max_in_flight: config.max_in_flight,
+                draining: CancellationToken::new(),
+                stop_calls: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// Whether `caller` may use at least one tool.
+    pub fn caller_may_use_any(&self, caller: &Caller) -> bool {
+        self.inner
+            .tools
+            .iter()
+            .any(|t| authz::may_call(&t.def, caller))
+    }
+
+    /// Every scope any tool accepts (for protected-resource metadata).
+    pub fn scopes(&self) -> Vec<String> {
+        let mut s: Vec<String> = self
+            .inner
+            .tools
+            .iter()
+            .flat_map(|t| t.def.allow.scopes.iter().cloned())
+            .collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.max_in_flight - self.inner.slots.available_permits()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.is_cancelled()
+    }
+
+    /// Begins shutdown: new calls are refused from now on.
+    pub fn start_draining(&self) {
+        self.inner.draining.cancel();
+    }
+
+    /// Ends the grace period: every running call is cancelled, then every backend is told to
+    /// stop what is left.
+    pub async fn stop_calls(&self) {
+        self.inner.stop_calls.cancel();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for backend in self.inner.backends.all() {
+            backend.shutdown().await;
+        }
+    }
+
+    /// Waits until no call runs, or `grace` has passed. Returns whether all calls finished.
+    pub async fn wait_idle(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while self.in_flight() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    fn lookup(&self, name: &str) -> Option<&ToolEntry> {
+        self.inner
+            .by_name
+            .get(name)
+            .and_then(|&i| self.inner.tools.get(i))
+    }
+
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let caller = caller_of(&ctx)?;
+        let name = request.name.to_string();
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let raw = serde_json::to_vec(&arguments).unwrap_or_default();
+        let mut record = AuditRecord {
+            time: now_rfc3339(),
+            invocation_id: uuid::Uuid::now_v7().to_string(),
+            principal: caller.subject.clone(),
+            tenant: caller.tenant.clone(),
+            tool: name.clone(),
+            arguments_sha256: hex::encode(Sha256::digest(&raw)),
+            backend: None,
+            unit_id: None,
+            role_session_arn: None,
+            outcome: "ok",
+            reason: None,
+            duration_ms: 0,
+            bytes_in: raw.len(),
+            bytes_out: 0,
+        };
+        let inner = &self.inner;
+        let finish = |mut record: AuditRecord, outcome: &'static str, reason: Option<String>| {
+            record.outcome = outcome;
+            record.reason = reason;
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            inner.audit.record(&record);
+            inner
+                .metrics
+                .call_finished(&record.tool, outcome, started.elapsed().as_secs_f64());
+        };
+
+        // Authorize: an unknown tool and a tool the caller may not use answer alike.
+        let entry = match self.lookup(&name) {
+            Some(e) if authz::may_call(&e.def, &caller) => e,
+            Some(_) => {
+                finish(record, "denied", None);
+                return Err(unknown_tool_error(&name));
+            }
+            None => {
+                finish(record, "unknown_tool", None);
+                return Err(unknown_tool_error(&name));
+            }
+        };
+        record.backend = Some(entry.def.backend.as_str());
+
+        if let Err(message) = validate::check_arguments(&entry.validator, &arguments) {
+            let text = format!("invalid arguments for tool {name:?}: {message}");
+            finish(record, "invalid_arguments", Some(message));
+            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]));
+        }
+        if inner.draining.is_cancelled() {
+            finish(record, "shutdown", Some("gateway is shutting down".into()));
+            return Err(ErrorData::internal_error(
+                "the gateway is shutting down; retry elsewhere",
+                None,
+            ));
+        }
+        let Ok(_slot) = inner.slots.clone().try_acquire_owned() else {
+            finish(record, "busy", Some("too many calls in flight".into()));
+            return Err(ErrorData::internal_error(
+                format!(
+                    "the gateway is at its limit of {} calls in flight; retry later",
+                    inner.max_in_flight
+                ),
+                None,
+            ));
+        };
+        let _gauge = inner.metrics.in_flight();
+        let backend = match inner.backends.get(entry.def.backend) {
+            Ok(b) => b.clone(),
+            Err(e) => {
+                finish(record, e.outcome(), Some(e.to_string()));
+                return Err(ErrorData::internal_error(e.to_string(), None));
+            }
+        };
+
+        let timeout = Duration::from_secs(u64::from(entry.def.timeout_seconds));
+        let deadline_unix_ms = unix_ms() + timeout.as_millis() as u64;
+        let mut session_tags = std::collections::BTreeMap::new();
+        for tag in &entry.def.session_tags {
+            use crate::catalog::SessionTag;
+            let value = match tag {
+                SessionTag::Tool => Some(name.clone()),
+                SessionTag::Tenant => caller.tenant.clone(),
+                SessionTag::Principal => Some(caller.subject.clone()),
+                SessionTag::Invocation => Some(record.invocation_id.clone()),
+            };
+            if let Some(v) = value {
+                session_tags.insert(tag.as_str().to_owned(), v);
+            }
+        }
+        let invocation = Invocation {
+            invocation_id: record.invocation_id.clone(),
+            tool: name.clone(),
+            arguments: match arguments {
+                serde_json::Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
+            deadline_unix_ms,
+            credentials: None,
+            session_tags,
+        };
+
+        // Progress: forward what the unit reports when the client asked for it.
+        let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(16);
+        let progress_task = ctx.meta.get_progress_token().map(|token| {
+            let peer = ctx.peer.clone();
+            let backend_name = entry.def.backend.as_str();
+            tokio::spawn(async move {
+                let mut first = ProgressNotificationParam::new(token.clone(), 0.0);
+                first.message = Some(format!("dispatched to the {backend_name} backend"));
+                let _ = peer.notify_progress(first).await;
+                while let Some(p) = progress_rx.recv().await {
+                    let mut n = ProgressNotificationParam::new(token.clone(), p.progress);
+                    n.total = p.total;
+                    n.message = p.message;
+                    let _ = peer.notify_progress(n).await;
+                }
+            })
+        });
+
+        // One token stops the unit; the watcher records why it was pulled.
+        let cancel = CancellationToken::new();
+        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<StopReason>();
+        let watcher = {
+            let cancel = cancel.clone();
+            let client = ctx.ct.clone();
+            let stop = inner.stop_calls.clone();
+            tokio::spawn(async move {
+                let why = tokio::select! {
+                    _ = client.cancelled() => StopReason::Client,
+                    _ = tokio::time::sleep(timeout) => StopReason::Deadline,
+                    _ = stop.cancelled() => StopReason::Shutdown,
+                };
+                let _ = why_tx.send(why);
+                cancel.cancel();
+            })
+        };
+        let outcome = backend
+            .dispatch(Dispatch {
+                invocation,
+                tool: entry.def.clone(),
+                caller,
+                cancel,
+                progress: progress_tx,
+            })
+            .await;
+        watcher.abort();
+        let stopped = why_rx.await.ok();
+        if let Some(task) = progress_task {
+            // The sender was moved into the dispatch and is gone now, so the task ends by itself.
+            let _ = task.await;
+        }
+
+        match outcome {
+            Ok(Dispatched {
+                output,
+                unit_id,
+                role_session_arn,
+            }) => {
+                record.unit_id = Some(unit_id);
+                record.role_session_arn = role_session_arn;
+                let result = to_call_result(output);
+                record.bytes_out = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
+                let outcome = if result.is_error == Some(true) {
+                    "tool_error"
+                } else {
+                    "ok"
+                };
+                finish(record, outcome, None);
+                Ok(result)
+            }
+            Err(err) => {
+                record.unit_id = err.unit_id().map(str::to_owned);
+                let (outcome, reason) = match (&err, stopped) {
+                    (BackendError::DeadlineExceeded { .. }, _)
+                    | (BackendError::Cancelled { .. }, Some(StopReason::Deadline)) => (
+                        "deadline_exceeded",
+                        format!(
+                            "the call ran past its deadline of {} s and was stopped",
+                            entry.def.timeout_seconds
+                        ),
+                    ),
+                    (BackendError::Cancelled { .. }, Some(StopReason::Shutdown)) => (
+                        "shutdown",
+                        "the gateway shut down and stopped the call".to_owned(),
+                    ),
+                    (BackendError::Cancelled { .. }, _) => {
+                        ("cancelled", "the client cancelled the call".to_owned())
+                    }
+                    (other, _) => (other.outcome(), other.to_string()),
+                };
+                finish(record, outcome, Some(reason.clone()));
+                match outcome {
+                    // The tool's own failures are results the agent can read.
+                    "deadline_exceeded" | "unit_failed" => {
+                        Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                            "tool {name:?} failed: {reason}"
+                        ))]))
+                    }
+                    _ => Err(ErrorData::internal_error(
+                        format!("tool {name:?}: {reason}"),
+                        None,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The error for a tool that does not exist or that the caller may not use: the same, to the
+/// byte, in both cases.
+pub fn unknown_tool_error(name: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
+}
+
+fn caller_of(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .ok_or_else(|| {
+            ErrorData::internal_error("request reached the handler unauthenticated", None)
+        })
+}
+
+fn to_call_result(output: ToolOutput) -> CallToolResult {
+    let content: Vec<ContentBlock> = output
+        .content
+        .into_iter()
+        .map(|c| match c {
+            ContentItem::Text { text } => ContentBlock::text(text),
+        })
+        .collect();
+    let mut result = if output.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    };
+    result.structured_content = output.structured_content;
+    result
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "switchboard",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Switchboard gateway: each tool call runs in its own isolated unit. \
+                 Tools listed are those your token may call.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller_of(&ctx)?;
+        let tools = self
+            .inner
+            .tools
+            .iter()
+            .filter(|t| authz::may_call(&t.def, &caller))
+            .map(|t| t.listed.clone())
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, _name: &str) -> Option<rmcp::model::Tool> {
+        // Not exposed: rmcp would use it to validate before call_tool runs, which would
+        // answer differently for tools the caller may not see.
+        None
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call(request, ctx).await.map(Into::into)
+    }
+}

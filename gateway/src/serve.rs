@@ -1,0 +1,266 @@
+//! `switchboard serve`: builds the gateway from a catalog and runs it until a signal, then shuts
+//! down gracefully (stop accepting, let calls finish up to a bound, then cancel them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditSink;
+use crate::auth::dev::{DEV_ISSUER, DevKey};
+use crate::auth::{KeySource, Verifier};
+use crate::backend::Backends;
+use crate::catalog::{self, AuthSettings, Catalog, JwksSource};
+use crate::http::{AppState, app};
+use crate::mcp::{Gateway, GatewayConfig};
+use crate::metrics::Metrics;
+
+/// Options of `switchboard serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub catalog: PathBuf,
+    pub listen: SocketAddr,
+    pub dev: bool,
+    pub dev_key: PathBuf,
+    pub audit_log: Option<PathBuf>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("--dev refuses to listen on {0}: development mode serves loopback addresses only")]
+    DevNotLoopback(SocketAddr),
+    #[error("{0}: gateway.auth is missing: give the catalog an auth section or run with --dev")]
+    NoAuth(PathBuf),
+    #[error("dev key: {0}")]
+    DevKey(#[from] crate::auth::dev::DevKeyError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::auth::JwksError),
+    #[error("auth settings: {0}")]
+    Auth(String),
+    #[error("backends: {0}")]
+    Backend(String),
+    #[error("gateway: {0}")]
+    Gateway(String),
+    #[error("cannot open audit log {0}: {1}")]
+    Audit(PathBuf, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("server error: {0}")]
+    Io(std::io::Error),
+}
+
+/// A gateway built and bound, not yet serving.
+#[derive(Debug)]
+pub struct Prepared {
+    pub state: AppState,
+    pub listener: tokio::net::TcpListener,
+    pub grace: Duration,
+}
+
+/// Builds the backends the catalog's tools need.
+pub fn backends_for(catalog: &Catalog, catalog_dir: &Path) -> Result<Backends, ServeError> {
+    let backends = Backends::new();
+    let _ = (catalog, catalog_dir);
+    Ok(backends)
+}
+
+/// Loads the catalog, builds auth, backends and the gateway, and binds the listener.
+pub async fn prepare(
+    opts: &ServeOptions,
+    backends: Option<Backends>,
+) -> Result<Prepared, ServeError> {
+    let catalog = catalog::load(&opts.catalog)?;
+    let catalog_dir = opts
+        .catalog
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    if opts.dev && !opts.listen.ip().is_loopback() {
+        return Err(ServeError::DevNotLoopback(opts.listen));
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServeError::Bind(opts.listen, e))?;
+    let bound = listener.local_addr().map_err(ServeError::Io)?;
+    let resource = catalog
+        .gateway
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}/mcp"));
+
+    let (verifier, authorization_servers) = if opts.dev {
+        let (key, created) = DevKey::load_or_create(&opts.dev_key)?;
+        tracing::warn!(
+            key = %key.path().display(),
+            kid = %key.kid(),
+            created,
+            "DEVELOPMENT MODE: trusting only the local dev key; mint tokens with `switchboard dev-token`"
+        );
+        let settings = AuthSettings {
+            issuer: DEV_ISSUER.into(),
+            authorization_servers: vec![],
+            jwks: JwksSource::File(key.path().display().to_string()),
+            algorithms: vec!["EdDSA".into()],
+            groups_claim: "groups".into(),
+            tenant_claim: "tenant".into(),
+            leeway_seconds: 30,
+        };
+        let v = Verifier::new(&settings, resource.clone(), key.key_source())
+            .map_err(ServeError::Auth)?;
+        (v, vec![])
+    } else {
+        let auth = catalog
+            .gateway
+            .auth
+            .clone()
+            .ok_or_else(|| ServeError::NoAuth(opts.catalog.clone()))?;
+        let keys = match &auth.jwks {
+            JwksSource::File(f) => KeySource::from_file(&catalog_dir.join(f))?,
+            JwksSource::Url(u) => {
+                let loopback_http = u.starts_with("http://127.")
+                    || u.starts_with("http://localhost")
+                    || u.starts_with("http://[::1]");
+                if !u.starts_with("https://") && !loopback_http {
+                    return Err(ServeError::Auth(format!(
+                        "jwks url {u:?} must be https (or http on loopback)"
+                    )));
+                }
+                KeySource::from_url(u.clone())?
+            }
+        };
+        let servers = if auth.authorization_servers.is_empty() {
+            vec![auth.issuer.clone()]
+        } else {
+            auth.authorization_servers.clone()
+        };
+        (
+            Verifier::new(&auth, resource.clone(), keys).map_err(ServeError::Auth)?,
+            servers,
+        )
+    };
+
+    let backends = match backends {
+        Some(b) => b,
+        None => backends_for(&catalog, &catalog_dir)?,
+    };
+    let audit = match &opts.audit_log {
+        Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
+        None => AuditSink::stdout(),
+    };
+    let limits = &catalog.gateway.limits;
+    let gateway = Gateway::new(
+        &catalog,
+        GatewayConfig {
+            backends,
+            audit,
+            metrics: Metrics::new(),
+            max_in_flight: limits.max_in_flight,
+        },
+    )
+    .map_err(ServeError::Gateway)?;
+    let mut allowed_hosts = catalog.gateway.allowed_hosts.clone();
+    if let Some(host) = authority_of(&resource) {
+        allowed_hosts.push(host);
+    }
+    allowed_hosts.push(bound.to_string());
+    let state = AppState {
+        gateway,
+        verifier,
+        resource,
+        authorization_servers,
+        allowed_hosts,
+        allowed_origins: catalog.gateway.allowed_origins.clone(),
+        max_body_bytes: limits.max_body_bytes,
+        max_json_depth: limits.max_json_depth,
+        mcp_shutdown: CancellationToken::new(),
+    };
+    Ok(Prepared {
+        state,
+        listener,
+        grace: Duration::from_secs(limits.shutdown_grace_seconds),
+    })
+}
+
+fn authority_of(url: &str) -> Option<String> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    Some(rest[..rest.find('/').unwrap_or(rest.len())].to_owned())
+}
+
+/// Serves until `shutdown` is cancelled, then drains: refuses new calls, waits up to the grace
+/// period for running ones, cancels what is left, stops the backends and closes every stream.
+pub async fn run(prepared: Prepared, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let Prepared {
+        state,
+        listener,
+        grace,
+    } = prepared;
+    let addr = listener.local_addr().map_err(ServeError::Io)?;
+    tracing::info!(%addr, resource = %state.resource, "switchboard listening");
+    let gateway = state.gateway.clone();
+    let mcp_shutdown = state.mcp_shutdown.clone();
+    let router = app(state);
+    let stop_accepting = CancellationToken::new();
+    let server = {
+        let stop = stop_accepting.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+    shutdown.cancelled().await;
+    tracing::info!(
+        in_flight = gateway.in_flight(),
+        "shutting down: refusing new calls"
+    );
+    gateway.start_draining();
+    stop_accepting.cancel();
+    if !gateway.wait_idle(grace).await {
+        tracing::warn!(
+            in_flight = gateway.in_flight(),
+            "grace period over: cancelling running calls"
+        );
+    }
+    gateway.stop_calls().await;
+    mcp_shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result.map_err(ServeError::Io)?,
+        Ok(Err(join)) => tracing::error!(error = %join, "server task failed"),
+        Err(_) => tracing::warn!("connections still open after shutdown; closing them"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels the returned token on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        t.cancel();
+    });
+    token
+}
+
+/// Everything `serve` does, from options to exit.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let prepared = prepare(&opts, None).await?;
+    run(prepared, shutdown_on_signals()).await
+}

@@ -1,0 +1,630 @@
+//! The gateway's HTTP and MCP behaviour, in process: the router is built with `app()` and driven
+//! with `tower::ServiceExt::oneshot`, with a backend written here in test code.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use switchboard_gateway::audit::{AuditSink, MemoryAudit};
+use switchboard_gateway::auth::Verifier;
+use switchboard_gateway::auth::dev::{DEV_ISSUER, DevClaims, DevKey};
+use switchboard_gateway::backend::{
+    Backend, BackendError, Backends, Dispatch, Dispatched, Progress,
+};
+use switchboard_gateway::catalog::{self, AuthSettings, BackendKind, JwksSource};
+use switchboard_gateway::http::{AppState, app};
+use switchboard_gateway::mcp::{Gateway, GatewayConfig};
+use switchboard_gateway::metrics::Metrics;
+use switchboard_tool_runtime::{Invocation, ToolOutput};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+const V_NEW: &str = "2026-07-28";
+
+const CATALOG: &str = r#"
+version: 1
+tools:
+  - name: echo
+    description: Echo.
+    input_schema:
+      type: object
+      properties:
+        message: {type: string, maxLength: 20}
+        sleep_ms: {type: integer}
+        fail: {type: boolean}
+      required: [message]
+      additionalProperties: false
+    backend: local
+    local: {command: [unused]}
+    timeout_seconds: 1
+    allow: {groups: [dev]}
+  - name: admin-only
+    description: Only admins.
+    input_schema: {type: object}
+    backend: local
+    local: {command: [unused]}
+    allow: {groups: [admin], scopes: ["tools:admin"]}
+"#;
+
+/// A backend that answers in process: echoes, sleeps, fails on request, records invocations.
+#[derive(Debug, Default)]
+struct TestBackend {
+    seen: Mutex<Vec<Invocation>>,
+}
+
+#[async_trait]
+impl Backend for TestBackend {
+    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+        let args = call.invocation.arguments.clone();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(call.invocation.clone());
+        }
+        let _ = call.progress.try_send(Progress {
+            progress: 0.5,
+            total: Some(1.0),
+            message: Some("half".into()),
+        });
+        if let Some(ms) = args.get("sleep_ms").and_then(Value::as_u64) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = call.cancel.cancelled() => return Err(BackendError::Cancelled { unit_id: Some("unit-1".into()) }),
+            }
+        }
+        if args.get("fail").and_then(Value::as_bool) == Some(true) {
+            return Ok(Dispatched {
+                output: ToolOutput::error("it broke"),
+                unit_id: "unit-1".into(),
+                role_session_arn: None,
+            });
+        }
+        Ok(Dispatched {
+            output: ToolOutput::structured(json!({"echo": args.get("message")})),
+            unit_id: "unit-1".into(),
+            role_session_arn: None,
+        })
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    key: DevKey,
+    state: AppState,
+    audit: MemoryAudit,
+    backend: Arc<TestBackend>,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, _) = DevKey::load_or_create(&dir.path().join("dev.pem")).expect("key");
+    let catalog = catalog::parse(std::path::Path::new("test.yaml"), CATALOG).expect("catalog");
+    let backend = Arc::new(TestBackend::default());
+    let audit = MemoryAudit::default();
+    let gateway = Gateway::new(
+        &catalog,
+        GatewayConfig {
+            backends: Backends::new().with(BackendKind::Local, backend.clone()),
+            audit: AuditSink::writer(Box::new(audit.clone())),
+            metrics: Metrics::new(),
+            max_in_flight: 8,
+        },
+    )
+    .expect("gateway");
+    let settings = AuthSettings {
+        issuer: DEV_ISSUER.into(),
+        authorization_servers: vec![],
+        jwks: JwksSource::File("unused".into()),
+        algorithms: vec!["EdDSA".into()],
+        groups_claim: "groups".into(),
+        tenant_claim: "tenant".into(),
+        leeway_seconds: 5,
+    };
+    let verifier = Verifier::new(&settings, RESOURCE.into(), key.key_source()).expect("verifier");
+    let state = AppState {
+        gateway,
+        verifier,
+        resource: RESOURCE.into(),
+        authorization_servers: vec!["https://issuer.test".into()],
+        allowed_hosts: vec!["mcp.example.com".into()],
+        allowed_origins: vec!["https://app.example.com".into()],
+        max_body_bytes: 64 * 1024,
+        max_json_depth: 32,
+        mcp_shutdown: CancellationToken::new(),
+    };
+    Harness {
+        _dir: dir,
+        key,
+        state,
+        audit,
+        backend,
+    }
+}
+
+impl Harness {
+    fn token(&self, groups: &[&str]) -> String {
+        let mut c = DevClaims::new(
+            RESOURCE,
+            "alice",
+            groups.iter().map(|g| g.to_string()).collect(),
+            600,
+        );
+        c.tenant = Some("acme".into());
+        self.key.mint(&c).expect("mint")
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
+        let response = app(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A 2026-07-28 request: headers and `_meta` as that revision wants them.
+    async fn rpc(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": V_NEW,
+            "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        let mut req = post()
+            .header("MCP-Protocol-Version", V_NEW)
+            .header("Mcp-Method", method);
+        if let Some(n) = name {
+            req = req.header("Mcp-Name", n);
+        }
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let (status, headers, text) = self
+            .send(req.body(Body::from(body.to_string())).expect("request"))
+            .await;
+        (status, headers, last_message(&text))
+    }
+}
+
+fn post() -> http::request::Builder {
+    Request::post("/mcp")
+        .header("Host", "127.0.0.1:8080")
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+}
+
+/// The JSON-RPC response in a body that is either JSON or an SSE stream.
+fn last_message(text: &str) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return v;
+    }
+    text.lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or(Value::Null)
+}
+
+fn sse_messages(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn healthz_answers_without_a_token() {
+    let h = harness();
+    let (status, _, body) = h
+        .send(
+            Request::get("/healthz")
+                .header("Host", "127.0.0.1:8080")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.trim(), "ok");
+}
+
+#[tokio::test]
+async fn missing_token_gets_401_with_resource_metadata() {
+    let h = harness();
+    let (status, headers, _) = h.rpc(None, "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers
+        .get("www-authenticate")
+        .expect("challenge")
+        .to_str()
+        .expect("ascii");
+    assert_eq!(
+        challenge,
+        "Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""
+    );
+}
+
+#[tokio::test]
+async fn invalid_token_gets_401_invalid_token() {
+    let h = harness();
+    let (status, headers, _) = h.rpc(Some("not-a-jwt"), "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers
+        .get("www-authenticate")
+        .expect("challenge")
+        .to_str()
+        .expect("ascii");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[tokio::test]
+async fn token_granting_no_tool_gets_403_insufficient_scope() {
+    let h = harness();
+    let (status, headers, _) = h
+        .rpc(Some(&h.token(&["nobody"])), "tools/list", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let challenge = headers
+        .get("www-authenticate")
+        .expect("challenge")
+        .to_str()
+        .expect("ascii");
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("tools:admin"),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_names_the_resource() {
+    let h = harness();
+    let (status, _, body) = h
+        .send(
+            Request::get("/.well-known/oauth-protected-resource/mcp")
+                .header("Host", "127.0.0.1:8080")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["resource"], RESOURCE);
+    assert_eq!(doc["authorization_servers"], json!(["https://issuer.test"]));
+    assert_eq!(doc["scopes_supported"], json!(["tools:admin"]));
+}
+
+#[tokio::test]
+async fn list_shows_only_the_callers_tools() {
+    let h = harness();
+    let (status, _, body) = h
+        .rpc(Some(&h.token(&["dev"])), "tools/list", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["echo"]);
+    let (_, _, body) = h
+        .rpc(Some(&h.token(&["dev", "admin"])), "tools/list", json!({}))
+        .await;
+    assert_eq!(body["result"]["tools"].as_array().expect("tools").len(), 2);
+}
+
+#[tokio::test]
+async fn call_returns_structured_result_and_audits_it() {
+    let h = harness();
+    let (status, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "hi"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["result"]["structuredContent"],
+        json!({"echo": "hi"}),
+        "{body}"
+    );
+    assert_eq!(body["result"]["isError"], json!(false));
+    let records = h.audit.records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["outcome"], "ok");
+    assert_eq!(r["principal"], "alice");
+    assert_eq!(r["tenant"], "acme");
+    assert_eq!(r["tool"], "echo");
+    assert_eq!(r["backend"], "local");
+    assert_eq!(r["unit_id"], "unit-1");
+    assert_eq!(r["arguments_sha256"].as_str().map(str::len), Some(64));
+    // the invocation carries tags from the verified token, never the token itself
+    let seen = h.backend.seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen[0].session_tags.get("principal").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(
+        seen[0].session_tags.get("tenant").map(String::as_str),
+        Some("acme")
+    );
+    assert_eq!(
+        seen[0].session_tags.get("invocation"),
+        Some(&seen[0].invocation_id)
+    );
+    let token = h.token(&["dev"]);
+    let sig = token.rsplit('.').next().expect("sig");
+    assert!(!serde_json::to_string(&seen[0]).expect("json").contains(sig));
+    assert!(!serde_json::to_string(&records).expect("json").contains(sig));
+}
+
+#[tokio::test]
+async fn denied_tool_answers_exactly_like_unknown_tool() {
+    let h = harness();
+    let token = h.token(&["dev"]);
+    let (s1, _, denied) = h
+        .rpc(
+            Some(&token),
+            "tools/call",
+            json!({"name": "admin-only", "arguments": {}}),
+        )
+        .await;
+    let (s2, _, unknown) = h
+        .rpc(
+            Some(&token),
+            "tools/call",
+            json!({"name": "no-such-tool", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(s1, s2);
+    assert!(denied["error"].is_object(), "{denied}");
+    assert_eq!(denied["error"]["code"], unknown["error"]["code"]);
+    assert_eq!(
+        denied["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("admin-only", "NAME")),
+        unknown["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("no-such-tool", "NAME"))
+    );
+    let outcomes: Vec<String> = h
+        .audit
+        .records()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(outcomes, vec!["denied", "unknown_tool"]);
+    assert!(h.backend.seen.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn arguments_breaking_the_schema_name_the_field() {
+    let h = harness();
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "far too long for the limit"}}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], json!(true), "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(text.contains("/message"), "{text}");
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "x", "extra": 1}}),
+        )
+        .await;
+    let text = body["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(text.contains("extra"), "{text}");
+    assert!(h.backend.seen.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn tool_failure_is_an_error_result() {
+    let h = harness();
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "x", "fail": true}}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], json!(true), "{body}");
+    assert_eq!(h.audit.records()[0]["outcome"], "tool_error");
+}
+
+#[tokio::test]
+async fn deadline_stops_the_call_with_a_clear_error() {
+    let h = harness();
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "x", "sleep_ms": 5000}}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], json!(true), "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(text.contains("deadline"), "{text}");
+    let r = &h.audit.records()[0];
+    assert_eq!(r["outcome"], "deadline_exceeded");
+    assert!(r["duration_ms"].as_u64().expect("ms") < 3000);
+}
+
+#[tokio::test]
+async fn progress_is_forwarded_when_asked_for() {
+    let h = harness();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "x"},
+        "_meta": {"progressToken": "p1",
+            "io.modelcontextprotocol/protocolVersion": V_NEW,
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = post()
+        .header("MCP-Protocol-Version", V_NEW)
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "echo")
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let (status, _, text) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let progress: Vec<Value> = sse_messages(&text)
+        .into_iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(progress.len() >= 2, "{text}");
+    assert_eq!(progress[0]["params"]["progressToken"], "p1");
+    assert_eq!(progress[1]["params"]["message"], "half");
+}
+
+#[tokio::test]
+async fn foreign_host_is_refused() {
+    let h = harness();
+    let req = Request::post("/mcp")
+        .header("Host", "evil.example:8080")
+        .body(Body::from("{}"))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::FORBIDDEN);
+    let req = Request::get("/healthz")
+        .header("Host", "mcp.example.com")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn foreign_origin_is_refused() {
+    let h = harness();
+    for (origin, expected) in [
+        ("http://evil.example", StatusCode::FORBIDDEN),
+        ("http://127.0.0.1:8080", StatusCode::OK),
+        ("https://app.example.com", StatusCode::OK),
+    ] {
+        let req = Request::get("/healthz")
+            .header("Host", "127.0.0.1:8080")
+            .header("Origin", origin)
+            .body(Body::empty())
+            .expect("req");
+        assert_eq!(h.send(req).await.0, expected, "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413() {
+    let h = harness();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(100_000)
+    );
+    let req = post()
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(big))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_before_parsing() {
+    let h = harness();
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let req = post()
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(deep))
+        .expect("req");
+    let (status, _, body) = h.send(req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("nested deeper"), "{body}");
+}
+
+#[tokio::test]
+async fn header_and_body_method_mismatch_gets_400() {
+    let h = harness();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": V_NEW,
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = post()
+        .header("MCP-Protocol-Version", V_NEW)
+        .header("Mcp-Method", "tools/call")
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn legacy_initialize_gets_a_session() {
+    let h = harness();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let req = post()
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let (status, headers, text) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(headers.get("mcp-session-id").is_some(), "{headers:?}");
+    assert_eq!(
+        last_message(&text)["result"]["protocolVersion"],
+        "2025-11-25"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_tool_and_outcome() {
+    let h = harness();
+    let _ = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "x"}}),
+        )
+        .await;
+    let (_, _, text) = h
+        .send(
+            Request::get("/metrics")
+                .header("Host", "127.0.0.1:8080")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert!(
+        text.contains(r#"switchboard_tool_calls_total{tool="echo",outcome="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_tool_call_duration_seconds"),
+        "{text}"
+    );
+    assert!(text.contains("switchboard_tool_calls_in_flight"), "{text}");
+}
