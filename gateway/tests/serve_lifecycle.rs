@@ -1,0 +1,207 @@
+//! `serve` on a real listener: development mode's limits and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use switchboard_gateway::auth::dev::{DevClaims, DevKey};
+use switchboard_gateway::backend::{Backend, BackendError, Backends, Dispatch, Dispatched};
+use switchboard_gateway::catalog::BackendKind;
+use switchboard_gateway::serve::{ServeError, ServeOptions, prepare, run};
+use switchboard_tool_runtime::ToolOutput;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+struct Sleeper;
+
+#[async_trait]
+impl Backend for Sleeper {
+    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+        let ms = call
+            .invocation
+            .arguments
+            .get("sleep_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Dispatched {
+                output: ToolOutput::structured(json!({"slept": ms})),
+                unit_id: "u".into(),
+                role_session_arn: None,
+            }),
+            _ = call.cancel.cancelled() => Err(BackendError::Cancelled { unit_id: Some("u".into()) }),
+        }
+    }
+}
+
+fn catalog(grace: u64) -> String {
+    format!(
+        r#"
+version: 1
+gateway:
+  limits: {{shutdown_grace_seconds: {grace}}}
+tools:
+  - name: sleep
+    description: Sleeps.
+    input_schema: {{type: object, properties: {{sleep_ms: {{type: integer}}}}}}
+    backend: local
+    local: {{command: [unused]}}
+    timeout_seconds: 60
+    allow: {{groups: [dev]}}
+"#
+    )
+}
+
+struct Running {
+    _dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), ServeError>>,
+    audit: std::path::PathBuf,
+}
+
+async fn start(grace: u64) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog_path = dir.path().join("catalog.yaml");
+    std::fs::write(&catalog_path, catalog(grace)).expect("write catalog");
+    let audit = dir.path().join("audit.jsonl");
+    let opts = ServeOptions {
+        catalog: catalog_path,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        dev: true,
+        dev_key: dir.path().join("dev.pem"),
+        audit_log: Some(audit.clone()),
+    };
+    let backends = Backends::new().with(BackendKind::Local, Arc::new(Sleeper));
+    let prepared = prepare(&opts, Some(backends)).await.expect("prepare");
+    let addr = prepared.listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/mcp");
+    let (key, _) = DevKey::load_or_create(&opts.dev_key).expect("key");
+    let token = key
+        .mint(&DevClaims::new(&url, "bob", vec!["dev".into()], 600))
+        .expect("token");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(run(prepared, shutdown.clone()));
+    Running {
+        _dir: dir,
+        url,
+        token,
+        shutdown,
+        server,
+        audit,
+    }
+}
+
+async fn call(url: String, token: String, sleep_ms: u64) -> reqwest::Result<String> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"sleep_ms": sleep_ms},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "sleep")
+        .json(&body)
+        .send()
+        .await?
+        .text()
+        .await
+}
+
+#[tokio::test]
+async fn dev_mode_refuses_a_non_loopback_listen_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog_path = dir.path().join("catalog.yaml");
+    std::fs::write(&catalog_path, catalog(1)).expect("write");
+    let opts = ServeOptions {
+        catalog: catalog_path,
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        dev: true,
+        dev_key: dir.path().join("dev.pem"),
+        audit_log: None,
+    };
+    let err = prepare(
+        &opts,
+        Some(Backends::new().with(BackendKind::Local, Arc::new(Sleeper))),
+    )
+    .await
+    .expect_err("must refuse");
+    assert!(matches!(err, ServeError::DevNotLoopback(_)), "{err}");
+    assert!(
+        !dir.path().join("dev.pem").exists(),
+        "no key is created for a refused start"
+    );
+}
+
+#[tokio::test]
+async fn no_auth_section_without_dev_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog_path = dir.path().join("catalog.yaml");
+    std::fs::write(&catalog_path, catalog(1)).expect("write");
+    let opts = ServeOptions {
+        catalog: catalog_path,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        dev: false,
+        dev_key: dir.path().join("dev.pem"),
+        audit_log: None,
+    };
+    let err = prepare(&opts, None).await.expect_err("must refuse");
+    assert!(err.to_string().contains("gateway.auth is missing"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_call_finish_within_grace() {
+    let r = start(10).await;
+    let pending = tokio::spawn(call(r.url.clone(), r.token.clone(), 400));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.shutdown.cancel();
+    let text = pending
+        .await
+        .expect("join")
+        .expect("the running call is answered");
+    assert!(text.contains(r#""slept":400"#), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), r.server)
+        .await
+        .expect("server stops")
+        .expect("join")
+        .expect("clean exit");
+    // after shutdown nothing listens any more
+    assert!(
+        reqwest::Client::new()
+            .get(r.url.replace("/mcp", "/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    let audit = std::fs::read_to_string(&r.audit).expect("audit");
+    assert!(audit.contains(r#""outcome":"ok""#), "{audit}");
+}
+
+#[tokio::test]
+async fn shutdown_cancels_calls_that_outlive_the_grace_period() {
+    let r = start(1).await;
+    let pending = tokio::spawn(call(r.url.clone(), r.token.clone(), 30_000));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    r.shutdown.cancel();
+    let text = pending.await.expect("join").expect("the call is answered");
+    assert!(text.contains("shut down"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::timeout(Duration::from_secs(10), r.server)
+        .await
+        .expect("server stops")
+        .expect("join")
+        .expect("clean exit");
+    let audit = std::fs::read_to_string(&r.audit).expect("audit");
+    assert!(audit.contains(r#""outcome":"shutdown""#), "{audit}");
+}
