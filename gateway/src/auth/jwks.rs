@@ -203,7 +203,7 @@ pub struct RemoteJwks {
     url: String,
     client: reqwest::Client,
     cache: RwLock<Option<(KeySet, Instant)>>,
-    /// When the last fetch happened; held while fetching so concurrent misses fetch once.
+    /// When a miss last caused a refetch; held while fetching so concurrent misses fetch once.
     refresh: Mutex<Option<Instant>>,
 }
 
@@ -215,26 +215,31 @@ impl RemoteJwks {
         {
             return Ok(set.find(kid, family).cloned());
         }
-        // A miss or a stale cache: fetch, unless another fetch happened within the cool-down
-        // (this bounds what a stream of tokens with random key ids can cost).
-        let mut last = self.refresh.lock().await;
-        let stale = self
+        // A miss or a stale cache. Fetches are serialized; a stale cache is always refetched, but
+        // a miss on a fresh cache refetches at most once per cool-down, which bounds what a stream
+        // of tokens with made-up key ids can cost.
+        let mut last_refresh = self.refresh.lock().await;
+        let fresh = self
             .cache
             .read()
             .await
             .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= JWKS_TTL);
-        if stale || last.is_none_or(|t| t.elapsed() >= REFRESH_COOL_DOWN) {
-            *last = Some(Instant::now());
-            let set = self.fetch().await?;
-            *self.cache.write().await = Some((set, Instant::now()));
+            .is_some_and(|(_, at)| at.elapsed() < JWKS_TTL);
+        if fresh {
+            if let Some((set, _)) = &*self.cache.read().await
+                && set.contains(kid, family)
+            {
+                return Ok(set.find(kid, family).cloned());
+            }
+            if last_refresh.is_some_and(|t| t.elapsed() < REFRESH_COOL_DOWN) {
+                return Ok(None);
+            }
+            *last_refresh = Some(Instant::now());
         }
-        Ok(self
-            .cache
-            .read()
-            .await
-            .as_ref()
-            .and_then(|(set, _)| set.find(kid, family).cloned()))
+        let set = self.fetch().await?;
+        let found = set.find(kid, family).cloned();
+        *self.cache.write().await = Some((set, Instant::now()));
+        Ok(found)
     }
 
     async fn fetch(&self) -> Result<KeySet, JwksError> {

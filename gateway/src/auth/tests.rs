@@ -168,3 +168,89 @@ fn symmetric_algorithms_cannot_be_configured() {
         Verifier::new(&s, AUD.into(), KeySource::Static(KeySet::default())).expect_err("hmac");
     assert!(err.contains("symmetric"));
 }
+
+mod remote {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::routing::get;
+
+    use super::*;
+
+    struct Served {
+        jwks: Mutex<serde_json::Value>,
+        fetches: AtomicUsize,
+    }
+
+    async fn serve(served: Arc<Served>) -> String {
+        let app = Router::new().route(
+            "/jwks.json",
+            get(move || {
+                let served = served.clone();
+                async move {
+                    served.fetches.fetch_add(1, Ordering::SeqCst);
+                    let doc = served.jwks.lock().expect("lock").clone();
+                    axum::Json(doc)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/jwks.json")
+    }
+
+    fn merged(a: &DevKey, b: &DevKey) -> serde_json::Value {
+        let mut keys = a.jwks()["keys"].as_array().expect("keys").clone();
+        keys.extend(b.jwks()["keys"].as_array().expect("keys").iter().cloned());
+        serde_json::json!({ "keys": keys })
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_refreshed_once_on_rotation_and_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, _) = DevKey::load_or_create(&dir.path().join("a.pem")).expect("a");
+        let (b, _) = DevKey::load_or_create(&dir.path().join("b.pem")).expect("b");
+        let (c, _) = DevKey::load_or_create(&dir.path().join("c.pem")).expect("c");
+        let served = Arc::new(Served {
+            jwks: Mutex::new(a.jwks()),
+            fetches: AtomicUsize::new(0),
+        });
+        let url = serve(served.clone()).await;
+        let v = Verifier::new(
+            &settings(),
+            AUD.into(),
+            KeySource::from_url(url).expect("url"),
+        )
+        .expect("verifier");
+
+        v.verify(&a.mint(&claims()).expect("mint"))
+            .await
+            .expect("key a");
+        v.verify(&a.mint(&claims()).expect("mint"))
+            .await
+            .expect("key a again");
+        assert_eq!(
+            served.fetches.load(Ordering::SeqCst),
+            1,
+            "second use is cached"
+        );
+
+        // The issuer rotates in key b: the first token with b's kid triggers one refresh.
+        *served.jwks.lock().expect("lock") = merged(&a, &b);
+        v.verify(&b.mint(&claims()).expect("mint"))
+            .await
+            .expect("rotated key b");
+        assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
+
+        // Unknown key ids within the cool-down cost no fetch at all.
+        for _ in 0..20 {
+            let r = v.verify(&c.mint(&claims()).expect("mint")).await;
+            assert!(matches!(r, Err(AuthError::UnknownKey(_))));
+        }
+        assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
+    }
+}
