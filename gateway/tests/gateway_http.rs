@@ -17,6 +17,7 @@ use switchboard_gateway::backend::{
 };
 use switchboard_gateway::catalog::{self, AuthSettings, BackendKind, JwksSource};
 use switchboard_gateway::http::{AppState, app};
+
 use switchboard_gateway::mcp::{Gateway, GatewayConfig};
 use switchboard_gateway::metrics::Metrics;
 use switchboard_tool_runtime::{Invocation, ToolOutput};
@@ -93,7 +94,8 @@ impl Backend for TestBackend {
 struct Harness {
     _dir: tempfile::TempDir,
     key: DevKey,
-    state: AppState,
+    /// Built once, so that MCP sessions live across requests.
+    router: axum::Router,
     audit: MemoryAudit,
     backend: Arc<TestBackend>,
 }
@@ -138,7 +140,7 @@ fn harness() -> Harness {
     Harness {
         _dir: dir,
         key,
-        state,
+        router: app(state),
         audit,
         backend,
     }
@@ -157,7 +159,9 @@ impl Harness {
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
-        let response = app(self.state.clone())
+        let response = self
+            .router
+            .clone()
             .oneshot(request)
             .await
             .expect("infallible");
@@ -627,4 +631,82 @@ async fn metrics_count_calls_by_tool_and_outcome() {
         "{text}"
     );
     assert!(text.contains("switchboard_tool_calls_in_flight"), "{text}");
+}
+
+/// Initializes a 2025-11-25 session and returns its id.
+async fn legacy_session(h: &Harness, token: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let req = post()
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Body::from(init.to_string()))
+        .expect("req");
+    let (status, headers, text) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let session = headers
+        .get("mcp-session-id")
+        .expect("session")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let req = post()
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", &session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Body::from(note.to_string()))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::ACCEPTED);
+    session
+}
+
+#[tokio::test]
+async fn notifications_cancelled_stops_the_dispatch() {
+    let h = harness();
+    let token = h.token(&["dev"]);
+    let session = legacy_session(&h, &token).await;
+    let call = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "x", "sleep_ms": 30_000}}});
+    let req = post()
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", &session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Body::from(call.to_string()))
+        .expect("req");
+    let router = h.router.clone();
+    let pending = tokio::spawn(async move {
+        let response = router.oneshot(req).await.expect("infallible");
+        let _ = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect()).await;
+    });
+    // wait until the backend has the call
+    for _ in 0..100 {
+        if !h.backend.seen.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        h.backend.seen.lock().expect("lock").len(),
+        1,
+        "the call reached the backend"
+    );
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 42, "reason": "user"}});
+    let req = post()
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", &session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Body::from(cancel.to_string()))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::ACCEPTED);
+    let started = std::time::Instant::now();
+    let mut outcome = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Some(r) = h.audit.records().first() {
+            outcome = r["outcome"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(outcome.as_deref(), Some("cancelled"));
+    pending.abort();
 }

@@ -205,3 +205,27 @@ async fn shutdown_cancels_calls_that_outlive_the_grace_period() {
     let audit = std::fs::read_to_string(&r.audit).expect("audit");
     assert!(audit.contains(r#""outcome":"shutdown""#), "{audit}");
 }
+
+#[tokio::test]
+async fn a_stateless_client_that_hangs_up_cancels_its_call() {
+    let r = start(10).await;
+    // The client gives up after 300 ms and drops the connection.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        call(r.url.clone(), r.token.clone(), 30_000),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the call should still be running");
+    let started = std::time::Instant::now();
+    let mut audit = String::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        audit = std::fs::read_to_string(&r.audit).unwrap_or_default();
+        if !audit.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(audit.contains(r#""outcome":"cancelled""#), "{audit}");
+    r.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), r.server).await;
+}
