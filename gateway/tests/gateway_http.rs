@@ -710,3 +710,55 @@ async fn notifications_cancelled_stops_the_dispatch() {
     assert_eq!(outcome.as_deref(), Some("cancelled"));
     pending.abort();
 }
+
+/// Bad input gets a clear JSON-RPC error, and the gateway keeps serving.
+async fn bad_body(h: &Harness, body: &str) -> (StatusCode, String) {
+    let req = post()
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .header("MCP-Protocol-Version", V_NEW)
+        .body(Body::from(body.to_owned()))
+        .expect("req");
+    let (status, _, text) = h.send(req).await;
+    let req = Request::get("/healthz")
+        .header("Host", "127.0.0.1:8080")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(
+        h.send(req).await.0,
+        StatusCode::OK,
+        "still serving after {body:?}"
+    );
+    (status, text)
+}
+
+#[tokio::test]
+async fn invalid_json_gets_a_parse_error() {
+    let h = harness();
+    let (status, text) = bad_body(&h, "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("-32700"), "{text}");
+}
+
+#[tokio::test]
+async fn wrong_jsonrpc_version_is_refused() {
+    let h = harness();
+    let (status, text) = bad_body(
+        &h,
+        r#"{"jsonrpc":"1.0","id":1,"method":"tools/list","params":{}}"#,
+    )
+    .await;
+    assert!(status.is_client_error(), "{status} {text}");
+    assert!(text.contains("error"), "{text}");
+}
+
+#[tokio::test]
+async fn json_rpc_batch_is_refused() {
+    let h = harness();
+    let (status, text) = bad_body(
+        &h,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+    )
+    .await;
+    assert!(status.is_client_error(), "{status} {text}");
+    assert!(text.contains("error"), "{text}");
+}

@@ -166,8 +166,72 @@ pub async fn body_limits(State(state): State<AppState>, request: Request, next: 
             ),
         );
     }
+    if let Err(response) = check_envelope(&bytes) {
+        state.gateway.metrics().rejected("malformed");
+        return *response;
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// The outer shape of one JSON-RPC message.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    jsonrpc: Option<serde_json::Value>,
+    id: Option<serde_json::Value>,
+    method: Option<serde_json::Value>,
+}
+
+/// Answers malformed JSON-RPC with a JSON-RPC error (parse error, invalid request, no batches)
+/// before the MCP service sees it.
+fn check_envelope(bytes: &[u8]) -> Result<(), Box<Response>> {
+    let bad = |code: i64, message: String, id: Option<serde_json::Value>| {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": id.unwrap_or(serde_json::Value::Null),
+            "error": {"code": code, "message": message}});
+        Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+        )
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(bad(
+            -32600,
+            "Invalid Request: JSON-RPC batches are not supported by MCP".into(),
+            None,
+        ));
+    }
+    let envelope: Envelope = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) if e.is_data() => {
+            return Err(bad(
+                -32600,
+                "Invalid Request: the body must be one JSON-RPC object".into(),
+                None,
+            ));
+        }
+        Err(e) => return Err(bad(-32700, format!("Parse error: {e}"), None)),
+    };
+    let id = envelope.id.filter(|i| i.is_string() || i.is_number());
+    if envelope.jsonrpc.as_ref().and_then(|v| v.as_str()) != Some("2.0") {
+        return Err(bad(
+            -32600,
+            "Invalid Request: \"jsonrpc\" must be \"2.0\"".into(),
+            id,
+        ));
+    }
+    if envelope.method.as_ref().is_some_and(|m| !m.is_string()) {
+        return Err(bad(
+            -32600,
+            "Invalid Request: \"method\" must be a string".into(),
+            id,
+        ));
+    }
+    Ok(())
 }
 
 /// Verifies the bearer token and puts the [`Caller`](crate::backend::Caller) into the request.
