@@ -762,3 +762,33 @@ async fn json_rpc_batch_is_refused() {
     assert!(status.is_client_error(), "{status} {text}");
     assert!(text.contains("error"), "{text}");
 }
+
+#[tokio::test]
+async fn discover_announces_both_revisions_and_ping_answers() {
+    let h = harness();
+    let token = h.token(&["dev"]);
+    let (status, _, body) = h.rpc(Some(&token), "server/discover", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let versions = body["result"]["supportedVersions"].to_string();
+    assert!(
+        versions.contains("2026-07-28") && versions.contains("2025-11-25"),
+        "{body}"
+    );
+    assert_eq!(
+        body["result"]["capabilities"]["tools"].is_object(),
+        true,
+        "{body}"
+    );
+    // `ping` belongs to the session lifecycle (2025-11-25); 2026-07-28 dropped it.
+    let session = legacy_session(&h, &token).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    let req = post()
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", &session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Body::from(ping.to_string()))
+        .expect("req");
+    let (status, _, text) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(last_message(&text)["result"], json!({}), "{text}");
+}
