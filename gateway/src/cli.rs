@@ -34,6 +34,9 @@ pub enum Command {
         /// Append audit lines to this file instead of standard output.
         #[arg(long)]
         audit_log: Option<PathBuf>,
+        /// Write logs (standard error) as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
     },
     /// Check a catalog file; every error names the file, the tool and the field.
     Check {

@@ -25,14 +25,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dev,
             dev_key,
             audit_log,
+            log_json,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into());
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr);
+            if log_json {
+                logs.json().init();
+            } else {
+                logs.init();
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::serve(serve::ServeOptions {
                 catalog,
