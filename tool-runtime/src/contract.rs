@@ -72,7 +72,9 @@ impl ToolOutput {
     /// A successful result with one text item and structured content.
     pub fn structured(value: serde_json::Value) -> Self {
         Self {
-            content: vec![ContentItem::Text { text: value.to_string() }],
+            content: vec![ContentItem::Text {
+                text: value.to_string(),
+            }],
             structured_content: Some(value),
             is_error: false,
         }
@@ -81,7 +83,9 @@ impl ToolOutput {
     /// A tool failure with a message for the agent.
     pub fn error(message: impl Into<String>) -> Self {
         Self {
-            content: vec![ContentItem::Text { text: message.into() }],
+            content: vec![ContentItem::Text {
+                text: message.into(),
+            }],
             structured_content: None,
             is_error: true,
         }

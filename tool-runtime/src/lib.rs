@@ -3,7 +3,14 @@
 //! Every backend (local sandbox, Lambda, Fargate) carries one [`Invocation`] to the unit and one
 //! [`ToolOutput`] back. The types are plain serde so that a tool written in any language can speak
 //! the same JSON.
+//!
+//! [`oneshot::run`] is the entry point of the one-shot mode (the local sandbox and Fargate): one
+//! invocation on stdin, one result on stdout. [`tools`] holds the reference tools that the
+//! `switchboard-tool` binary runs.
 
 pub mod contract;
+pub mod oneshot;
+pub mod tools;
 
 pub use contract::{AwsCredentials, ContentItem, Invocation, ToolOutput};
+pub use oneshot::run;

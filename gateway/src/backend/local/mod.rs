@@ -1,0 +1,539 @@
+//! The local backend: every call in a fresh bubblewrap sandbox on the gateway's machine.
+//!
+//! One call, one sandbox: new user, mount, pid, IPC, UTS, network and cgroup namespaces; a
+//! read-only root holding `/usr`, the tool's executable and its declared read-only paths; a
+//! size-capped tmpfs as scratch (also `HOME` and `TMPDIR`); the tool's own uid and gid; an
+//! environment holding only the invocation's; no capabilities; a new session; a seccomp filter
+//! ([`seccomp`]); resource limits ([`spawn::Rlimits`]); a wall-clock deadline; capped stdout and
+//! stderr. The tool reads one JSON invocation on stdin and writes one JSON result on stdout.
+//! When [`LocalBackend::dispatch`] returns, nothing of the call is left running or on disk.
+//!
+//! Modules: [`plan`] (a tool's sandbox, worked out at start-up), [`spawn`] (running one
+//! sandbox), [`identity`] (host uids), [`seccomp`] (the filter), [`proxy`] (declared endpoints).
+//! `docs/sandbox.md` explains the design and what each measure answers.
+
+pub mod identity;
+pub mod plan;
+pub mod proxy;
+pub mod seccomp;
+pub mod spawn;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use switchboard_tool_runtime::ToolOutput;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::identity::UidPool;
+use self::plan::{ENDPOINT_SOCKET, SCRATCH, ToolPlan};
+use self::proxy::EgressCounters;
+use self::spawn::{Ended, KillReason, Launch, Rlimits};
+use super::{Backend, BackendError, Dispatch, Dispatched};
+use crate::catalog::{BackendKind, Endpoint, Tool};
+
+/// Why the local backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(
+        "bubblewrap (`bwrap`) is not installed: the local backend runs every call in a bubblewrap \
+         sandbox. Install it (Debian/Ubuntu: `apt-get install bubblewrap`, or run \
+         scripts/install-deps) and start again"
+    )]
+    NoBwrap,
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
+    #[error("cannot create the runtime folder {path}: {source}")]
+    RuntimeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "SWITCHBOARD_LOCAL_ENDPOINTS: {0:?} is not `name=host:port` with a known endpoint name"
+    )]
+    EndpointSetting(String),
+    #[error("tools declare endpoints, so the backend must be created inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Settings of the local backend; [`Default`] holds the defaults.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The bubblewrap executable; found on `PATH` when `None`.
+    pub bwrap: Option<PathBuf>,
+    /// First host uid leased to sandboxes when the gateway runs as root.
+    pub host_uid_base: u32,
+    /// How many sandboxes may run at once (the size of the host uid pool).
+    pub max_sandboxes: u32,
+    /// Processes and threads one sandbox may have (enforced when the gateway runs as root).
+    pub max_processes: u64,
+    /// Open files per sandboxed process.
+    pub max_open_files: u64,
+    /// Bytes of stdout a tool may write; more kills the sandbox and fails the call.
+    pub max_stdout_bytes: usize,
+    /// Bytes of stderr kept for error messages; more is drained and dropped.
+    pub max_stderr_bytes: usize,
+    /// Upstream `host:port` of each endpoint a tool may declare.
+    pub endpoints: BTreeMap<Endpoint, String>,
+    /// Folder for the endpoint proxies' sockets; a fresh folder under the system's temporary
+    /// folder when `None`. Removed when the backend is dropped.
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            bwrap: None,
+            host_uid_base: 1_700_000_000,
+            max_sandboxes: 1024,
+            max_processes: 64,
+            max_open_files: 256,
+            max_stdout_bytes: 4 << 20,
+            max_stderr_bytes: 64 << 10,
+            endpoints: BTreeMap::new(),
+            runtime_dir: None,
+        }
+    }
+}
+
+impl LocalOptions {
+    /// Defaults, with endpoint upstreams from `SWITCHBOARD_LOCAL_ENDPOINTS`
+    /// (`sts=127.0.0.1:4566,s3=127.0.0.1:4566`).
+    pub fn from_env() -> Result<Self, LocalError> {
+        let mut options = Self::default();
+        if let Ok(setting) = std::env::var("SWITCHBOARD_LOCAL_ENDPOINTS") {
+            options.endpoints = parse_endpoints(&setting)?;
+        }
+        Ok(options)
+    }
+}
+
+fn parse_endpoints(setting: &str) -> Result<BTreeMap<Endpoint, String>, LocalError> {
+    setting
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let bad = || LocalError::EndpointSetting(item.to_owned());
+            let (name, addr) = item.split_once('=').ok_or_else(bad)?;
+            let endpoint: Endpoint =
+                serde_json::from_value(serde_json::Value::String(name.trim().into()))
+                    .map_err(|_| bad())?;
+            let addr = addr.trim().to_ascii_lowercase();
+            let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(bad());
+            }
+            Ok((endpoint, addr))
+        })
+        .collect()
+}
+
+/// A folder the backend created and removes when dropped.
+#[derive(Debug)]
+struct RuntimeDir(PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counts calls in flight so that shutdown can wait for their sandboxes to be gone.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn new(in_flight: &Arc<InFlight>) -> Self {
+        in_flight.count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PreparedTool {
+    plan: ToolPlan,
+    args: Vec<std::ffi::OsString>,
+}
+
+/// Runs each call of a local tool in a fresh bubblewrap sandbox.
+#[derive(Debug)]
+pub struct LocalBackend {
+    tools: HashMap<String, PreparedTool>,
+    bwrap: PathBuf,
+    seccomp: Vec<u8>,
+    uids: Option<Arc<UidPool>>,
+    options: LocalOptions,
+    shutdown: CancellationToken,
+    in_flight: Arc<InFlight>,
+    egress: Arc<EgressCounters>,
+    _runtime_dir: Option<RuntimeDir>,
+}
+
+impl LocalBackend {
+    /// Plans a sandbox for every local tool of the catalog, with [`LocalOptions::from_env`].
+    /// `catalog_dir` anchors the tools' relative paths.
+    pub fn new(catalog_dir: &Path, tools: &[Tool]) -> Result<Self, LocalError> {
+        Self::with_options(catalog_dir, tools, LocalOptions::from_env()?)
+    }
+
+    pub fn with_options(
+        catalog_dir: &Path,
+        tools: &[Tool],
+        options: LocalOptions,
+    ) -> Result<Self, LocalError> {
+        let bwrap = match &options.bwrap {
+            Some(path) => path.clone(),
+            None => find_bwrap().ok_or(LocalError::NoBwrap)?,
+        };
+        let root = identity::is_root();
+        let uids = root.then(|| UidPool::new(options.host_uid_base, options.max_sandboxes));
+        if !root {
+            tracing::warn!(
+                "the gateway is not root: sandboxes run under its own uid and the per-sandbox \
+                 process limit is not applied (see docs/sandbox.md)"
+            );
+        }
+        let shutdown = CancellationToken::new();
+        let egress = Arc::new(EgressCounters::default());
+        let local_tools: Vec<(usize, &Tool)> = tools
+            .iter()
+            .filter(|t| t.backend == BackendKind::Local)
+            .enumerate()
+            .collect();
+        let runtime_dir = if local_tools.iter().any(|(_, t)| !t.endpoints.is_empty()) {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(LocalError::NoRuntime);
+            }
+            Some(make_runtime_dir(options.runtime_dir.clone())?)
+        } else {
+            None
+        };
+        let mut prepared = HashMap::new();
+        for (index, tool) in local_tools {
+            let sandbox_uid = 10_000 + index as u32;
+            let mut plan = ToolPlan::new(tool, catalog_dir, sandbox_uid, root)?;
+            if let (Some(dir), false) = (&runtime_dir, plan.endpoints.is_empty()) {
+                let socket = dir.0.join(format!("{}.sock", plan.name));
+                proxy::start(
+                    &plan.name,
+                    &socket,
+                    &plan.endpoints,
+                    &options.endpoints,
+                    Arc::clone(&egress),
+                    shutdown.child_token(),
+                )?;
+                plan.proxy_socket = Some(socket);
+            }
+            let args = plan.bwrap_args();
+            prepared.insert(plan.name.clone(), PreparedTool { plan, args });
+        }
+        Ok(Self {
+            tools: prepared,
+            bwrap,
+            seccomp: seccomp::program_bytes()?,
+            uids,
+            options,
+            shutdown,
+            in_flight: Arc::new(InFlight::default()),
+            egress,
+            _runtime_dir: runtime_dir,
+        })
+    }
+
+    /// Connections the endpoint proxies refused since start-up.
+    pub fn egress_refused(&self) -> u64 {
+        self.egress.refused.load(Ordering::Relaxed)
+    }
+
+    /// Calls running right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count.load(Ordering::SeqCst)
+    }
+
+    fn environment(&self, call: &Dispatch, plan: &ToolPlan) -> Vec<(String, String)> {
+        let inv = &call.invocation;
+        let mut env = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), SCRATCH.into()),
+            ("TMPDIR".into(), SCRATCH.into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("SWITCHBOARD_TOOL".into(), inv.tool.clone()),
+            (
+                "SWITCHBOARD_INVOCATION_ID".into(),
+                inv.invocation_id.clone(),
+            ),
+            (
+                "SWITCHBOARD_DEADLINE_UNIX_MS".into(),
+                inv.deadline_unix_ms.to_string(),
+            ),
+        ];
+        if let Some(c) = &inv.credentials {
+            env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
+            env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone()));
+        }
+        if plan.proxy_socket.is_some() {
+            env.push(("SWITCHBOARD_ENDPOINT_SOCKET".into(), ENDPOINT_SOCKET.into()));
+            let names: Vec<&str> = plan.endpoints.iter().map(|e| endpoint_name(*e)).collect();
+            env.push(("SWITCHBOARD_ENDPOINTS".into(), names.join(",")));
+            for e in &plan.endpoints {
+                if let Some(addr) = self.options.endpoints.get(e) {
+                    let key = endpoint_name(*e).replace('.', "_").to_ascii_uppercase();
+                    env.push((format!("SWITCHBOARD_ENDPOINT_{key}"), addr.clone()));
+                }
+            }
+        }
+        env
+    }
+}
+
+fn endpoint_name(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::S3 => "s3",
+        Endpoint::Sts => "sts",
+        Endpoint::Logs => "logs",
+        Endpoint::Kms => "kms",
+        Endpoint::EcrApi => "ecr.api",
+        Endpoint::EcrDkr => "ecr.dkr",
+    }
+}
+
+fn find_bwrap() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join("bwrap"))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn make_runtime_dir(configured: Option<PathBuf>) -> Result<RuntimeDir, LocalError> {
+    let path = configured.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "switchboard-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ))
+    });
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&path)
+        .map_err(|source| LocalError::RuntimeDir {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(RuntimeDir(path))
+}
+
+/// The instant a Unix-milliseconds deadline falls on, or `None` when it has passed.
+fn instant_of(deadline_unix_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = deadline_unix_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
+    Some(Instant::now() + Duration::from_millis(left))
+}
+
+/// The last `max` bytes of `bytes`, as text.
+fn tail(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).trim().to_owned()
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+        let started = std::time::Instant::now();
+        let prepared = self
+            .tools
+            .get(&call.tool.name)
+            .ok_or_else(|| BackendError::Start {
+                message: format!("{:?} is not a local tool of this gateway", call.tool.name),
+            })?;
+        let plan = &prepared.plan;
+        let unit_id = format!("sbx-{}", uuid::Uuid::new_v4().simple());
+        let by_timeout = Instant::now() + Duration::from_secs(u64::from(plan.timeout_seconds));
+        let deadline = match instant_of(call.invocation.deadline_unix_ms) {
+            Some(d) => d.min(by_timeout),
+            None => {
+                return Err(BackendError::DeadlineExceeded {
+                    unit_id: None,
+                    timeout_seconds: plan.timeout_seconds,
+                });
+            }
+        };
+        if self.shutdown.is_cancelled() {
+            return Err(BackendError::Start {
+                message: "the gateway is shutting down".into(),
+            });
+        }
+        let _guard = InFlightGuard::new(&self.in_flight);
+        let lease = match &self.uids {
+            Some(pool) => Some(pool.lease().map_err(|e| BackendError::Start {
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
+            message: format!("cannot encode the invocation: {e}"),
+        })?;
+        let launch = Launch {
+            bwrap: &self.bwrap,
+            args: prepared.args.clone(),
+            argv: &plan.argv,
+            seccomp: &self.seccomp,
+            env: self.environment(&call, plan),
+            host_uid: lease.as_ref().map(identity::Lease::uid),
+            limits: Rlimits {
+                processes: lease.as_ref().map(|_| self.options.max_processes),
+                open_files: self.options.max_open_files,
+                file_bytes: plan.scratch_bytes,
+                data_bytes: plan.memory_bytes,
+                cpu_seconds: u64::from(plan.timeout_seconds) + 1,
+            },
+            stdin,
+            stdout_cap: self.options.max_stdout_bytes,
+            stderr_cap: self.options.max_stderr_bytes,
+            deadline,
+            cancel: call.cancel.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        let ended = spawn::run(launch).await;
+        drop(lease);
+        let unit = Some(unit_id.clone());
+        let result = match ended {
+            Err(e) => Err(BackendError::Unit {
+                unit_id: unit,
+                message: e.to_string(),
+            }),
+            Ok(Ended::Killed { reason, .. }) => Err(match reason {
+                KillReason::Cancelled | KillReason::Shutdown => {
+                    BackendError::Cancelled { unit_id: unit }
+                }
+                KillReason::Deadline => BackendError::DeadlineExceeded {
+                    unit_id: unit,
+                    timeout_seconds: plan.timeout_seconds,
+                },
+                KillReason::StdoutOverflow => BackendError::Unit {
+                    unit_id: unit,
+                    message: format!(
+                        "the tool wrote more than {} bytes to stdout and was stopped",
+                        self.options.max_stdout_bytes
+                    ),
+                },
+            }),
+            Ok(Ended::Exited {
+                status,
+                stdout,
+                stderr,
+            }) => match serde_json::from_slice::<ToolOutput>(&stdout) {
+                Ok(output) => Ok(Dispatched {
+                    output,
+                    unit_id: unit_id.clone(),
+                    role_session_arn: None,
+                }),
+                Err(parse) => {
+                    let why = if status.success() {
+                        format!("the tool exited without a valid result on stdout ({parse})")
+                    } else {
+                        format!("the tool failed ({status})")
+                    };
+                    let err = tail(&stderr, 1024);
+                    let message = if err.is_empty() {
+                        why
+                    } else {
+                        format!("{why}: {err}")
+                    };
+                    Err(BackendError::Unit {
+                        unit_id: unit,
+                        message,
+                    })
+                }
+            },
+        };
+        let outcome = match &result {
+            Ok(d) if d.output.is_error => "tool_error",
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        tracing::info!(
+            unit_id,
+            tool = %plan.name,
+            outcome,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "local sandbox finished"
+        );
+        result
+    }
+
+    async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let wait = async {
+            loop {
+                let idle = self.in_flight.idle.notified();
+                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_setting_parses_and_rejects_nonsense() {
+        let map = parse_endpoints("sts=127.0.0.1:4566, s3 = LOCALHOST:4566").expect("valid");
+        assert_eq!(
+            map.get(&Endpoint::Sts).map(String::as_str),
+            Some("127.0.0.1:4566")
+        );
+        assert_eq!(
+            map.get(&Endpoint::S3).map(String::as_str),
+            Some("localhost:4566")
+        );
+        assert!(parse_endpoints("ftp=1.2.3.4:21").is_err());
+        assert!(parse_endpoints("sts=nohost").is_err());
+    }
+
+    #[test]
+    fn a_past_deadline_has_no_instant() {
+        assert!(instant_of(1).is_none());
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64
+            + 60_000;
+        assert!(instant_of(soon).is_some());
+    }
+}

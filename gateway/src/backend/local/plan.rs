@@ -1,0 +1,307 @@
+//! What a tool's sandbox looks like, worked out once at start-up from its catalog entry: the
+//! executable and read-only paths (resolved and checked), its limits, and the bubblewrap
+//! arguments that do not change from call to call.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{Endpoint, Tool};
+
+/// Where the endpoint proxy's socket appears inside a sandbox.
+pub const ENDPOINT_SOCKET: &str = "/run/switchboard/endpoints.sock";
+/// The sandbox's scratch directory (a size-capped tmpfs), also `HOME` and `TMPDIR`.
+pub const SCRATCH: &str = "/tmp";
+
+/// Why a tool's sandbox could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("tool {tool:?}: no `local` block")]
+    NotLocal { tool: String },
+    #[error("tool {tool:?}: executable {name:?} is not on PATH")]
+    NotOnPath { tool: String, name: String },
+    #[error("tool {tool:?}: {path}: {source}")]
+    Resolve {
+        tool: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tool {tool:?}: {path} is not an executable file")]
+    NotExecutable { tool: String, path: PathBuf },
+    #[error(
+        "tool {tool:?}: {path} cannot be reached by the sandbox's unprivileged uid: {blocker} is \
+         not readable/searchable by others (move it, or loosen that folder's mode)"
+    )]
+    Unreachable {
+        tool: String,
+        path: PathBuf,
+        blocker: PathBuf,
+    },
+}
+
+/// One tool's sandbox, ready to be started many times.
+#[derive(Debug, Clone)]
+pub struct ToolPlan {
+    pub name: String,
+    /// The uid and gid the tool runs as inside its user namespace.
+    pub sandbox_uid: u32,
+    pub executable: PathBuf,
+    pub argv: Vec<String>,
+    pub read_only_paths: Vec<PathBuf>,
+    pub timeout_seconds: u32,
+    pub memory_bytes: u64,
+    pub scratch_bytes: u64,
+    pub endpoints: Vec<Endpoint>,
+    /// The host side of the endpoint proxy's socket, when the tool declares endpoints.
+    pub proxy_socket: Option<PathBuf>,
+}
+
+impl ToolPlan {
+    /// Resolves a catalog entry. `catalog_dir` anchors relative paths; `sandbox_uid` is the
+    /// tool's own uid; `check_reachable` refuses paths another uid could not open (used when the
+    /// gateway runs as root and starts sandboxes under unprivileged uids).
+    pub fn new(
+        tool: &Tool,
+        catalog_dir: &Path,
+        sandbox_uid: u32,
+        check_reachable: bool,
+    ) -> Result<Self, PlanError> {
+        let name = tool.name.clone();
+        let unit = tool
+            .local
+            .as_ref()
+            .ok_or_else(|| PlanError::NotLocal { tool: name.clone() })?;
+        let first = unit.command.first().cloned().unwrap_or_default();
+        let raw = if first.contains('/') {
+            catalog_dir.join(&first)
+        } else {
+            find_on_path(&first).ok_or_else(|| PlanError::NotOnPath {
+                tool: name.clone(),
+                name: first.clone(),
+            })?
+        };
+        let executable = canonical(&name, &raw)?;
+        let meta = std::fs::metadata(&executable).map_err(|source| PlanError::Resolve {
+            tool: name.clone(),
+            path: executable.clone(),
+            source,
+        })?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(PlanError::NotExecutable {
+                tool: name,
+                path: executable,
+            });
+        }
+        let read_only_paths = unit
+            .read_only_paths
+            .iter()
+            .map(|p| canonical(&name, &catalog_dir.join(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if check_reachable {
+            for path in std::iter::once(&executable).chain(&read_only_paths) {
+                if let Some(blocker) = unreachable_part(path) {
+                    return Err(PlanError::Unreachable {
+                        tool: name,
+                        path: path.clone(),
+                        blocker,
+                    });
+                }
+            }
+        }
+        let mut argv = vec![executable.display().to_string()];
+        argv.extend(unit.command.iter().skip(1).cloned());
+        let mut endpoints = tool.endpoints.clone();
+        endpoints.sort();
+        endpoints.dedup();
+        Ok(Self {
+            name,
+            sandbox_uid,
+            executable,
+            argv,
+            read_only_paths,
+            timeout_seconds: tool.timeout_seconds,
+            memory_bytes: u64::from(tool.memory_mb) << 20,
+            scratch_bytes: u64::from(tool.ephemeral_storage_mb) << 20,
+            endpoints,
+            proxy_socket: None,
+        })
+    }
+
+    /// The bubblewrap arguments of this tool, up to (not including) `--seccomp FD -- argv`.
+    pub fn bwrap_args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::with_capacity(64);
+        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+        let uid = self.sandbox_uid.to_string();
+        push(&[
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--uid",
+            &uid,
+            "--gid",
+            &uid,
+            "--hostname",
+            "sandbox",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+        ]);
+        // System libraries, read-only. Merged-/usr systems have /lib etc. as symlinks into /usr.
+        push(&["--ro-bind", "/usr", "/usr"]);
+        for dir in ["lib", "lib64", "lib32", "bin", "sbin"] {
+            let host = Path::new("/").join(dir);
+            match std::fs::read_link(&host) {
+                Ok(target) => {
+                    let target = target.display().to_string();
+                    push(&["--symlink", &target, &host.display().to_string()]);
+                }
+                Err(_) if host.is_dir() => {
+                    let h = host.display().to_string();
+                    push(&["--ro-bind", &h, &h]);
+                }
+                Err(_) => {}
+            }
+        }
+        push(&["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]);
+        push(&["--proc", "/proc", "--dev", "/dev"]);
+        let size = self.scratch_bytes.to_string();
+        push(&["--size", &size, "--perms", "0700", "--tmpfs", SCRATCH]);
+        for path in std::iter::once(&self.executable).chain(&self.read_only_paths) {
+            let p = path.display().to_string();
+            push(&["--ro-bind", &p, &p]);
+        }
+        if let Some(socket) = &self.proxy_socket {
+            let s = socket.display().to_string();
+            push(&["--bind", &s, ENDPOINT_SOCKET]);
+        }
+        push(&["--remount-ro", "/", "--chdir", SCRATCH]);
+        a
+    }
+}
+
+fn canonical(tool: &str, path: &Path) -> Result<PathBuf, PlanError> {
+    std::fs::canonicalize(path).map_err(|source| PlanError::Resolve {
+        tool: tool.into(),
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The first component of `path` that a process of another, unprivileged uid could not pass:
+/// a folder without search permission for others, or the target itself without read permission.
+fn unreachable_part(path: &Path) -> Option<PathBuf> {
+    let mut current = PathBuf::from("/");
+    for component in path.components().skip(1) {
+        let mode = std::fs::metadata(&current).ok()?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Some(current);
+        }
+        current.push(component);
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
+    (meta.permissions().mode() & needed != needed).then(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(command: &[&str]) -> Tool {
+        serde_json::from_value(serde_json::json!({
+            "name": "t", "description": "d", "input_schema": {"type": "object"},
+            "backend": "local", "allow": {"groups": ["g"]},
+            "local": {"command": command},
+            "ephemeral_storage_mb": 8,
+        }))
+        .expect("valid tool")
+    }
+
+    #[test]
+    fn bare_name_resolves_on_path_and_args_follow() {
+        let plan = ToolPlan::new(
+            &tool(&["sh", "-c", "true"]),
+            Path::new("/nonexistent"),
+            7,
+            false,
+        )
+        .expect("sh is on PATH");
+        assert!(plan.executable.is_absolute());
+        assert_eq!(&plan.argv[1..], ["-c", "true"]);
+        assert_eq!(plan.scratch_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn relative_path_is_anchored_at_the_catalog_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = ToolPlan::new(&tool(&["./missing-tool"]), dir.path(), 7, false)
+            .expect_err("missing executable");
+        assert!(e.to_string().contains("missing-tool"), "{e}");
+    }
+
+    #[test]
+    fn non_executable_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("data"), b"x").expect("write");
+        let e =
+            ToolPlan::new(&tool(&["./data"]), dir.path(), 7, false).expect_err("not executable");
+        assert!(matches!(e, PlanError::NotExecutable { .. }), "{e}");
+    }
+
+    #[test]
+    fn private_folder_is_reported_when_reachability_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).expect("mkdir");
+        let exe = private.join("tool");
+        std::fs::write(&exe, b"#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let e = ToolPlan::new(&tool(&["./private/tool"]), dir.path(), 7, true)
+            .expect_err("unreachable");
+        assert!(matches!(e, PlanError::Unreachable { .. }), "{e}");
+    }
+
+    #[test]
+    fn arguments_unshare_everything_and_make_the_root_read_only() {
+        let plan = ToolPlan::new(&tool(&["sh"]), Path::new("/"), 4242, false).expect("plan");
+        let args: Vec<String> = plan
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        for flag in [
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--die-with-parent",
+            "--new-session",
+        ] {
+            assert!(args.iter().any(|a| a == flag), "missing {flag}");
+        }
+        let joined = args.join(" ");
+        assert!(joined.contains("--uid 4242 --gid 4242"), "{joined}");
+        assert!(
+            joined.contains(&format!("--size {} --perms 0700 --tmpfs /tmp", 8 << 20)),
+            "{joined}"
+        );
+        assert!(joined.ends_with("--remount-ro / --chdir /tmp"), "{joined}");
+        assert!(!joined.contains("--share-net"));
+    }
+}

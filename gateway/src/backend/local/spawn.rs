@@ -1,0 +1,331 @@
+//! Starting one sandbox, feeding it, bounding it, and making sure nothing of it survives.
+//!
+//! The gateway spawns `bwrap` with a cleared environment and three pipes. Between fork and exec
+//! (the only `unsafe` of the backend) the child lowers its resource limits, lowers its CPU
+//! priority and unmasks the inheritance of the pipe that carries the seccomp program; when the
+//! gateway runs as root the child has already switched to the sandbox's leased host uid.
+//! bubblewrap then builds the namespaces, installs the filter and executes the tool.
+//!
+//! The sandbox ends in one of two ways. Either the tool exits: bubblewrap's init (pid 1 of the
+//! sandbox's pid namespace) exits with it and the kernel kills whatever else ran in that
+//! namespace before `bwrap` returns. Or the gateway kills it (cancel, deadline, shutdown, too
+//! much output): `bwrap` gets SIGKILL, its init follows through `--die-with-parent`, and, when
+//! the sandbox has a host uid of its own, every process of that uid is killed until none is left.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a sandbox could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot create the seccomp pipe: {0}")]
+    SeccompPipe(std::io::Error),
+    #[error("cannot start {bwrap}: {source}")]
+    Spawn {
+        bwrap: String,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for the sandbox: {0}")]
+    Wait(std::io::Error),
+    #[error("processes of uid {uid} were still alive after the sandbox was killed")]
+    Survivors { uid: u32 },
+}
+
+/// Resource limits applied to bubblewrap and inherited by everything in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimits {
+    /// Processes and threads (`RLIMIT_NPROC`); only when the sandbox has its own host uid.
+    pub processes: Option<u64>,
+    pub open_files: u64,
+    /// Largest file the sandbox may write (`RLIMIT_FSIZE`).
+    pub file_bytes: u64,
+    /// Heap and other private writable memory of each process (`RLIMIT_DATA`).
+    pub data_bytes: u64,
+    /// CPU seconds of each process (`RLIMIT_CPU`); the wall-clock deadline is separate.
+    pub cpu_seconds: u64,
+}
+
+/// Everything needed to run one sandbox.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub bwrap: &'a Path,
+    pub args: Vec<OsString>,
+    pub argv: &'a [String],
+    pub seccomp: &'a [u8],
+    pub env: Vec<(String, String)>,
+    pub host_uid: Option<u32>,
+    pub limits: Rlimits,
+    pub stdin: Vec<u8>,
+    pub stdout_cap: usize,
+    pub stderr_cap: usize,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+    pub shutdown: CancellationToken,
+}
+
+/// Why the gateway stopped a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillReason {
+    Cancelled,
+    Shutdown,
+    Deadline,
+    StdoutOverflow,
+}
+
+/// How a sandbox ended.
+#[derive(Debug)]
+pub enum Ended {
+    Exited {
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    Killed {
+        reason: KillReason,
+        stderr: Vec<u8>,
+    },
+}
+
+/// Runs one sandbox to its end. When this returns, no process of the sandbox is left.
+pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
+    let (reader, mut writer) = std::io::pipe().map_err(SpawnError::SeccompPipe)?;
+    // The program is far smaller than a pipe's buffer, so this write cannot block.
+    writer
+        .write_all(launch.seccomp)
+        .map_err(SpawnError::SeccompPipe)?;
+    drop(writer);
+    let seccomp_fd = reader.as_raw_fd();
+
+    let mut cmd = Command::new(launch.bwrap);
+    cmd.args(&launch.args)
+        .arg("--seccomp")
+        .arg(seccomp_fd.to_string())
+        .arg("--")
+        .args(launch.argv)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(uid) = launch.host_uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let limits = launch.limits;
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: it makes raw system calls (fcntl, setrlimit, setpriority) on values
+    // copied in beforehand, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || prepare_child(seccomp_fd, &limits));
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        bwrap: launch.bwrap.display().to_string(),
+        source,
+    })?;
+    drop(reader);
+
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let input = launch.stdin;
+    // stdin is written in the background: a tool that never reads it must not stall the call.
+    let feeder = tokio::spawn(async move {
+        if let Some(mut pipe) = stdin.take() {
+            let _ = pipe.write_all(&input).await;
+            let _ = pipe.shutdown().await;
+        }
+    });
+    let stderr_task = tokio::spawn(read_capped(stderr, launch.stderr_cap, Overflow::Discard));
+
+    let outcome = {
+        let finished = async {
+            let out = read_capped(stdout, launch.stdout_cap, Overflow::Stop).await;
+            if out.overflowed {
+                return Err(KillReason::StdoutOverflow);
+            }
+            Ok((child.wait().await, out.bytes))
+        };
+        tokio::pin!(finished);
+        tokio::select! {
+            biased;
+            r = &mut finished => r,
+            () = launch.cancel.cancelled() => Err(KillReason::Cancelled),
+            () = launch.shutdown.cancelled() => Err(KillReason::Shutdown),
+            () = tokio::time::sleep_until(launch.deadline) => Err(KillReason::Deadline),
+        }
+    };
+    feeder.abort();
+    match outcome {
+        Ok((status, stdout)) => {
+            let status = status.map_err(SpawnError::Wait)?;
+            let stderr = stderr_task.await.map(|o| o.bytes).unwrap_or_default();
+            Ok(Ended::Exited {
+                status,
+                stdout,
+                stderr,
+            })
+        }
+        Err(reason) => {
+            kill(&mut child, launch.host_uid).await?;
+            let stderr = stderr_task.await.map(|o| o.bytes).unwrap_or_default();
+            Ok(Ended::Killed { reason, stderr })
+        }
+    }
+}
+
+/// Kills `bwrap` and, when the sandbox has a host uid of its own, every process of that uid.
+async fn kill(child: &mut Child, host_uid: Option<u32>) -> Result<(), SpawnError> {
+    let _ = child.start_kill();
+    child.wait().await.map_err(SpawnError::Wait)?;
+    if let Some(uid) = host_uid {
+        let left = tokio::task::spawn_blocking(move || kill_uid(uid))
+            .await
+            .unwrap_or(1);
+        if left > 0 {
+            return Err(SpawnError::Survivors { uid });
+        }
+    }
+    Ok(())
+}
+
+/// Sends SIGKILL to every live process of `uid` until there is none (or two seconds passed);
+/// answers how many were still alive at the end.
+fn kill_uid(uid: u32) -> usize {
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let pids = live_pids_of_uid(uid);
+        if pids.is_empty() || std::time::Instant::now() > until {
+            return pids.len();
+        }
+        for pid in pids {
+            #[allow(unsafe_code)]
+            // SAFETY: kill(2) with a pid read from /proc; at worst it names a process that has
+            // just exited, and the call fails harmlessly.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Pids of processes (not zombies) whose real uid is `uid`.
+pub fn live_pids_of_uid(uid: u32) -> Vec<libc::pid_t> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return false;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .unwrap_or_default()
+            };
+            let real_uid = field("Uid:")
+                .split_whitespace()
+                .next()
+                .and_then(|u| u.parse::<u32>().ok());
+            real_uid == Some(uid) && !field("State:").starts_with('Z')
+        })
+        .collect()
+}
+
+/// Runs in the forked child before `exec(bwrap)`: no allocation, raw system calls only.
+fn prepare_child(seccomp_fd: libc::c_int, limits: &Rlimits) -> std::io::Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: plain system calls on an fd this process owns and on rlimit structs that live on
+    // this stack frame.
+    unsafe {
+        if libc::fcntl(seccomp_fd, libc::F_SETFD, 0) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let set = |resource, value: u64| {
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &lim) == -1 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        set(libc::RLIMIT_CORE, 0)?;
+        set(libc::RLIMIT_NOFILE, limits.open_files)?;
+        set(libc::RLIMIT_FSIZE, limits.file_bytes)?;
+        set(libc::RLIMIT_DATA, limits.data_bytes)?;
+        let cpu = libc::rlimit {
+            rlim_cur: limits.cpu_seconds,
+            rlim_max: limits.cpu_seconds + 1,
+        };
+        if libc::setrlimit(libc::RLIMIT_CPU, &cpu) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if let Some(n) = limits.processes {
+            set(libc::RLIMIT_NPROC, n)?;
+        }
+        // Sandboxes yield the CPU to the gateway: a spinning tool must not starve /healthz.
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    Ok(())
+}
+
+/// What was read from a pipe, at most `cap` bytes.
+#[derive(Debug, Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+/// What to do once a pipe has given more than its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Stop reading and report it (stdout: the result is void, the sandbox is killed).
+    Stop,
+    /// Keep draining and drop the excess (stderr: diagnostics only).
+    Discard,
+}
+
+/// Reads until EOF, keeping at most `cap` bytes.
+async fn read_capped<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    cap: usize,
+    overflow: Overflow,
+) -> Captured {
+    let Some(mut pipe) = pipe else {
+        return Captured::default();
+    };
+    let mut out = Captured::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => {
+                let room = cap.saturating_sub(out.bytes.len());
+                out.bytes.extend_from_slice(&buf[..n.min(room)]);
+                if n > room {
+                    out.overflowed = true;
+                    if overflow == Overflow::Stop {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+}
