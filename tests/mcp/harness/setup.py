@@ -1,0 +1,164 @@
+"""Prepares one run of the MCP suite: keys, a JWKS, a catalog, free ports, and run.json.
+
+    python -m harness.setup --out DIR --bin TARGET_DIR
+
+run.sh starts the gateway with DIR/catalog.yaml; the tests read DIR/run.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+from pathlib import Path
+
+from . import jwtkit
+
+ISSUER = "https://issuer.switchboard.test"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo_tool(bin_dir: Path, name: str = "echo", groups: tuple[str, ...] = ("dev",)) -> dict:
+    return {
+        "name": name,
+        "title": "Echo",
+        "description": "Returns the message it is given.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "maxLength": 4096}},
+            "required": ["message"],
+            "additionalProperties": False,
+        },
+        "backend": "local",
+        "local": {"command": [str(bin_dir / "switchboard-tool"), "echo"]},
+        "timeout_seconds": 20,
+        "memory_mb": 128,
+        "ephemeral_storage_mb": 16,
+        "allow": {"groups": list(groups)},
+    }
+
+
+NO_ARGS = {"type": "object", "properties": {}, "additionalProperties": False}
+
+# The input schema the conformance suite's json-schema-2020-12 scenario expects to find, keyword
+# for keyword, in the tool listing (JSON Schema 2020-12: $schema, $defs with an $anchor, a local
+# $ref, allOf/anyOf, if/then/else, additionalProperties).
+SCHEMA_2020_12 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+# A tool whose arguments are mirrored into Mcp-Param-* headers (SEP-2243, 2026-07-28).
+SCHEMA_HEADERS = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "query": {"type": "string"},
+    },
+    "required": ["region"],
+}
+
+
+def conformance_tools(here: Path) -> list[dict]:
+    """The tools the conformance suite calls by name, for group `conformance` only, each a
+    real local tool (fixtures/conformance-tool in a sandbox)."""
+    script = str(here / "fixtures" / "conformance-tool")
+
+    def tool(name: str, mode: str, description: str, schema: dict | None = None) -> dict:
+        return {
+            "name": name,
+            "description": description,
+            "input_schema": schema or NO_ARGS,
+            "backend": "local",
+            "local": {"command": [script, mode]},
+            "timeout_seconds": 20,
+            "memory_mb": 128,
+            "ephemeral_storage_mb": 4,
+            "allow": {"groups": ["conformance"]},
+        }
+
+    return [
+        tool("test_simple_text", "simple_text", "Returns a simple text response."),
+        tool("test_error_handling", "error", "Always fails (isError: true)."),
+        tool("test_tool_with_progress", "progress", "Takes a moment; the gateway reports its progress."),
+        tool("json_schema_2020_12_tool", "ok", "Tool with JSON Schema 2020-12 features", SCHEMA_2020_12),
+        tool("test_custom_headers", "ok", "Tool whose region argument travels as Mcp-Param-Region", SCHEMA_HEADERS),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--bin", required=True, type=Path, help="the folder holding switchboard-tool")
+    args = ap.parse_args()
+    out: Path = args.out.resolve()
+    bin_dir: Path = args.bin.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    jwtkit.generate(out / "keys")
+
+    port = free_port()
+    proxy_port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    public_url = f"{base}/mcp"
+    # `echo` for group dev; `echo-other` for group other, so that a caller of group other has a
+    # tool it may use (a caller who may use none is refused with 403 before MCP) but not `echo`.
+    tools = [echo_tool(bin_dir), echo_tool(bin_dir, "echo-other", ("other",))]
+    tools += conformance_tools(Path(__file__).resolve().parent.parent)
+    catalog = {
+        "version": 1,
+        "gateway": {
+            "public_url": public_url,
+            # The conformance suite reaches the gateway through harness.authproxy (it cannot send
+            # a token itself); browsers there would send the proxy's origin.
+            "allowed_origins": [f"http://127.0.0.1:{proxy_port}", f"http://localhost:{proxy_port}"],
+            "auth": {
+                "issuer": ISSUER,
+                "jwks": {"file": "keys/jwks.json"},
+                "algorithms": ["RS256", "ES256", "EdDSA"],
+                "groups_claim": "groups",
+                "tenant_claim": "tenant",
+            },
+            "limits": {"max_body_bytes": 1048576, "max_json_depth": 64},
+        },
+        "tools": tools,
+    }
+    # JSON is YAML; no YAML library needed.
+    (out / "catalog.yaml").write_text(json.dumps(catalog, indent=2))
+    run = {
+        "base": base,
+        "mcp": public_url,
+        "listen": f"127.0.0.1:{port}",
+        "issuer": ISSUER,
+        "keys": str(out / "keys"),
+        "proxy_port": proxy_port,
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    print(json.dumps(run))
+
+
+if __name__ == "__main__":
+    main()

