@@ -54,6 +54,7 @@ def assert_401_only(gw, resp: rawhttp.Response, token_presented: bool = True) ->
 def test_valid_rs256_token_is_accepted(gw):
     resp = list_tools(gw, gw.issuer.token())
     assert resp.status == 200, resp.text()[:500]
+    assert resp.header("Mcp-Session-Id") is None  # 2026-07-28 is stateless
     names = [t["name"] for t in resp.json()["result"]["tools"]]
     assert "echo" in names
 
