@@ -52,6 +52,8 @@ pub enum LocalError {
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
     #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
     Proxy(#[from] proxy::ProxyError),
     #[error("cannot create the runtime folder {path}: {source}")]
     RuntimeDir {
@@ -75,6 +77,8 @@ pub struct LocalOptions {
     pub host_uid_base: u32,
     /// How many sandboxes may run at once (the size of the host uid pool).
     pub max_sandboxes: u32,
+    /// Folder of the uid lock files shared by every gateway of this machine (root only).
+    pub uid_lock_dir: PathBuf,
     /// Processes and threads one sandbox may have (enforced when the gateway runs as root).
     pub max_processes: u64,
     /// Open files per sandboxed process.
@@ -96,6 +100,7 @@ impl Default for LocalOptions {
             bwrap: None,
             host_uid_base: 1_700_000_000,
             max_sandboxes: 1024,
+            uid_lock_dir: PathBuf::from("/run/switchboard/uids"),
             max_processes: 64,
             max_open_files: 256,
             max_stdout_bytes: 4 << 20,
@@ -210,7 +215,15 @@ impl LocalBackend {
             None => find_bwrap().ok_or(LocalError::NoBwrap)?,
         };
         let root = identity::is_root();
-        let uids = root.then(|| UidPool::new(options.host_uid_base, options.max_sandboxes));
+        let uids = if root {
+            Some(UidPool::new(
+                options.host_uid_base,
+                options.max_sandboxes,
+                &options.uid_lock_dir,
+            )?)
+        } else {
+            None
+        };
         if !root {
             tracing::warn!(
                 "the gateway is not root: sandboxes run under its own uid and the per-sandbox \

@@ -146,6 +146,10 @@ impl ToolPlan {
             "--hostname",
             "sandbox",
             "--die-with-parent",
+            // The tool is pid 1 of its pid namespace, so `bwrap` returns only once the kernel
+            // has killed and reaped everything else in it (with bubblewrap's own init, `bwrap`
+            // returns as soon as the tool exits and leaves that init to die as an orphan).
+            "--as-pid-1",
             "--new-session",
             "--cap-drop",
             "ALL",
@@ -291,6 +295,7 @@ mod tests {
             "--unshare-uts",
             "--unshare-cgroup",
             "--die-with-parent",
+            "--as-pid-1",
             "--new-session",
         ] {
             assert!(args.iter().any(|a| a == flag), "missing {flag}");

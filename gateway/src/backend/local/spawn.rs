@@ -183,10 +183,28 @@ pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
     }
 }
 
-/// Kills `bwrap` and, when the sandbox has a host uid of its own, every process of that uid.
+/// Kills the sandbox: its init first (pid 1 of its pid namespace: the kernel then kills
+/// everything else in it and `bwrap` reaps it and exits, so no orphan is left to the host's
+/// init), then `bwrap` itself if it lingers, then whatever still runs under the sandbox's uid.
 async fn kill(child: &mut Child, host_uid: Option<u32>) -> Result<(), SpawnError> {
-    let _ = child.start_kill();
-    child.wait().await.map_err(SpawnError::Wait)?;
+    let inits = child.id().map(children_of).unwrap_or_default();
+    for pid in &inits {
+        signal_kill(*pid);
+    }
+    let grace = if inits.is_empty() {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1)
+    };
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            status.map_err(SpawnError::Wait)?;
+        }
+        Err(_) => {
+            let _ = child.start_kill();
+            child.wait().await.map_err(SpawnError::Wait)?;
+        }
+    }
     if let Some(uid) = host_uid {
         let left = tokio::task::spawn_blocking(move || kill_uid(uid))
             .await
@@ -196,6 +214,24 @@ async fn kill(child: &mut Child, host_uid: Option<u32>) -> Result<(), SpawnError
         }
     }
     Ok(())
+}
+
+/// The children of `pid` (for `bwrap`: the sandbox's init).
+fn children_of(pid: u32) -> Vec<libc::pid_t> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn signal_kill(pid: libc::pid_t) {
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) with a pid read from /proc; at worst it names a process that has just
+    // exited, and the call fails harmlessly.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
 }
 
 /// Sends SIGKILL to every live process of `uid` until there is none (or two seconds passed);
@@ -208,12 +244,7 @@ fn kill_uid(uid: u32) -> usize {
             return pids.len();
         }
         for pid in pids {
-            #[allow(unsafe_code)]
-            // SAFETY: kill(2) with a pid read from /proc; at worst it names a process that has
-            // just exited, and the call fails harmlessly.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            signal_kill(pid);
         }
         std::thread::sleep(Duration::from_millis(5));
     }

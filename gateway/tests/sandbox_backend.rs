@@ -1,0 +1,158 @@
+//! The local backend driven directly (no HTTP): results, identity, deadline, cancellation,
+//! shutdown and output caps.
+//!
+//! Needs bubblewrap and the tool-runtime binaries built for the same profile
+//! (`cargo build -p switchboard-tool-runtime`); a missing one fails the test with that advice.
+
+mod sandbox_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandbox_support::{backend, dispatch_for, structured};
+use switchboard_gateway::backend::{Backend, BackendError};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn echo_answers_from_a_sandbox() {
+    let (backend, tools) = backend();
+    let d = backend
+        .dispatch(dispatch_for(
+            &tools[0],
+            serde_json::json!({"message": "hello"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect("echo runs");
+    assert_eq!(structured(&d), &serde_json::json!({"message": "hello"}));
+    assert!(d.unit_id.starts_with("sbx-"), "{}", d.unit_id);
+    assert!(!d.output.is_error);
+}
+
+#[tokio::test]
+async fn the_tool_runs_under_its_own_uid_with_a_clean_environment() {
+    let (backend, tools) = backend();
+    let d = backend
+        .dispatch(dispatch_for(
+            &tools[1],
+            serde_json::json!({"attempt": "whoami"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect("probe runs");
+    assert_eq!(
+        structured(&d)["uid"],
+        serde_json::json!(10_001),
+        "{:?}",
+        structured(&d)
+    );
+    let d = backend
+        .dispatch(dispatch_for(
+            &tools[1],
+            serde_json::json!({"attempt": "find_env", "needle": "CARGO"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect("probe runs");
+    assert_eq!(
+        structured(&d)["escaped"],
+        serde_json::json!(false),
+        "{:?}",
+        structured(&d)
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_kills_a_spinning_tool() {
+    let (backend, tools) = backend();
+    let started = Instant::now();
+    let e = backend
+        .dispatch(dispatch_for(
+            &tools[1],
+            serde_json::json!({"attempt": "spin"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect_err("must be stopped");
+    assert!(
+        matches!(
+            e,
+            BackendError::DeadlineExceeded {
+                timeout_seconds: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.unit_id().is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn cancellation_kills_the_sandbox() {
+    let (backend, tools) = backend();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let e = backend
+        .dispatch(dispatch_for(
+            &tools[2],
+            serde_json::json!({"attempt": "spin"}),
+            cancel,
+        ))
+        .await
+        .expect_err("must be cancelled");
+    assert!(matches!(e, BackendError::Cancelled { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_kills_running_sandboxes() {
+    let (backend, tools) = backend();
+    let backend = Arc::new(backend);
+    let running = {
+        let (backend, tool) = (Arc::clone(&backend), Arc::clone(&tools[2]));
+        tokio::spawn(async move {
+            backend
+                .dispatch(dispatch_for(
+                    &tool,
+                    serde_json::json!({"attempt": "spin"}),
+                    CancellationToken::new(),
+                ))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.in_flight(), 1);
+    backend.shutdown().await;
+    assert_eq!(backend.in_flight(), 0);
+    let e = running.await.expect("task").expect_err("must be stopped");
+    assert!(matches!(e, BackendError::Cancelled { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_flood_on_stdout_is_cut_off() {
+    let (backend, tools) = backend();
+    let e = backend
+        .dispatch(dispatch_for(
+            &tools[2],
+            serde_json::json!({"attempt": "stdout_flood", "mb": 1024}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect_err("must be refused");
+    assert!(matches!(e, BackendError::Unit { .. }), "{e}");
+    assert!(e.to_string().contains("stdout"), "{e}");
+}

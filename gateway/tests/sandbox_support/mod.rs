@@ -1,0 +1,156 @@
+//! Helpers shared by the sandbox test binaries.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchboard_gateway::backend::local::{LocalBackend, LocalOptions};
+use switchboard_gateway::backend::{Caller, Dispatch, Dispatched};
+use switchboard_gateway::catalog::Tool;
+use switchboard_tool_runtime::Invocation;
+use tokio_util::sync::CancellationToken;
+
+/// A binary of the tool-runtime crate, next to this test's profile folder.
+pub fn tool_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = profile.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo build -p switchboard-tool-runtime with this profile)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn tool(name: &str, command: Vec<String>, timeout_seconds: u32) -> Tool {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "description": "test", "input_schema": {"type": "object"},
+        "backend": "local", "allow": {"groups": ["dev"]},
+        "local": {"command": command},
+        "timeout_seconds": timeout_seconds, "memory_mb": 128, "ephemeral_storage_mb": 16,
+    }))
+    .expect("valid tool")
+}
+
+pub fn tools() -> Vec<Tool> {
+    let echo = tool_bin("switchboard-tool").display().to_string();
+    let probe = tool_bin("switchboard-escape-probe").display().to_string();
+    vec![
+        tool("echo", vec![echo, "echo".into()], 10),
+        tool("probe", vec![probe.clone()], 2),
+        tool("slow-probe", vec![probe], 30),
+    ]
+}
+
+pub fn backend() -> (LocalBackend, Vec<Arc<Tool>>) {
+    let tools = tools();
+    let backend =
+        LocalBackend::with_options(std::path::Path::new("/"), &tools, LocalOptions::default())
+            .expect("backend starts");
+    (backend, tools.into_iter().map(Arc::new).collect())
+}
+
+pub fn dispatch_for(
+    tool: &Arc<Tool>,
+    arguments: serde_json::Value,
+    cancel: CancellationToken,
+) -> Dispatch {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let invocation: Invocation = serde_json::from_value(serde_json::json!({
+        "invocationId": uuid::Uuid::new_v4().to_string(), "tool": tool.name,
+        "arguments": arguments, "deadlineUnixMs": now + 60_000,
+    }))
+    .expect("valid invocation");
+    let (progress, _) = tokio::sync::mpsc::channel(1);
+    Dispatch {
+        invocation,
+        tool: Arc::clone(tool),
+        caller: Caller {
+            subject: "t".into(),
+            tenant: None,
+            groups: vec!["dev".into()],
+            scopes: vec![],
+        },
+        cancel,
+        progress,
+    }
+}
+
+pub fn structured(d: &Dispatched) -> &serde_json::Value {
+    d.output
+        .structured_content
+        .as_ref()
+        .expect("structured content")
+}
+
+/// Processes whose real uid is in the backend's default sandbox range, and bwrap processes.
+pub fn sandbox_processes() -> usize {
+    let base = LocalOptions::default().host_uid_base;
+    let range = base..base + LocalOptions::default().max_sandboxes;
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().next()?.parse::<u32>().ok());
+            let name = status.lines().next().unwrap_or_default();
+            uid.is_some_and(|u| range.contains(&u)) || name.ends_with("\tbwrap")
+        })
+        .count()
+}
+
+/// What a sandbox could leave behind on the host, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Census {
+    /// Processes of the sandbox uid range, and bwrap processes.
+    pub processes: usize,
+    /// Distinct mount namespaces on the machine.
+    pub mount_namespaces: usize,
+    /// Distinct user namespaces on the machine.
+    pub user_namespaces: usize,
+    /// Lines of the host's mount table.
+    pub host_mounts: usize,
+    /// Entries of the host's temporary folder.
+    pub tmp_entries: usize,
+}
+
+pub fn census() -> Census {
+    let namespaces = |kind: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            if let Ok(link) = std::fs::read_link(entry.path().join("ns").join(kind)) {
+                seen.insert(link);
+            }
+        }
+        seen.len()
+    };
+    Census {
+        processes: sandbox_processes(),
+        mount_namespaces: namespaces("mnt"),
+        user_namespaces: namespaces("user"),
+        host_mounts: std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .lines()
+            .count(),
+        tmp_entries: std::fs::read_dir(std::env::temp_dir())
+            .expect("tmp")
+            .count(),
+    }
+}
