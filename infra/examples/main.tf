@@ -1,0 +1,95 @@
+# Deploys every lambda and fargate tool of a catalog (examples/catalog.aws.yaml by default) with
+# its network and the gateway. The catalog is read once, by the catalog module; nothing in this
+# root names a tool.
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  catalog_path = coalesce(var.catalog_path, "${path.module}/../../examples/catalog.aws.yaml")
+
+  # What the gateway needs to dispatch, by tool; also the switchboard_bindings output.
+  bindings = {
+    version          = 1
+    region           = data.aws_region.current.name
+    account_id       = data.aws_caller_identity.current.account_id
+    gateway_role_arn = module.gateway.role_arn
+    invocation_bucket = {
+      name   = module.gateway.invocation_bucket.name
+      prefix = module.gateway.invocation_bucket.prefix
+    }
+    tools = {
+      for name, t in module.tool : name => merge(
+        t.binding,
+        t.backend == "fargate" ? { cluster_arn = module.gateway.tools_cluster_arn } : {}
+      )
+    }
+    local_tools = module.catalog.skipped_local_tools
+  }
+}
+
+data "aws_partition" "current" {}
+
+module "catalog" {
+  source       = "../modules/catalog"
+  catalog_path = local.catalog_path
+  account_id   = data.aws_caller_identity.current.account_id
+  region       = data.aws_region.current.name
+  partition    = data.aws_partition.current.partition
+}
+
+module "network" {
+  source = "../modules/network"
+
+  name_prefix             = var.name_prefix
+  az_count                = var.az_count
+  endpoints               = module.catalog.endpoint_actions
+  public_subnets          = true
+  flow_log_retention_days = var.log_retention_days
+}
+
+module "tool" {
+  source   = "../modules/tool"
+  for_each = module.catalog.tools
+
+  name_prefix                 = var.name_prefix
+  tool                        = each.value
+  vpc_id                      = module.network.vpc_id
+  subnet_ids                  = module.network.private_subnet_ids
+  subnet_arns                 = module.network.private_subnet_arns
+  endpoint_security_group_ids = module.network.endpoint_security_group_ids
+  s3_prefix_list_id           = module.network.s3_prefix_list_id
+  gateway_role_arn            = module.gateway.role_arn
+  permission_boundary_arn     = module.gateway.tool_permission_boundary_arn
+  log_retention_days          = var.log_retention_days
+}
+
+module "gateway" {
+  source = "../modules/gateway"
+
+  name_prefix       = var.name_prefix
+  vpc_id            = module.network.vpc_id
+  public_subnet_ids = module.network.public_subnet_ids
+  tool_subnet_arns  = module.network.private_subnet_arns
+
+  tools = {
+    for name, t in module.tool : name => {
+      backend             = t.backend
+      execution_role_arn  = t.execution_role_arn
+      work_role_arn       = t.work_role_arn
+      function_arn        = t.function_arn
+      task_definition_arn = t.task_definition_arn
+    }
+  }
+  tool_permission_statements = module.catalog.boundary_statements
+  tool_ecr_repository_arns   = module.catalog.ecr_repository_arns
+
+  image                = var.gateway_image
+  environment          = { SWITCHBOARD_BINDINGS = jsonencode(local.bindings) }
+  expose               = var.expose_gateway
+  certificate_arn      = var.certificate_arn
+  ingress_cidrs        = var.ingress_cidrs
+  deletion_protection  = var.deletion_protection
+  bucket_force_destroy = var.bucket_force_destroy
+  log_retention_days   = var.gateway_log_retention_days
+}

@@ -1,0 +1,53 @@
+output "switchboard_bindings" {
+  description = "What the gateway needs to dispatch each tool (shape: infra/README.md). Read with `terraform output -json switchboard_bindings`."
+  value       = local.bindings
+}
+
+output "gateway_url" {
+  description = "Where the gateway's load balancer answers (point your DNS name at it); null when not exposed."
+  value       = module.gateway.load_balancer_dns_name == null ? null : "https://${module.gateway.load_balancer_dns_name}/mcp"
+}
+
+output "network" {
+  description = "The network: VPC, private (tool) subnets, public subnets, endpoints."
+  value = {
+    vpc_id                      = module.network.vpc_id
+    private_subnet_ids          = module.network.private_subnet_ids
+    private_route_table_id      = module.network.private_route_table_id
+    public_subnet_ids           = module.network.public_subnet_ids
+    endpoint_ids                = module.network.endpoint_ids
+    endpoint_security_group_ids = module.network.endpoint_security_group_ids
+    s3_prefix_list_id           = module.network.s3_prefix_list_id
+  }
+}
+
+output "gateway" {
+  description = "The gateway's identities, boundary, clusters and logs."
+  value = {
+    role_arn                     = module.gateway.role_arn
+    execution_role_arn           = module.gateway.execution_role_arn
+    tool_permission_boundary_arn = module.gateway.tool_permission_boundary_arn
+    tools_cluster_arn            = module.gateway.tools_cluster_arn
+    gateway_cluster_arn          = module.gateway.gateway_cluster_arn
+    task_definition_arn          = module.gateway.task_definition_arn
+    security_group_id            = module.gateway.security_group_id
+    log_group_name               = module.gateway.log_group_name
+    invocation_bucket            = module.gateway.invocation_bucket
+  }
+}
+
+output "tools" {
+  description = "Every deployed tool: roles, unit, security group, endpoints, log group."
+  value = {
+    for name, t in module.tool : name => {
+      backend             = t.backend
+      execution_role_arn  = t.execution_role_arn
+      work_role_arn       = t.work_role_arn
+      function_arn        = t.function_arn
+      task_definition_arn = t.task_definition_arn
+      security_group_id   = t.security_group_id
+      log_group_name      = t.log_group_name
+      endpoints           = t.endpoints
+    }
+  }
+}

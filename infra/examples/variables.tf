@@ -1,0 +1,83 @@
+variable "catalog_path" {
+  description = "The catalog to deploy; defaults to examples/catalog.aws.yaml of this repository."
+  type        = string
+  default     = null
+}
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (1 to 15 of a-z, 0-9, '-')."
+  type        = string
+  default     = "switchboard"
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "az_count" {
+  description = "Availability zones to spread subnets and interface endpoints over (each interface endpoint is billed per zone)."
+  type        = number
+  default     = 2
+}
+
+variable "log_retention_days" {
+  description = "Retention of tool and flow log groups, in days."
+  type        = number
+  default     = 30
+}
+
+variable "gateway_log_retention_days" {
+  description = "Retention of the gateway's log group (audit lines), in days."
+  type        = number
+  default     = 365
+}
+
+variable "gateway_image" {
+  description = "The gateway's container image (a bare repository name means this account's ECR)."
+  type        = string
+  default     = "switchboard-gateway:latest"
+}
+
+variable "expose_gateway" {
+  description = "Create the gateway's load balancer and ECS service (needs certificate_arn)."
+  type        = bool
+  default     = true
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the gateway's public name (required when expose_gateway is true)."
+  type        = string
+  default     = null
+}
+
+variable "ingress_cidrs" {
+  description = "Client ranges allowed to reach the gateway's load balancer on 443."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "bucket_force_destroy" {
+  description = "Let destroy delete the invocation bucket with objects still in it."
+  type        = bool
+  default     = false
+}
+
+variable "emulator_endpoints" {
+  description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, ecs, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
+  type        = map(string)
+  default     = null
+}

@@ -1,0 +1,146 @@
+# The one place Terraform reads the catalog. It resolves the catalog's defaults exactly as the
+# gateway does (gateway/src/catalog/types.rs) and derives what the other modules need; it creates
+# nothing. Tools with backend `local` run on the gateway's machine and are left out.
+
+locals {
+  raw = yamldecode(file(var.catalog_path))
+  dir = dirname(var.catalog_path)
+
+  default_session_tags = ["tool", "tenant", "principal", "invocation"]
+  known_endpoints      = ["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr"]
+
+  # A Fargate task pulls its image, ships its logs and fetches its invocation through its own
+  # network interface: it always reaches ECR, S3 (image layers, presigned hand-over URLs) and
+  # CloudWatch Logs. A Lambda function's platform traffic does not cross the VPC.
+  platform_endpoints = {
+    lambda  = []
+    fargate = ["s3", "ecr.api", "ecr.dkr", "logs"]
+  }
+
+  aws_tools = [for t in local.raw.tools : t if contains(["lambda", "fargate"], t.backend)]
+
+  # Fargate images: a reference without a registry host names a repository in this account's
+  # ECR in this region (the private subnets reach no other registry).
+  images = {
+    for t in local.aws_tools : t.name => (
+      length(regexall("^[^/]+[.:][^/]*/", t.fargate.image)) > 0
+      ? t.fargate.image
+      : "${var.account_id}.dkr.ecr.${var.region}.amazonaws.com/${t.fargate.image}"
+    ) if t.backend == "fargate"
+  }
+  ecr_repository_arns = {
+    for name, image in local.images : name => one([
+      for m in regexall("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)", image) :
+      "arn:${var.partition}:ecr:${m[1]}:${m[0]}:repository/${m[2]}"
+    ])
+  }
+
+  tools = {
+    for t in local.aws_tools : t.name => {
+      name                 = t.name
+      backend              = t.backend
+      timeout_seconds      = try(t.timeout_seconds, 30)
+      memory_mb            = try(t.memory_mb, 256)
+      ephemeral_storage_mb = try(t.ephemeral_storage_mb, 512)
+      declared_endpoints   = sort(distinct(try(t.endpoints, [])))
+      reach                = sort(distinct(concat(try(t.endpoints, []), local.platform_endpoints[t.backend])))
+      session_tags         = try(t.session_tags, local.default_session_tags)
+      statements = [
+        for i, p in try(t.permissions, []) : merge(
+          {
+            Sid      = try(p.sid, null) != null ? p.sid : "Catalog${i}"
+            Effect   = "Allow"
+            Action   = p.actions
+            Resource = p.resources
+          },
+          try(p.condition, null) != null ? { Condition = p.condition } : {}
+        )
+      ]
+      lambda = t.backend != "lambda" ? null : {
+        package_path = "${local.dir}/${t.lambda.package}"
+        architecture = try(t.lambda.architecture, "x86_64")
+      }
+      fargate = t.backend != "fargate" ? null : {
+        image              = local.images[t.name]
+        ecr_repository_arn = local.ecr_repository_arns[t.name]
+        cpu                = try(t.fargate.cpu, 256)
+        command            = try(t.fargate.command, [])
+      }
+    }
+  }
+
+  # Sid prefix per tool for the shared boundary: "tenant-files" -> "TenantFiles".
+  sid_prefix = {
+    for name in keys(local.tools) :
+    name => join("", [for w in split("-", replace(name, "_", "-")) : title(w)])
+  }
+
+  boundary_statements = flatten([
+    for name, t in local.tools : [
+      for s in t.statements : merge(s, { Sid = "${local.sid_prefix[name]}${s.Sid}" })
+    ]
+  ])
+
+  all_actions = distinct(flatten([for t in values(local.tools) : [for s in t.statements : s.Action]]))
+
+  # The endpoint policies allow, for principals of this account only, what the platform needs
+  # through that endpoint plus every catalog action of that service.
+  platform_actions = {
+    "s3"      = ["s3:GetObject", "s3:PutObject"]
+    "sts"     = ["sts:GetCallerIdentity"]
+    "logs"    = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    "kms"     = ["kms:DescribeKey"]
+    "ecr.api" = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"]
+    "ecr.dkr" = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"]
+  }
+  endpoint_service = {
+    "s3" = "s3", "sts" = "sts", "logs" = "logs", "kms" = "kms", "ecr.api" = "ecr", "ecr.dkr" = "ecr"
+  }
+  all_endpoints = sort(distinct(flatten([for t in values(local.tools) : t.reach])))
+  endpoint_actions = {
+    for e in local.all_endpoints : e => sort(distinct(concat(
+      local.platform_actions[e],
+      [for a in local.all_actions : a if startswith(a, "${local.endpoint_service[e]}:")]
+    )))
+  }
+}
+
+# Errors the gateway's own loader reports too, repeated here so that `terraform plan` stops on a
+# catalog the gateway would refuse rather than deploying part of it. (A name declared twice already
+# fails above: it would be a duplicate key of `tools`.)
+resource "terraform_data" "valid" {
+  input = keys(local.tools)
+
+  lifecycle {
+    precondition {
+      condition     = try(local.raw.version, 0) == 1
+      error_message = "${var.catalog_path}: version must be 1."
+    }
+    precondition {
+      condition = alltrue(flatten([
+        for t in values(local.tools) : [for e in t.declared_endpoints : contains(local.known_endpoints, e)]
+      ]))
+      error_message = "${var.catalog_path}: endpoints may only be ${join(", ", local.known_endpoints)}."
+    }
+    precondition {
+      condition     = alltrue([for arn in values(local.ecr_repository_arns) : arn != null])
+      error_message = "${var.catalog_path}: the private subnets reach only ECR; every fargate.image must be an ECR image or a bare repository name."
+    }
+    precondition {
+      condition     = alltrue([for a in local.all_actions : a != "*" && !endswith(a, ":*")])
+      error_message = "${var.catalog_path}: a permission action is a wildcard over a whole service."
+    }
+    precondition {
+      condition = alltrue([
+        for t in values(local.tools) : length(distinct([for s in t.statements : s.Sid])) == length(t.statements)
+      ])
+      error_message = "${var.catalog_path}: a tool has two permission statements with the same sid."
+    }
+    precondition {
+      condition = alltrue(flatten([
+        for t in values(local.tools) : [for g in t.session_tags : contains(local.default_session_tags, g)]
+      ]))
+      error_message = "${var.catalog_path}: session_tags may only be tool, tenant, principal, invocation."
+    }
+  }
+}

@@ -1,0 +1,24 @@
+output "tools" {
+  description = "The lambda and fargate tools by name, defaults resolved (the tool module's `tool` input)."
+  value       = local.tools
+}
+
+output "endpoint_actions" {
+  description = "Each VPC endpoint some tool reaches, with the actions its endpoint policy allows (the network module's `endpoints` input)."
+  value       = local.endpoint_actions
+}
+
+output "boundary_statements" {
+  description = "Every tool's permission statements with tool-prefixed Sids (the gateway module's `tool_permission_statements`)."
+  value       = local.boundary_statements
+}
+
+output "skipped_local_tools" {
+  description = "Tools with backend local: served from the gateway's machine, not deployed here."
+  value       = sort([for t in local.raw.tools : t.name if t.backend == "local"])
+}
+
+output "ecr_repository_arns" {
+  description = "The ECR repositories the Fargate tools pull from (the tool permission boundary allows these only)."
+  value       = sort(distinct(values(local.ecr_repository_arns)))
+}

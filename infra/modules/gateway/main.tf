@@ -1,0 +1,412 @@
+# The gateway: its identity (exactly the rights ARCHITECTURE.md lists, on the tool resources only),
+# the permission boundary every tool role carries, the invocation bucket for Fargate hand-over, the
+# clusters, and the ECS service behind a TLS load balancer.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  policies   = "${path.module}/../../../policies"
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  role_path  = "/switchboard/${var.name_prefix}/"
+
+  work_role_arns       = sort(compact([for t in var.tools : t.work_role_arn]))
+  function_arns        = sort(compact([for t in var.tools : t.function_arn]))
+  task_definition_arns = sort(compact([for t in var.tools : t.task_definition_arn]))
+  task_role_arns       = sort([for t in var.tools : t.execution_role_arn if t.backend == "fargate"])
+
+  tool_log_group_arn_prefix = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/switchboard/${var.name_prefix}/tools/"
+
+  bucket_name = "${var.name_prefix}-invocations-${local.account_id}-${local.region}"
+
+  image = (
+    length(regexall("^[^/]+[.:][^/]*/", var.image)) > 0
+    ? var.image
+    : "${local.account_id}.dkr.ecr.${local.region}.amazonaws.com/${var.image}"
+  )
+  ecr_repository_arns = [
+    for m in regexall("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)", local.image) :
+    "arn:${local.partition}:ecr:${m[1]}:${m[0]}:repository/${m[2]}"
+  ]
+  log_group_name = "/switchboard/${var.name_prefix}/gateway"
+  log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
+}
+
+# --- the gateway's role: the ECS task role its code runs with ---------------------------------
+
+resource "aws_iam_role" "gateway" {
+  name        = "${var.name_prefix}-gateway"
+  path        = local.role_path
+  description = "Switchboard gateway: mints tool credentials and dispatches tool calls, nothing else"
+  assume_role_policy = templatefile("${local.policies}/ecs-tasks-trust.json.tftpl", {
+    partition  = local.partition
+    region     = local.region
+    account_id = local.account_id
+  })
+
+  tags = { "switchboard:role" = "gateway" }
+}
+
+resource "aws_iam_role_policy" "gateway" {
+  name = "dispatch-tool-calls"
+  role = aws_iam_role.gateway.id
+  policy = templatefile("${local.policies}/gateway.json.tftpl", {
+    partition            = local.partition
+    region               = local.region
+    account_id           = local.account_id
+    bucket_arn           = aws_s3_bucket.invocations.arn
+    invocation_prefix    = var.invocation_prefix
+    work_role_arns       = local.work_role_arns
+    function_arns        = local.function_arns
+    task_definition_arns = local.task_definition_arns
+    tools_cluster_arn    = aws_ecs_cluster.tools.arn
+    tools_cluster_name   = aws_ecs_cluster.tools.name
+    task_role_arns       = local.task_role_arns
+  })
+}
+
+# --- the permission boundary of every tool role -------------------------------------------------
+
+resource "aws_iam_policy" "tool_boundary" {
+  name        = "${var.name_prefix}-tool-boundary"
+  path        = local.role_path
+  description = "Permission boundary of every Switchboard tool role: the catalog's permissions, own logs, image pull, Lambda interfaces"
+  policy = templatefile("${local.policies}/tool-permission-boundary.json.tftpl", {
+    partition                 = local.partition
+    region                    = local.region
+    account_id                = local.account_id
+    tool_log_group_arn_prefix = local.tool_log_group_arn_prefix
+    subnet_arns               = var.tool_subnet_arns
+    ecr_repository_arns       = var.tool_ecr_repository_arns
+    catalog_statements        = var.tool_permission_statements
+  })
+}
+
+# --- the invocation bucket: Fargate hand-over through presigned URLs ---------------------------
+
+resource "aws_s3_bucket" "invocations" {
+  bucket        = local.bucket_name
+  force_destroy = var.bucket_force_destroy
+  # checkov:skip=CKV_AWS_18:Access logs would record every presigned GET/PUT of short-lived invocation objects; the gateway's audit line records each call, and CloudTrail data events can be enabled account-wide.
+  # checkov:skip=CKV_AWS_21:Versioning would keep every credential-bearing invocation after the lifecycle rule expires it; these objects must disappear.
+  # checkov:skip=CKV_AWS_144:Invocation objects live for minutes; replicating them to another region would copy credentials for no recovery benefit.
+  # checkov:skip=CKV_AWS_145:SSE-S3 encrypts every object; SSE-KMS would need KMS rights for the gateway and for every presigned URL's signer, beyond the rights ARCHITECTURE.md allows.
+  # checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the gateway polls its own result objects.
+
+  tags = { "switchboard:role" = "invocations" }
+}
+
+resource "aws_s3_bucket_public_access_block" "invocations" {
+  bucket                  = aws_s3_bucket.invocations.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "invocations" {
+  bucket = aws_s3_bucket.invocations.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "invocations" {
+  bucket = aws_s3_bucket.invocations.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "invocations" {
+  bucket = aws_s3_bucket.invocations.id
+
+  rule {
+    id     = "expire-invocations"
+    status = "Enabled"
+    filter {
+      prefix = var.invocation_prefix
+    }
+    expiration {
+      days = var.invocation_expiry_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "invocations" {
+  bucket = aws_s3_bucket.invocations.id
+  policy = templatefile("${local.policies}/invocation-bucket.json.tftpl", {
+    bucket_arn       = aws_s3_bucket.invocations.arn
+    gateway_role_arn = aws_iam_role.gateway.arn
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.invocations]
+}
+
+# --- clusters ---------------------------------------------------------------------------------
+
+# Tool tasks run here; the gateway may run tasks in this cluster only.
+resource "aws_ecs_cluster" "tools" {
+  name = "${var.name_prefix}-tools"
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster" "gateway" {
+  name = "${var.name_prefix}-gateway"
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+# --- the gateway's task ------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "gateway" {
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_days
+  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+}
+
+resource "aws_iam_role" "gateway_execution" {
+  name        = "${var.name_prefix}-gateway-exec"
+  path        = local.role_path
+  description = "ECS execution identity of the gateway task: its logs and image only"
+  assume_role_policy = templatefile("${local.policies}/ecs-tasks-trust.json.tftpl", {
+    partition  = local.partition
+    region     = local.region
+    account_id = local.account_id
+  })
+
+  tags = { "switchboard:role" = "gateway-execution" }
+}
+
+resource "aws_iam_role_policy" "gateway_execution" {
+  name = "own-logs-and-image"
+  role = aws_iam_role.gateway_execution.id
+  policy = templatefile("${local.policies}/ecs-task-execution.json.tftpl", {
+    log_group_arn       = local.log_group_arn
+    ecr_repository_arns = local.ecr_repository_arns
+  })
+}
+
+resource "aws_ecs_task_definition" "gateway" {
+  family                   = "${var.name_prefix}-gateway"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(var.cpu)
+  memory                   = tostring(var.memory)
+  task_role_arn            = aws_iam_role.gateway.arn
+  execution_role_arn       = aws_iam_role.gateway_execution.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "scratch"
+  }
+
+  container_definitions = jsonencode([{
+    name                   = "gateway"
+    image                  = local.image
+    essential              = true
+    memory                 = var.memory
+    command                = var.command
+    readonlyRootFilesystem = true
+    user                   = "65534:65534"
+    portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
+    environment            = [for k in sort(keys(var.environment)) : { name = k, value = var.environment[k] }]
+    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+    stopTimeout            = 30
+    linuxParameters = {
+      initProcessEnabled = true
+      capabilities       = { drop = ["ALL"] }
+    }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.gateway.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "gateway"
+      }
+    }
+  }])
+}
+
+# --- network: clients -> load balancer (443) -> gateway tasks -> AWS APIs and the JWKS (443) ---
+
+resource "aws_security_group" "alb" {
+  name        = "${var.name_prefix}-gateway-lb"
+  description = "Gateway load balancer: HTTPS from clients, to the gateway tasks only"
+  vpc_id      = var.vpc_id
+  tags        = { Name = "${var.name_prefix}-gateway-lb" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
+  for_each = toset(var.ingress_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS from clients"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_gateway" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "To the gateway tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+  referenced_security_group_id = aws_security_group.gateway.id
+}
+
+resource "aws_security_group" "gateway" {
+  name        = "${var.name_prefix}-gateway"
+  description = "Gateway tasks: from the load balancer only; HTTPS out to AWS APIs and the identity provider"
+  vpc_id      = var.vpc_id
+  tags        = { Name = "${var.name_prefix}-gateway" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
+  security_group_id            = aws_security_group.gateway.id
+  description                  = "From the load balancer"
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+  referenced_security_group_id = aws_security_group.alb.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "gateway_https_out" {
+  security_group_id = aws_security_group.gateway.id
+  description       = "HTTPS to AWS APIs (STS, Lambda, ECS, S3) and the identity provider's JWKS"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+# --- load balancer and service (expose = true) -------------------------------------------------
+
+resource "aws_lb" "gateway" {
+  count = var.expose ? 1 : 0
+  # checkov:skip=CKV_AWS_91:The gateway writes one audit line per call with principal, tenant and outcome; ALB access logs would need a second bucket with an ELB delivery policy. docs/deploy-aws.md shows how to add them.
+  # checkov:skip=CKV2_AWS_28:Every request is authenticated by the gateway (OAuth 2.1) before any work; a WAF web ACL costs from 5 USD/month and is listed in docs/deploy-aws.md as an option.
+  # checkov:skip=CKV2_AWS_76:Same as CKV2_AWS_28: no WAF web ACL by default; the gateway runs no Java.
+
+  name                       = "${var.name_prefix}-gateway"
+  internal                   = false
+  load_balancer_type         = "application"
+  security_groups            = [aws_security_group.alb.id]
+  subnets                    = var.public_subnet_ids
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
+  idle_timeout               = 960 # a tool call may run 900 s with progress notifications on one stream
+
+  lifecycle {
+    precondition {
+      condition     = var.certificate_arn != null
+      error_message = "expose = true needs certificate_arn (an ACM certificate for the gateway's name)."
+    }
+  }
+}
+
+resource "aws_lb_target_group" "gateway" {
+  count = var.expose ? 1 : 0
+  # checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the task stays inside the VPC and the gateway's security group admits the load balancer only.
+
+  name                 = "${var.name_prefix}-gateway"
+  port                 = var.container_port
+  protocol             = "HTTP"
+  target_type          = "ip"
+  vpc_id               = var.vpc_id
+  deregistration_delay = 30
+
+  health_check {
+    path    = var.health_check_path
+    matcher = "200"
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  count = var.expose ? 1 : 0
+
+  load_balancer_arn = aws_lb.gateway[0].arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "text/plain"
+      message_body = "not found"
+      status_code  = "404"
+    }
+  }
+}
+
+resource "aws_lb_listener_rule" "gateway" {
+  count = var.expose ? 1 : 0
+
+  listener_arn = aws_lb_listener.https[0].arn
+  priority     = 10
+
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.gateway[0].arn
+  }
+
+  condition {
+    path_pattern {
+      values = var.public_paths
+    }
+  }
+}
+
+resource "aws_ecs_service" "gateway" {
+  count = var.expose ? 1 : 0
+  # checkov:skip=CKV_AWS_333:The gateway needs outbound HTTPS to AWS APIs and to the identity provider's JWKS; a public IP in a public subnet does this without a NAT gateway (about 32 USD/month idle). Inbound is closed by its security group to the load balancer only.
+
+  name                   = "${var.name_prefix}-gateway"
+  cluster                = aws_ecs_cluster.gateway.id
+  task_definition        = aws_ecs_task_definition.gateway.arn
+  desired_count          = var.desired_count
+  launch_type            = "FARGATE"
+  platform_version       = "LATEST"
+  propagate_tags         = "SERVICE"
+  enable_execute_command = false
+
+  network_configuration {
+    subnets          = var.public_subnet_ids
+    security_groups  = [aws_security_group.gateway.id]
+    assign_public_ip = true
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.gateway[0].arn
+    container_name   = "gateway"
+    container_port   = var.container_port
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  depends_on = [aws_lb_listener_rule.gateway]
+}

@@ -1,0 +1,58 @@
+output "role_arn" {
+  description = "The gateway's role (the ECS task role of the gateway service); tool work roles trust it alone."
+  value       = aws_iam_role.gateway.arn
+}
+
+output "role_name" {
+  description = "The gateway role's name."
+  value       = aws_iam_role.gateway.name
+}
+
+output "execution_role_arn" {
+  description = "The gateway task's execution role (logs and image pull)."
+  value       = aws_iam_role.gateway_execution.arn
+}
+
+output "tool_permission_boundary_arn" {
+  description = "The permission boundary every tool role carries."
+  value       = aws_iam_policy.tool_boundary.arn
+}
+
+output "invocation_bucket" {
+  description = "The invocation bucket and the prefix the gateway writes under."
+  value = {
+    name   = aws_s3_bucket.invocations.id
+    arn    = aws_s3_bucket.invocations.arn
+    prefix = var.invocation_prefix
+  }
+}
+
+output "tools_cluster_arn" {
+  description = "The ECS cluster Fargate tool tasks run in."
+  value       = aws_ecs_cluster.tools.arn
+}
+
+output "gateway_cluster_arn" {
+  description = "The ECS cluster of the gateway service."
+  value       = aws_ecs_cluster.gateway.arn
+}
+
+output "task_definition_arn" {
+  description = "The gateway's task definition."
+  value       = aws_ecs_task_definition.gateway.arn
+}
+
+output "security_group_id" {
+  description = "The gateway tasks' security group."
+  value       = aws_security_group.gateway.id
+}
+
+output "load_balancer_dns_name" {
+  description = "DNS name of the load balancer (point the gateway's public name at it); null when not exposed."
+  value       = one(aws_lb.gateway[*].dns_name)
+}
+
+output "log_group_name" {
+  description = "The gateway's log group (its audit lines)."
+  value       = aws_cloudwatch_log_group.gateway.name
+}

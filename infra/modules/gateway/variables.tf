@@ -1,0 +1,151 @@
+variable "name_prefix" {
+  description = "Prefix of every name this module gives (the same as the network's and the tools')."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,14}$", var.name_prefix))
+    error_message = "name_prefix: 1 to 15 of a-z, 0-9, '-', starting with a letter."
+  }
+}
+
+variable "vpc_id" {
+  description = "The network's VPC."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets for the load balancer and the gateway's tasks."
+  type        = list(string)
+}
+
+variable "tool_subnet_arns" {
+  description = "ARNs of the private subnets the tools run in (the tool permission boundary names them)."
+  type        = list(string)
+}
+
+variable "tools" {
+  description = "The deployed tools, by catalog name: what the gateway role may reach (tool module outputs)."
+  type = map(object({
+    backend             = string
+    execution_role_arn  = string
+    work_role_arn       = optional(string)
+    function_arn        = optional(string)
+    task_definition_arn = optional(string)
+  }))
+}
+
+variable "tool_permission_statements" {
+  description = "Every statement of every tool's catalog permissions, Sids unique: the tool permission boundary allows their union and nothing else besides logs, image pull and Lambda's network interfaces."
+  type        = any # a list of IAM statements; their shapes differ (with or without Condition)
+  default     = []
+}
+
+variable "tool_ecr_repository_arns" {
+  description = "ECR repositories the Fargate tools pull from (the boundary allows pulling these only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "invocation_prefix" {
+  description = "Key prefix in the invocation bucket the gateway writes invocations and results under."
+  type        = string
+  default     = "invocations/"
+  validation {
+    condition     = can(regex("^[a-z0-9-]+/$", var.invocation_prefix))
+    error_message = "invocation_prefix: lowercase letters, digits and '-', ending in '/'."
+  }
+}
+
+variable "invocation_expiry_days" {
+  description = "Days after which an invocation object (arguments, credentials, result) is deleted."
+  type        = number
+  default     = 1
+}
+
+variable "bucket_force_destroy" {
+  description = "Let terraform destroy delete the invocation bucket with objects still in it."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of the gateway's log group (its audit lines), in days."
+  type        = number
+  default     = 365
+}
+
+variable "image" {
+  description = "The gateway's container image (ECR image, or a bare repository name for this account's ECR)."
+  type        = string
+}
+
+variable "cpu" {
+  description = "Gateway task CPU units."
+  type        = number
+  default     = 512
+}
+
+variable "memory" {
+  description = "Gateway task memory, MiB."
+  type        = number
+  default     = 1024
+}
+
+variable "container_port" {
+  description = "Port the gateway listens on inside its task."
+  type        = number
+  default     = 8080
+}
+
+variable "command" {
+  description = "The gateway container's command (the image's catalog path and the listen address)."
+  type        = list(string)
+  default     = ["serve", "--catalog", "/etc/switchboard/catalog.yaml", "--listen", "0.0.0.0:8080"]
+}
+
+variable "environment" {
+  description = "Environment of the gateway container (the root passes SWITCHBOARD_BINDINGS here)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "expose" {
+  description = "Create the load balancer (TLS), its listener and target group, and the ECS service. False deploys identities, bucket, clusters and the task definition only."
+  type        = bool
+  default     = true
+}
+
+variable "desired_count" {
+  description = "Gateway tasks to run."
+  type        = number
+  default     = 1
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the load balancer's HTTPS listener (required when expose is true)."
+  type        = string
+  default     = null
+}
+
+variable "ingress_cidrs" {
+  description = "Client address ranges allowed to reach the load balancer on 443."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "health_check_path" {
+  description = "Path the load balancer probes on the gateway."
+  type        = string
+  default     = "/readyz"
+}
+
+variable "public_paths" {
+  description = "Paths the load balancer forwards to the gateway; everything else gets 404 at the edge."
+  type        = list(string)
+  default     = ["/mcp", "/mcp/*", "/.well-known/*"]
+}

@@ -1,0 +1,208 @@
+# The network every tool unit runs in: private subnets whose route tables reach nothing but the VPC
+# itself and the endpoints the catalog's tools declare, plus (optionally) public subnets for the
+# gateway's load balancer and tasks.
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  policies   = "${path.module}/../../../policies"
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  azs        = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+
+  interface_endpoints = { for name, actions in var.endpoints : name => actions if name != "s3" }
+
+  # Image layers pulled through ecr.dkr are served from an AWS-owned bucket, through the S3 endpoint.
+  ecr_layer_objects = contains(keys(var.endpoints), "ecr.dkr") ? ["arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket/*"] : []
+}
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.cidr_block
+  enable_dns_support   = true
+  enable_dns_hostnames = true # interface endpoints with private DNS need both
+
+  tags = { Name = var.name_prefix }
+}
+
+# Adopts the VPC's default security group and leaves it without any rule, so nothing that lands in
+# it by accident can talk to anything.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name_prefix}-default-unused" }
+}
+
+# --- private subnets: where tool units run --------------------------------------------------
+
+resource "aws_subnet" "private" {
+  count = var.az_count
+
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = cidrsubnet(var.cidr_block, 4, count.index)
+  availability_zone       = local.azs[count.index]
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name               = "${var.name_prefix}-private-${local.azs[count.index]}"
+    "switchboard:tier" = "private"
+  }
+}
+
+# One route table for all private subnets, with no route of its own: only the implicit local route
+# and, when declared, the S3 gateway endpoint's prefix-list route. No internet gateway, no NAT.
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name_prefix}-private" }
+}
+
+resource "aws_route_table_association" "private" {
+  count = var.az_count
+
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private.id
+}
+
+# --- public subnets: the gateway's load balancer and tasks ----------------------------------
+
+resource "aws_subnet" "public" {
+  count = var.public_subnets ? var.az_count : 0
+
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = cidrsubnet(var.cidr_block, 4, 8 + count.index)
+  availability_zone       = local.azs[count.index]
+  map_public_ip_on_launch = false # the gateway service asks for its public IP explicitly
+
+  tags = {
+    Name               = "${var.name_prefix}-public-${local.azs[count.index]}"
+    "switchboard:tier" = "public"
+  }
+}
+
+resource "aws_internet_gateway" "this" {
+  count = var.public_subnets ? 1 : 0
+
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = var.name_prefix }
+}
+
+resource "aws_route_table" "public" {
+  count = var.public_subnets ? 1 : 0
+
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name_prefix}-public" }
+}
+
+resource "aws_route" "public_internet" {
+  count = var.public_subnets ? 1 : 0
+
+  route_table_id         = aws_route_table.public[0].id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this[0].id
+}
+
+resource "aws_route_table_association" "public" {
+  count = var.public_subnets ? var.az_count : 0
+
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public[0].id
+}
+
+# --- VPC endpoints: the only places a tool can reach ----------------------------------------
+
+resource "aws_vpc_endpoint" "s3" {
+  count = contains(keys(var.endpoints), "s3") ? 1 : 0
+
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+  policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {
+    actions                    = var.endpoints["s3"]
+    account_id                 = local.account_id
+    own_resources_only         = true
+    aws_owned_resource_arns    = local.ecr_layer_objects
+    aws_owned_resource_actions = ["s3:GetObject"]
+  })
+
+  tags = { Name = "${var.name_prefix}-s3" }
+}
+
+# One security group per interface endpoint, so that a tool's egress rule to one endpoint does not
+# open the others. They start without rules; the tool module adds, per tool, ingress on 443 from
+# that tool's own security group.
+resource "aws_security_group" "endpoint" {
+  for_each = local.interface_endpoints
+
+  name        = "${var.name_prefix}-endpoint-${replace(each.key, ".", "-")}"
+  description = "VPC endpoint ${each.key}: HTTPS from the tools that declare it"
+  vpc_id      = aws_vpc.this.id
+
+  tags = { Name = "${var.name_prefix}-endpoint-${replace(each.key, ".", "-")}" }
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoints
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoint[each.key].id]
+  private_dns_enabled = true
+  policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {
+    actions                    = each.value
+    account_id                 = local.account_id
+    own_resources_only         = false
+    aws_owned_resource_arns    = []
+    aws_owned_resource_actions = []
+  })
+
+  tags = { Name = "${var.name_prefix}-${replace(each.key, ".", "-")}" }
+}
+
+# --- flow logs: evidence of what the units tried to reach -----------------------------------
+
+resource "aws_cloudwatch_log_group" "flow" {
+  name              = "/switchboard/${var.name_prefix}/vpc-flow-logs"
+  retention_in_days = var.flow_log_retention_days
+  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  # checkov:skip=CKV_AWS_338:Retention is a deployment choice (flow_log_retention_days, 30 days by default); a year of flow logs is not needed to prove isolation.
+}
+
+resource "aws_iam_role" "flow" {
+  name = "${var.name_prefix}-vpc-flow-logs"
+  path = "/switchboard/${var.name_prefix}/"
+  assume_role_policy = templatefile("${local.policies}/vpc-flow-logs-trust.json.tftpl", {
+    partition  = local.partition
+    region     = local.region
+    account_id = local.account_id
+  })
+}
+
+resource "aws_iam_role_policy" "flow" {
+  name = "deliver-flow-logs"
+  role = aws_iam_role.flow.id
+  policy = templatefile("${local.policies}/vpc-flow-logs.json.tftpl", {
+    partition     = local.partition
+    region        = local.region
+    account_id    = local.account_id
+    log_group_arn = aws_cloudwatch_log_group.flow.arn
+  })
+}
+
+resource "aws_flow_log" "this" {
+  vpc_id                   = aws_vpc.this.id
+  traffic_type             = "ALL"
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.flow.arn
+  iam_role_arn             = aws_iam_role.flow.arn
+  max_aggregation_interval = 60
+
+  depends_on = [aws_iam_role_policy.flow]
+}

@@ -1,0 +1,52 @@
+output "vpc_id" {
+  description = "The VPC's id."
+  value       = aws_vpc.this.id
+}
+
+output "vpc_arn" {
+  description = "The VPC's ARN."
+  value       = aws_vpc.this.arn
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets (no internet gateway, no NAT), one per zone: where tool units run."
+  value       = aws_subnet.private[*].id
+}
+
+output "private_subnet_arns" {
+  description = "ARNs of the private subnets."
+  value       = aws_subnet.private[*].arn
+}
+
+output "private_route_table_id" {
+  description = "The route table shared by the private subnets."
+  value       = aws_route_table.private.id
+}
+
+output "public_subnet_ids" {
+  description = "Public subnets (empty when public_subnets is false)."
+  value       = aws_subnet.public[*].id
+}
+
+output "endpoint_security_group_ids" {
+  description = "Security group of each interface endpoint, by catalog endpoint name."
+  value       = { for name, sg in aws_security_group.endpoint : name => sg.id }
+}
+
+output "endpoint_ids" {
+  description = "VPC endpoint id by catalog endpoint name (s3 included when declared)."
+  value = merge(
+    { for name, ep in aws_vpc_endpoint.interface : name => ep.id },
+    length(aws_vpc_endpoint.s3) > 0 ? { s3 = aws_vpc_endpoint.s3[0].id } : {}
+  )
+}
+
+output "s3_prefix_list_id" {
+  description = "The S3 gateway endpoint's prefix list (the only S3 destination a tool's security group may name); null without s3."
+  value       = length(aws_vpc_endpoint.s3) > 0 ? aws_vpc_endpoint.s3[0].prefix_list_id : null
+}
+
+output "flow_log_group_name" {
+  description = "CloudWatch log group receiving the VPC's flow logs."
+  value       = aws_cloudwatch_log_group.flow.name
+}

@@ -1,0 +1,58 @@
+variable "name_prefix" {
+  description = "Prefix of every name this module gives (lowercase letters, digits, '-'; at most 15)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,14}$", var.name_prefix))
+    error_message = "name_prefix: 1 to 15 of a-z, 0-9, '-', starting with a letter."
+  }
+}
+
+variable "cidr_block" {
+  description = "The VPC's IPv4 range; split into one private and one public subnet per zone."
+  type        = string
+  default     = "10.42.0.0/16"
+}
+
+variable "az_count" {
+  description = "How many availability zones get subnets (and interface endpoints, billed per zone)."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.az_count >= 1 && var.az_count <= 4
+    error_message = "az_count must be between 1 and 4."
+  }
+}
+
+variable "endpoints" {
+  description = <<-EOT
+    The VPC endpoints to create, by catalog name (s3, sts, logs, kms, ecr.api, ecr.dkr), each mapped
+    to the actions its endpoint policy allows. s3 becomes a gateway endpoint, the others interface
+    endpoints with private DNS and a security group of their own.
+  EOT
+  type        = map(list(string))
+  default     = {}
+  validation {
+    condition = alltrue([
+      for name in keys(var.endpoints) : contains(["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr"], name)
+    ])
+    error_message = "endpoints: only s3, sts, logs, kms, ecr.api and ecr.dkr are known."
+  }
+  validation {
+    condition = alltrue(flatten([
+      for actions in values(var.endpoints) : [for a in actions : a != "*" && !endswith(a, ":*")]
+    ]))
+    error_message = "endpoints: an endpoint policy action may not be a wildcard."
+  }
+}
+
+variable "public_subnets" {
+  description = "Create public subnets (with an internet gateway) for the gateway's load balancer and tasks."
+  type        = bool
+  default     = true
+}
+
+variable "flow_log_retention_days" {
+  description = "Retention of the VPC flow log group, in days."
+  type        = number
+  default     = 30
+}
