@@ -63,8 +63,12 @@ pub struct Prepared {
 
 /// Builds the backends the catalog's tools need.
 pub fn backends_for(catalog: &Catalog, catalog_dir: &Path) -> Result<Backends, ServeError> {
-    let backends = Backends::new();
-    let _ = (catalog, catalog_dir);
+    let mut backends = Backends::new();
+    if catalog.tools.iter().any(|t| t.backend == crate::catalog::BackendKind::Local) {
+        let local = crate::backend::local::LocalBackend::new(catalog_dir, &catalog.tools)
+            .map_err(|e| ServeError::Backend(e.to_string()))?;
+        backends = backends.with(crate::catalog::BackendKind::Local, std::sync::Arc::new(local));
+    }
     Ok(backends)
 }
 

@@ -10,6 +10,10 @@ use crate::catalog::{Endpoint, Tool};
 
 /// Where the endpoint proxy's socket appears inside a sandbox.
 pub const ENDPOINT_SOCKET: &str = "/run/switchboard/endpoints.sock";
+/// Where the tool's executable appears inside a sandbox: a folder of the read-only root, so
+/// that the tool's own folder is never writable (not even when the host keeps the executable
+/// under `/tmp`, where the scratch tmpfs is mounted).
+pub const TOOL_DIR: &str = "/run/switchboard/tool";
 /// The sandbox's scratch directory (a size-capped tmpfs), also `HOME` and `TMPDIR`.
 pub const SCRATCH: &str = "/tmp";
 
@@ -45,7 +49,11 @@ pub struct ToolPlan {
     pub name: String,
     /// The uid and gid the tool runs as inside its user namespace.
     pub sandbox_uid: u32,
+    /// The executable on the host.
     pub executable: PathBuf,
+    /// The executable as the sandbox sees it (under [`TOOL_DIR`]).
+    pub sandbox_executable: PathBuf,
+    /// argv, starting with `sandbox_executable`.
     pub argv: Vec<String>,
     pub read_only_paths: Vec<PathBuf>,
     pub timeout_seconds: u32,
@@ -108,7 +116,12 @@ impl ToolPlan {
                 }
             }
         }
-        let mut argv = vec![executable.display().to_string()];
+        let file_name = executable
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "tool".into());
+        let sandbox_executable = Path::new(TOOL_DIR).join(file_name);
+        let mut argv = vec![sandbox_executable.display().to_string()];
         argv.extend(unit.command.iter().skip(1).cloned());
         let mut endpoints = tool.endpoints.clone();
         endpoints.sort();
@@ -117,6 +130,7 @@ impl ToolPlan {
             name,
             sandbox_uid,
             executable,
+            sandbox_executable,
             argv,
             read_only_paths,
             timeout_seconds: tool.timeout_seconds,
@@ -174,7 +188,12 @@ impl ToolPlan {
         push(&["--proc", "/proc", "--dev", "/dev"]);
         let size = self.scratch_bytes.to_string();
         push(&["--size", &size, "--perms", "0700", "--tmpfs", SCRATCH]);
-        for path in std::iter::once(&self.executable).chain(&self.read_only_paths) {
+        let (exe, sandbox_exe) = (
+            self.executable.display().to_string(),
+            self.sandbox_executable.display().to_string(),
+        );
+        push(&["--ro-bind", &exe, &sandbox_exe]);
+        for path in &self.read_only_paths {
             let p = path.display().to_string();
             push(&["--ro-bind", &p, &p]);
         }
@@ -307,6 +326,18 @@ mod tests {
             "{joined}"
         );
         assert!(joined.ends_with("--remount-ro / --chdir /tmp"), "{joined}");
+        assert!(
+            joined.contains(&format!(
+                "--ro-bind {} /run/switchboard/tool/",
+                plan.executable.display()
+            )),
+            "{joined}"
+        );
+        assert!(
+            plan.argv[0].starts_with("/run/switchboard/tool/"),
+            "{:?}",
+            plan.argv
+        );
         assert!(!joined.contains("--share-net"));
     }
 }
