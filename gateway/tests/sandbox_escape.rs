@@ -634,7 +634,10 @@ macro_rules! blocked_syscalls {
     ($($test:ident => $name:literal),* $(,)?) => {$(
         #[tokio::test]
         async fn $test() {
-            attempt("probe", json!({"attempt": "syscall", "name": $name})).await;
+            let report = attempt("probe", json!({"attempt": "syscall", "name": $name})).await;
+            // EPERM is the filter's answer (some of these would fail without it too, with
+            // another errno or for want of a capability; most would succeed).
+            assert_eq!(report["errno"], json!(libc::EPERM), "{report}");
         }
     )*};
 }

@@ -719,23 +719,74 @@ fn proxy_connect(target: &str) -> Report {
         .with("canary", text.contains("canary-hello"))
 }
 
-/// Calls a syscall the filter must stop, with harmless arguments; any success is an escape.
+/// Calls a syscall the filter must stop. Where possible the arguments are ones that would
+/// succeed without the filter (so a missing rule shows as an escape, not as `EINVAL`); any
+/// success is an escape, and the errno tells whether the filter (`EPERM`) answered.
 fn blocked_syscall(name: &str) -> Report {
     let zero = 0usize;
-    // SAFETY: every call passes null or zero arguments, so the kernel dereferences nothing we
-    // own; the numbers come from libc's table for this architecture.
+    let mut uring_params = [0u8; 120];
+    let mut perf_attr = [0u8; 128];
+    // perf_event_attr: type PERF_TYPE_SOFTWARE (1), size, config PERF_COUNT_SW_TASK_CLOCK (1),
+    // exclude_kernel | exclude_hv (bits 5 and 6 of the flags word at offset 40).
+    perf_attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
+    perf_attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+    perf_attr[8..16].copy_from_slice(&1u64.to_ne_bytes());
+    perf_attr[40..48].copy_from_slice(&((1u64 << 5) | (1u64 << 6)).to_ne_bytes());
+    const KEYCTL_GET_KEYRING_ID: usize = 0;
+    const KEY_SPEC_SESSION_KEYRING: isize = -3;
+    const KEY_SPEC_PROCESS_KEYRING: isize = -2;
+    const UFFD_USER_MODE_ONLY: usize = 1;
+    // SAFETY: every pointer passed points at a live local buffer or NUL-terminated literal of
+    // the size the call expects; the numbers come from libc's table for this architecture.
     let r = unsafe {
         match name {
             "bpf" => libc::syscall(libc::SYS_bpf, 0, zero, zero),
-            "perf_event_open" => libc::syscall(libc::SYS_perf_event_open, zero, 0, -1, -1, 0),
-            "io_uring_setup" => libc::syscall(libc::SYS_io_uring_setup, 1, zero),
-            "keyctl" => libc::syscall(libc::SYS_keyctl, 0, zero, zero, zero, zero),
-            "add_key" => libc::syscall(libc::SYS_add_key, zero, zero, zero, 0, 0),
-            "setns" => libc::syscall(libc::SYS_setns, -1, 0),
+            "perf_event_open" => libc::syscall(
+                libc::SYS_perf_event_open,
+                perf_attr.as_mut_ptr(),
+                0,
+                -1,
+                -1,
+                0,
+            ),
+            "io_uring_setup" => {
+                libc::syscall(libc::SYS_io_uring_setup, 1, uring_params.as_mut_ptr())
+            }
+            "keyctl" => libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_GET_KEYRING_ID,
+                KEY_SPEC_SESSION_KEYRING,
+                1,
+                zero,
+                zero,
+            ),
+            "add_key" => libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"switchboard-probe".as_ptr(),
+                c"x".as_ptr(),
+                1,
+                KEY_SPEC_PROCESS_KEYRING,
+            ),
+            "setns" => {
+                let fd = libc::open(c"/proc/self/ns/uts".as_ptr(), libc::O_RDONLY);
+                libc::syscall(libc::SYS_setns, fd, 0)
+            }
             "chroot" => libc::syscall(libc::SYS_chroot, c"/tmp".as_ptr()),
             "pivot_root" => libc::syscall(libc::SYS_pivot_root, c"/tmp".as_ptr(), c"/tmp".as_ptr()),
-            "process_vm_readv" => libc::syscall(libc::SYS_process_vm_readv, 1, zero, 0, zero, 0, 0),
-            "userfaultfd" => libc::syscall(libc::SYS_userfaultfd, 0),
+            "process_vm_readv" => libc::syscall(
+                libc::SYS_process_vm_readv,
+                libc::getpid(),
+                zero,
+                0,
+                zero,
+                0,
+                0,
+            ),
+            "userfaultfd" => libc::syscall(
+                libc::SYS_userfaultfd,
+                libc::O_CLOEXEC as usize | UFFD_USER_MODE_ONLY,
+            ),
             "fsopen" => libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0),
             "open_tree" => libc::syscall(libc::SYS_open_tree, -100, c"/".as_ptr(), 1),
             "x32_getpid" => libc::syscall(0x4000_0000 | libc::SYS_getpid),
@@ -743,6 +794,12 @@ fn blocked_syscall(name: &str) -> Report {
         }
     };
     let err = errno();
-    Report::new(r >= 0, format!("{name} returned {r} ({err})"))
-        .with("errno", err.raw_os_error().unwrap_or(0))
+    Report::new(r >= 0, format!("{name} returned {r} ({err})")).with(
+        "errno",
+        if r >= 0 {
+            0
+        } else {
+            err.raw_os_error().unwrap_or(0)
+        },
+    )
 }
