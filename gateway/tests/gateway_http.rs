@@ -50,6 +50,15 @@ tools:
     backend: local
     local: {command: [unused]}
     allow: {groups: [admin], scopes: ["tools:admin"]}
+  - name: deploy
+    description: Routes on a header.
+    input_schema:
+      type: object
+      properties:
+        region: {type: string, x-mcp-header: Region}
+    backend: local
+    local: {command: [unused]}
+    allow: {groups: [ops]}
 "#;
 
 /// A backend that answers in process: echoes, sleeps, fails on request, records invocations.
@@ -791,4 +800,59 @@ async fn discover_announces_both_revisions_and_ping_answers() {
     let (status, _, text) = h.send(req).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(last_message(&text)["result"], json!({}), "{text}");
+}
+
+async fn call_with_region_header(h: &Harness, groups: &[&str], tool: &str) -> (StatusCode, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": tool, "arguments": {"region": "us-west-2"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": V_NEW,
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = post()
+        .header("MCP-Protocol-Version", V_NEW)
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", tool)
+        .header("Mcp-Param-Region", "us-east-1")
+        .header("Authorization", format!("Bearer {}", h.token(groups)))
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let (status, _, text) = h.send(req).await;
+    (status, last_message(&text))
+}
+
+#[tokio::test]
+async fn param_header_contradicting_the_arguments_is_refused() {
+    let h = harness();
+    let (status, body) = call_with_region_header(&h, &["ops"], "deploy").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+}
+
+#[tokio::test]
+async fn param_header_check_does_not_reveal_a_denied_tool() {
+    let h = harness();
+    let (s1, denied) = call_with_region_header(&h, &["dev"], "deploy").await;
+    let (s2, unknown) = call_with_region_header(&h, &["dev"], "nonexistent").await;
+    assert_eq!(s1, s2);
+    assert_eq!(
+        denied["error"]["code"], unknown["error"]["code"],
+        "{denied} {unknown}"
+    );
+    assert_eq!(
+        denied["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("deploy", "NAME")),
+        unknown["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("nonexistent", "NAME"))
+    );
+}
+
+#[tokio::test]
+async fn prompts_and_resources_are_not_served() {
+    let h = harness();
+    for method in ["prompts/list", "resources/list", "resources/templates/list"] {
+        let (_, _, body) = h.rpc(Some(&h.token(&["dev"])), method, json!({})).await;
+        assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
+    }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use super::AppState;
+use crate::backend::Caller;
 use crate::validate::json_depth_exceeds;
 
 fn json_rpc_error(status: StatusCode, code: i64, message: String) -> Response {
@@ -278,8 +279,22 @@ pub async fn authenticate(
             "the token grants no tool on this server",
         );
     }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+    request.extensions_mut().insert(caller.clone());
+    REQUEST_CALLER.scope(caller, next.run(request)).await
+}
+
+tokio::task_local! {
+    /// The caller of the request being served, for code that rmcp calls without the request
+    /// (see `Gateway::get_tool`).
+    static REQUEST_CALLER: Caller;
+}
+
+/// Runs `f` with the caller of the request this task serves, if any.
+pub fn with_request_caller<T>(f: impl FnOnce(Option<&Caller>) -> T) -> T {
+    match REQUEST_CALLER.try_with(Caller::clone) {
+        Ok(caller) => f(Some(&caller)),
+        Err(_) => f(None),
+    }
 }
 
 fn challenge_response(status: StatusCode, challenge: &str, message: &str) -> Response {

@@ -474,10 +474,49 @@ impl ServerHandler for Gateway {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
-    fn get_tool(&self, _name: &str) -> Option<rmcp::model::Tool> {
-        // Not exposed: rmcp would use it to validate before call_tool runs, which would
-        // answer differently for tools the caller may not see.
-        None
+    /// rmcp asks for a tool's definition to check `Mcp-Param-*` headers against its schema
+    /// before the call reaches [`Self::call_tool`]. It gets the definition only when the caller of
+    /// the request being served may use the tool, so a denied tool and an unknown tool still
+    /// answer alike.
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        let entry = self.lookup(name)?;
+        crate::http::with_request_caller(|caller| {
+            caller
+                .filter(|c| authz::may_call(&entry.def, c))
+                .map(|_| entry.listed.clone())
+        })
+    }
+
+    // The gateway serves tools only: prompts and resources are not methods it has (rmcp's
+    // defaults would answer them with empty lists although no capability declares them).
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        Err(ErrorData::method_not_found::<
+            rmcp::model::ListPromptsRequestMethod,
+        >())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Err(ErrorData::method_not_found::<
+            rmcp::model::ListResourcesRequestMethod,
+        >())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Err(ErrorData::method_not_found::<
+            rmcp::model::ListResourceTemplatesRequestMethod,
+        >())
     }
 
     async fn call_tool(
