@@ -9,6 +9,7 @@
 //! `switchboard-tool` binary runs.
 
 pub mod contract;
+pub mod lambda;
 pub mod oneshot;
 pub mod tools;
 

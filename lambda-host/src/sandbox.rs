@@ -1,0 +1,533 @@
+//! The bubblewrap sandbox one execution environment's function runs in, and its supervision.
+//!
+//! Layout inside: a read-only root holding `/usr` (and the `/lib*`, `/bin` links into it), the
+//! function's code at `/var/task`, this host's own binary at [`FORWARDER`] and the Runtime API's
+//! Unix socket at [`RUNTIME_SOCKET`]; `/proc`, a minimal `/dev`; `/tmp` a tmpfs of the function's
+//! ephemeral storage size. New user, mount, pid, IPC, UTS, network and cgroup namespaces: the
+//! network namespace has loopback only, so the function reaches nothing but the Runtime API
+//! (through the forwarder, [`crate::forwarder`]). uid 993 / gid 990 inside (Lambda's
+//! `sbx_user1051`), an unprivileged leased uid outside when the host is root
+//! ([`crate::identity`]); no capabilities; a new session; the project's seccomp filter (the
+//! local backend's, `switchboard_gateway::backend::local::seccomp`); resource limits
+//! ([`Rlimits`]). Stdout and stderr share one pipe to the host.
+//!
+//! The sandbox is warm: it lives across invocations until the host kills it (timeout, shutdown)
+//! or the runtime exits. Killing `bwrap` takes its pid namespace down (`--die-with-parent` on
+//! its init); when the sandbox has a uid of its own, every process of that uid is killed too.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use tokio::net::unix::pipe;
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::identity;
+use crate::logs::LogCollector;
+
+/// uid and gid of the function inside its sandbox (Lambda's `sbx_user1051`).
+pub const SANDBOX_UID: u32 = 993;
+pub const SANDBOX_GID: u32 = 990;
+/// The function's code.
+pub const TASK_ROOT: &str = "/var/task";
+/// This binary inside the sandbox, run as the forwarder (`sandbox-init`).
+pub const FORWARDER: &str = "/var/rapid/switchboard-lambda-host";
+/// The Runtime API's Unix socket inside the sandbox.
+pub const RUNTIME_SOCKET: &str = "/var/rapid/runtime.sock";
+/// Scratch.
+pub const SCRATCH: &str = "/tmp";
+
+/// Why a sandbox could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "bubblewrap (`bwrap`) is not installed; install it (Debian/Ubuntu: apt-get install \
+         bubblewrap) and start again"
+    )]
+    NoBwrap,
+    #[error("{path} cannot be reached by the sandbox's unprivileged uid: {blocker} is not readable/searchable by others")]
+    Unreachable { path: PathBuf, blocker: PathBuf },
+    #[error("cannot create the output pipe: {0}")]
+    Pipe(std::io::Error),
+    #[error("cannot create the seccomp pipe: {0}")]
+    SeccompPipe(std::io::Error),
+    #[error("cannot start {bwrap}: {source}")]
+    Spawn {
+        bwrap: String,
+        source: std::io::Error,
+    },
+}
+
+/// Resource limits applied to bubblewrap and inherited by everything in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimits {
+    /// Processes and threads (`RLIMIT_NPROC`); only when the sandbox has its own host uid.
+    pub processes: Option<u64>,
+    pub open_files: u64,
+    /// Private writable memory of each process (`RLIMIT_DATA`): the function's memory size.
+    pub data_bytes: u64,
+}
+
+/// Where things are on the host.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub code_dir: PathBuf,
+    pub host_binary: PathBuf,
+    pub socket: PathBuf,
+    pub scratch_bytes: u64,
+    pub runtime_api_port: u16,
+}
+
+impl Layout {
+    /// The bubblewrap arguments, up to (not including) `--seccomp FD`.
+    pub fn bwrap_args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::with_capacity(72);
+        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+        let uid = SANDBOX_UID.to_string();
+        let gid = SANDBOX_GID.to_string();
+        push(&[
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--uid",
+            &uid,
+            "--gid",
+            &gid,
+            "--hostname",
+            "lambda",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+        ]);
+        push(&["--ro-bind", "/usr", "/usr"]);
+        for dir in ["lib", "lib64", "lib32", "bin", "sbin"] {
+            let host = Path::new("/").join(dir);
+            match std::fs::read_link(&host) {
+                Ok(target) => {
+                    let target = target.display().to_string();
+                    push(&["--symlink", &target, &host.display().to_string()]);
+                }
+                Err(_) if host.is_dir() => {
+                    let h = host.display().to_string();
+                    push(&["--ro-bind", &h, &h]);
+                }
+                Err(_) => {}
+            }
+        }
+        push(&["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]);
+        push(&["--ro-bind-try", "/etc/ssl/certs", "/etc/ssl/certs"]);
+        push(&["--proc", "/proc", "--dev", "/dev"]);
+        let size = self.scratch_bytes.to_string();
+        push(&["--size", &size, "--perms", "0700", "--tmpfs", SCRATCH]);
+        let code = self.code_dir.display().to_string();
+        push(&["--ro-bind", &code, TASK_ROOT]);
+        let binary = self.host_binary.display().to_string();
+        push(&["--ro-bind", &binary, FORWARDER]);
+        let socket = self.socket.display().to_string();
+        push(&["--bind", &socket, RUNTIME_SOCKET]);
+        push(&["--remount-ro", "/", "--chdir", TASK_ROOT]);
+        a
+    }
+
+    /// The command bubblewrap runs: the forwarder, which starts the bootstrap.
+    pub fn command(&self) -> Vec<String> {
+        vec![
+            FORWARDER.into(),
+            "sandbox-init".into(),
+            "--socket".into(),
+            RUNTIME_SOCKET.into(),
+            "--port".into(),
+            self.runtime_api_port.to_string(),
+            "--".into(),
+            format!("{TASK_ROOT}/bootstrap"),
+        ]
+    }
+
+    /// Checks that a process of another, unprivileged uid can open what is bound in.
+    pub fn check_reachable(&self) -> Result<(), SandboxError> {
+        for path in [&self.code_dir, &self.host_binary] {
+            if let Some(blocker) = unreachable_part(path) {
+                return Err(SandboxError::Unreachable {
+                    path: path.clone(),
+                    blocker,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first component of `path` that a process of another uid could not pass.
+fn unreachable_part(path: &Path) -> Option<PathBuf> {
+    let mut current = PathBuf::from("/");
+    for component in path.components().skip(1) {
+        let mode = std::fs::metadata(&current).ok()?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Some(current);
+        }
+        current.push(component);
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
+    (meta.permissions().mode() & needed != needed).then(|| path.to_path_buf())
+}
+
+/// The bubblewrap executable on `PATH`.
+pub fn find_bwrap() -> Result<PathBuf, SandboxError> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join("bwrap"))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or(SandboxError::NoBwrap)
+}
+
+/// Everything needed to start one sandbox.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub bwrap: &'a Path,
+    pub layout: &'a Layout,
+    pub seccomp: &'a [u8],
+    pub env: &'a [(String, String)],
+    pub host_uid: Option<u32>,
+    pub limits: Rlimits,
+}
+
+/// A started sandbox: the `bwrap` process and the read end of its output pipe.
+#[derive(Debug)]
+pub struct Started {
+    child: Child,
+    output: OwnedFd,
+}
+
+/// Starts a sandbox.
+pub fn start(launch: &Launch<'_>) -> Result<Started, SandboxError> {
+    let (out_reader, out_writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
+    let (seccomp_reader, mut seccomp_writer) =
+        std::io::pipe().map_err(SandboxError::SeccompPipe)?;
+    // The program is far smaller than a pipe's buffer, so this write cannot block.
+    seccomp_writer
+        .write_all(launch.seccomp)
+        .map_err(SandboxError::SeccompPipe)?;
+    drop(seccomp_writer);
+    let seccomp_fd = seccomp_reader.as_raw_fd();
+    let child = {
+        let err_writer = out_writer.try_clone().map_err(SandboxError::Pipe)?;
+        let mut cmd = tokio::process::Command::new(launch.bwrap);
+        cmd.args(launch.layout.bwrap_args())
+            .arg("--seccomp")
+            .arg(seccomp_fd.to_string())
+            .arg("--")
+            .args(launch.layout.command())
+            .env_clear()
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out_writer))
+            .stderr(Stdio::from(err_writer))
+            .kill_on_drop(true);
+        if let Some(uid) = launch.host_uid {
+            cmd.uid(uid).gid(uid);
+        }
+        let limits = launch.limits;
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+        // calls are allowed: it makes raw system calls (fcntl, setrlimit, setpriority) on values
+        // copied in beforehand, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || prepare_child(seccomp_fd, &limits));
+        }
+        cmd.spawn().map_err(|source| SandboxError::Spawn {
+            bwrap: launch.bwrap.display().to_string(),
+            source,
+        })?
+        // `cmd`, and with it this process's copies of the pipe's write end, is dropped here, so
+        // the reader sees the end of output when the sandbox is gone.
+    };
+    drop(seccomp_reader);
+    Ok(Started {
+        child,
+        output: OwnedFd::from(out_reader),
+    })
+}
+
+/// Runs in the forked child before `exec(bwrap)`: no allocation, raw system calls only.
+fn prepare_child(seccomp_fd: libc::c_int, limits: &Rlimits) -> std::io::Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: plain system calls on an fd this process owns and on rlimit structs that live on
+    // this stack frame.
+    unsafe {
+        if libc::fcntl(seccomp_fd, libc::F_SETFD, 0) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let set = |resource, value: u64| {
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &lim) == -1 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        set(libc::RLIMIT_CORE, 0)?;
+        set(libc::RLIMIT_NOFILE, limits.open_files)?;
+        set(libc::RLIMIT_DATA, limits.data_bytes)?;
+        if let Some(n) = limits.processes {
+            set(libc::RLIMIT_NPROC, n)?;
+        }
+        // Functions yield the CPU to LocalStack and the host.
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    Ok(())
+}
+
+/// A running, supervised sandbox.
+#[derive(Debug)]
+pub struct Supervised {
+    pub generation: u64,
+    kill: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    drain: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Supervised {
+    /// Kills the sandbox and waits until none of its processes is left.
+    pub async fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let (done_tx, done_rx) = oneshot::channel();
+            if kill.send(done_tx).is_ok() {
+                let _ = done_rx.await;
+            }
+        }
+    }
+
+    /// Waits until every byte the sandbox has written so far is in the collector.
+    pub async fn drain_output(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.drain.send(tx).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Supervises a started sandbox: its output goes to `logs` (and to this process's stderr), and
+/// `on_exit` is called with its status when it ends by itself (not when it is killed).
+pub fn supervise<F>(
+    started: Started,
+    generation: u64,
+    host_uid: Option<u32>,
+    logs: Arc<LogCollector>,
+    on_exit: F,
+) -> Supervised
+where
+    F: FnOnce(ExitStatus) + Send + 'static,
+{
+    let Started { mut child, output } = started;
+    let (drain_tx, drain_rx) = mpsc::channel(4);
+    tokio::spawn(read_output(output, logs, drain_rx));
+    let (kill_tx, kill_rx) = oneshot::channel::<oneshot::Sender<()>>();
+    tokio::spawn(async move {
+        tokio::select! {
+            status = child.wait() => {
+                reap_uid(host_uid).await;
+                match status {
+                    Ok(status) => on_exit(status),
+                    Err(e) => tracing::error!("cannot wait for the sandbox: {e}"),
+                }
+            }
+            request = kill_rx => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                reap_uid(host_uid).await;
+                if let Ok(done) = request {
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+    Supervised {
+        generation,
+        kill: Some(kill_tx),
+        drain: drain_tx,
+    }
+}
+
+async fn reap_uid(host_uid: Option<u32>) {
+    if let Some(uid) = host_uid {
+        match tokio::task::spawn_blocking(move || identity::kill_uid(uid)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!("cannot reap uid {uid}: {e}"),
+        }
+    }
+}
+
+/// Reads the sandbox's output until its end, answering drain requests with what is in the pipe
+/// right now.
+async fn read_output(
+    fd: OwnedFd,
+    logs: Arc<LogCollector>,
+    mut drain: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let pipe = match pipe::Receiver::from_owned_fd(fd) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot read the sandbox's output: {e}");
+            return;
+        }
+    };
+    let mut text = Utf8Chunks::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut open = true;
+    while open {
+        tokio::select! {
+            ready = pipe.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                open = read_available(&pipe, &mut buf, &mut text, &logs);
+            }
+            Some(done) = drain.recv() => {
+                open = read_available(&pipe, &mut buf, &mut text, &logs);
+                let _ = done.send(());
+            }
+        }
+    }
+    logs.push(&text.finish());
+    // Keep answering drains after the end, so nobody waits forever.
+    while let Some(done) = drain.recv().await {
+        let _ = done.send(());
+    }
+}
+
+/// Reads until the pipe would block; `false` at the end of output.
+fn read_available(
+    pipe: &pipe::Receiver,
+    buf: &mut [u8],
+    text: &mut Utf8Chunks,
+    logs: &LogCollector,
+) -> bool {
+    loop {
+        match pipe.try_read(buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                logs.push(&text.feed(&buf[..n]));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Turns a byte stream into text without splitting a character between two chunks.
+#[derive(Debug, Default)]
+struct Utf8Chunks {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunks {
+    fn feed(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        match std::str::from_utf8(&self.pending) {
+            Ok(s) => {
+                let out = s.to_owned();
+                self.pending.clear();
+                out
+            }
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+                self.pending.drain(..valid);
+                out
+            }
+            Err(_) => {
+                let out = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending.clear();
+                out
+            }
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            code_dir: "/srv/code".into(),
+            host_binary: "/opt/host".into(),
+            socket: "/run/x/runtime.sock".into(),
+            scratch_bytes: 512 << 20,
+            runtime_api_port: 9001,
+        }
+    }
+
+    #[test]
+    fn arguments_unshare_everything_and_mount_the_lambda_layout() {
+        let joined = layout()
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for flag in [
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop ALL",
+            "--uid 993 --gid 990",
+            "--ro-bind /srv/code /var/task",
+            "--ro-bind /opt/host /var/rapid/switchboard-lambda-host",
+            "--bind /run/x/runtime.sock /var/rapid/runtime.sock",
+        ] {
+            assert!(joined.contains(flag), "missing {flag} in {joined}");
+        }
+        assert!(
+            joined.contains(&format!("--size {} --perms 0700 --tmpfs /tmp", 512u64 << 20)),
+            "{joined}"
+        );
+        assert!(joined.ends_with("--remount-ro / --chdir /var/task"));
+        assert!(!joined.contains("--share-net"));
+    }
+
+    #[test]
+    fn the_command_is_the_forwarder_then_the_bootstrap() {
+        assert_eq!(
+            layout().command().join(" "),
+            "/var/rapid/switchboard-lambda-host sandbox-init --socket /var/rapid/runtime.sock \
+             --port 9001 -- /var/task/bootstrap"
+        );
+    }
+
+    #[test]
+    fn characters_split_across_reads_stay_whole() {
+        let mut chunks = Utf8Chunks::default();
+        let bytes = "é!".as_bytes();
+        assert_eq!(chunks.feed(&bytes[..1]), "");
+        assert_eq!(chunks.feed(&bytes[1..]), "é!");
+        assert_eq!(chunks.feed(&[0xff, b'a']), "\u{fffd}a");
+    }
+}

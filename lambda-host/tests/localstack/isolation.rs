@@ -1,0 +1,73 @@
+//! What the function cannot do: reach the network, exceed its memory or scratch, write its code.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{Function, Spec, endpoint};
+
+#[tokio::test]
+async fn function_cannot_reach_a_canary_on_loopback() {
+    let canary = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("canary listens");
+    let port = canary.local_addr().expect("address").port();
+    let f = Function::create("canary", Spec::default()).await;
+    let out = f.invoke("connect", json!({"host": "127.0.0.1", "port": port})).await;
+    let result = out.result();
+    assert_eq!(result["connected"], false, "{result}");
+    assert_eq!(result["interfaces"], json!(["lo"]), "{result}");
+    let reached = tokio::time::timeout(Duration::from_millis(500), canary.accept()).await;
+    assert!(reached.is_err(), "the canary was reached");
+    f.delete().await;
+}
+
+#[tokio::test]
+async fn function_cannot_reach_localstack_or_another_host() {
+    let port: u16 = endpoint()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("the endpoint has a port");
+    let f = Function::create("nonet", Spec::default()).await;
+    let local = f.invoke("connect", json!({"host": "127.0.0.1", "port": port})).await;
+    assert_eq!(local.result()["connected"], false, "{:?}", local.payload);
+    let remote = f.invoke("connect", json!({"host": "192.0.2.1", "port": 443})).await;
+    assert_eq!(remote.result()["connected"], false, "{:?}", remote.payload);
+    f.delete().await;
+}
+
+#[tokio::test]
+async fn memory_beyond_the_functions_size_cannot_be_allocated() {
+    let f = Function::create("memory", Spec::default()).await;
+    let small = f.invoke("alloc", json!({"mb": 32})).await;
+    assert_eq!(small.result()["allocated"], true, "{:?}", small.payload);
+    let big = f.invoke("alloc", json!({"mb": 256})).await;
+    assert_eq!(big.result()["allocated"], false, "{:?}", big.payload);
+    f.delete().await;
+}
+
+#[tokio::test]
+async fn tmp_is_capped_at_the_ephemeral_storage_size() {
+    let f = Function::create("scratch", Spec::default()).await;
+    let out = f.invoke("fill-tmp", json!({"mb": 600})).await;
+    let result = out.result();
+    let written = result["written_mb"].as_u64().unwrap_or(u64::MAX);
+    assert!(written < 512, "{result}");
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left")),
+        "{result}"
+    );
+    f.delete().await;
+}
+
+#[tokio::test]
+async fn the_code_is_read_only_and_tmp_is_writable() {
+    let f = Function::create("readonly", Spec::default()).await;
+    let out = f.invoke("state", json!({})).await;
+    assert_eq!(out.result()["task_writable"], false);
+    assert_eq!(out.result()["tmp_writable"], true);
+    f.delete().await;
+}

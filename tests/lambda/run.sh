@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The LocalStack Lambda suite: LocalStack (host mode, no Docker) runs Lambda functions with the
+# project's sandbox executor (localstack/plugin/switchboard_localstack/sandbox_executor.py and
+# switchboard-lambda-host, crate lambda-host/).
+#
+#   1. builds switchboard-lambda-host and the test tool switchboard-lambda-probe (the
+#      tool-runtime's Lambda mode) and zips the probe as `bootstrap`;
+#   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox on a free port
+#      (localstack/start; stopped again by a trap, whatever happens);
+#   3. runs the Rust suite (lambda-host/tests/localstack/) against it;
+#   4. leaves one environment warm, stops LocalStack, and checks that no host or sandbox
+#      survives it.
+#
+# Uses the same LocalStack state folder as the other suites ($SWITCHBOARD_WORK/localstack,
+# default .work/localstack), so the pinned venv is built once. Set LAMBDA_TEST_ARGS to pass
+# arguments to the test binary (e.g. a test name).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+work=${SWITCHBOARD_WORK:-$root/.work}
+suite=$work/lambda
+bin=$root/target/release
+started=$(date +%s)
+
+say() { printf '\n--- lambda: %s\n' "$*"; }
+
+say "building the host, the probe and the suite"
+cargo build --release --locked -p switchboard-lambda-host --bin switchboard-lambda-host
+cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-lambda-probe
+cargo test --release --locked -p switchboard-lambda-host --test localstack --no-run
+
+say "zipping the probe as bootstrap"
+mkdir -p "$suite"
+zip=$suite/probe.zip
+python3 - "$bin/switchboard-lambda-probe" "$zip" <<'PY'
+import sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+info = zipfile.ZipInfo("bootstrap")
+info.external_attr = 0o100755 << 16  # a regular, executable file
+info.compress_type = zipfile.ZIP_DEFLATED
+with open(src, "rb") as f, zipfile.ZipFile(out, "w") as z:
+    z.writestr(info, f.read())
+PY
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+stop() { localstack/stop || true; }
+trap stop EXIT
+
+say "starting LocalStack on 127.0.0.1:$port with the switchboard-sandbox executor"
+eval "$(
+  LOCALSTACK_PORT=$port START_MOTO=0 \
+    LOCALSTACK_SERVICES=iam,sts,lambda,logs,s3 \
+    LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox \
+    SWITCHBOARD_LAMBDA_HOST="$bin/switchboard-lambda-host" \
+    localstack/start
+)"
+
+say "running the suite"
+LAMBDA_PROBE_ZIP=$zip \
+  cargo test --release --locked -p switchboard-lambda-host --test localstack -- \
+  --test-threads=6 ${LAMBDA_TEST_ARGS:-}
+
+say "check localstack_shutdown_stops_every_environment"
+aws=$work/localstack/venv-localstack/bin/aws
+fn=probe-shutdown-$$
+"$aws" lambda create-function --function-name "$fn" --runtime provided.al2023 \
+  --handler bootstrap --role arn:aws:iam::000000000000:role/switchboard-lambda-probe \
+  --zip-file "fileb://$zip" >/dev/null
+"$aws" lambda wait function-active-v2 --function-name "$fn"
+"$aws" lambda invoke --function-name "$fn" \
+  --cli-binary-format raw-in-base64-out \
+  --payload '{"invocationId":"i","tool":"echo","arguments":{"message":"warm"},"deadlineUnixMs":4102444800000}' \
+  "$suite/shutdown-out.json" >/dev/null
+grep -q '"warm"' "$suite/shutdown-out.json"
+pattern="switchboard-lambda-host serve --function $fn "
+pgrep -f "$pattern" >/dev/null || {
+  echo "FAIL localstack_shutdown_stops_every_environment: no environment ran for $fn" >&2
+  exit 1
+}
+runtime_ids=$(pgrep -af "$pattern" | sed -n 's/.*--runtime-id \([0-9a-f]*\).*/\1/p')
+trap - EXIT
+stop
+for _ in $(seq 1 40); do
+  left=$(for id in $runtime_ids; do pgrep -f "$id" || true; done)
+  [ -z "$left" ] && break
+  sleep 0.25
+done
+if [ -n "$left" ]; then
+  echo "FAIL localstack_shutdown_stops_every_environment: still running after LocalStack stopped:" >&2
+  for id in $runtime_ids; do pgrep -af "$id" >&2 || true; done
+  exit 1
+fi
+echo "ok localstack_shutdown_stops_every_environment"
+
+say "passed in $(($(date +%s) - started))s"
