@@ -1,0 +1,520 @@
+"""Read-back assertions on the example root applied to the emulators (LocalStack + moto).
+
+Everything is read through the AWS API and compared with the catalog file itself, not with what
+Terraform says it did. Each security claim is its own test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from parliament import analyze_policy_string, enhance_finding
+
+from conftest import REPO, PolicyDoc, as_document, as_list
+
+SEVERITIES = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+
+def documented_star_resource_sids() -> set[str]:
+    """The Sids policies/README.md lists as the places a policy may use `*` as its resource."""
+    text = (REPO / "policies" / "README.md").read_text()
+    section = text.split("## Where a policy uses `*` as its resource", 1)[1].split("\n## ", 1)[0]
+    sids = set(re.findall(r"^\| `([A-Za-z0-9]+)` \|", section, flags=re.M))
+    assert sids, "policies/README.md documents no `*` resource exception; the table was not found"
+    return sids
+
+
+def principal_arns(statement: dict) -> list[str]:
+    principal = statement.get("Principal", {})
+    return as_list(principal.get("AWS")) if isinstance(principal, dict) else [principal]
+
+
+def trust_statements(role: dict) -> list[dict]:
+    return as_list(as_document(role["AssumeRolePolicyDocument"])["Statement"])
+
+
+# --- units: one per catalog tool -----------------------------------------------------------------
+
+
+def test_every_lambda_and_fargate_tool_is_deployed_and_nothing_else(lam, ecs, prefix, aws_tools, catalog):
+    functions = {
+        f["FunctionName"]
+        for page in lam.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+        if f["FunctionName"].startswith(f"{prefix}-")
+    }
+    families = {
+        f for f in ecs.list_task_definition_families(status="ACTIVE")["families"] if f.startswith(f"{prefix}-")
+    }
+    want_functions = {f"{prefix}-{n}" for n, t in aws_tools.items() if t["backend"] == "lambda"}
+    want_families = {f"{prefix}-{n}" for n, t in aws_tools.items() if t["backend"] == "fargate"}
+    assert functions == want_functions
+    assert families - {f"{prefix}-gateway"} == want_families
+    local_tools = [t["name"] for t in catalog["tools"] if t["backend"] == "local"]
+    for name in local_tools:
+        assert f"{prefix}-{name}" not in functions | families, f"local tool {name} was deployed"
+
+
+def test_every_tool_has_its_own_execution_role(lam, ecs, roles, prefix, aws_tools):
+    seen = {}
+    for name, tool in aws_tools.items():
+        if tool["backend"] == "lambda":
+            arn = lam.get_function_configuration(FunctionName=f"{prefix}-{name}")["Role"]
+        else:
+            td = ecs.describe_task_definition(taskDefinition=f"{prefix}-{name}")["taskDefinition"]
+            arn = td["executionRoleArn"]
+        role_name = arn.rsplit("/", 1)[1]
+        assert role_name == f"{prefix}-{name}-exec", f"{name} runs as {arn}"
+        assert role_name in roles, f"{name}: execution role {arn} not found under the role path"
+        assert arn not in seen.values(), f"{name} shares its execution role with another tool"
+        seen[name] = arn
+
+
+def test_tools_with_permissions_have_their_own_work_role_and_the_others_none(roles, prefix, aws_tools, bindings):
+    work_arns = set()
+    for name, tool in aws_tools.items():
+        role = roles.get(f"{prefix}-{name}-work")
+        if tool["permissions"]:
+            assert role is not None, f"{name} has permissions but no work role"
+            assert bindings["tools"][name]["work_role_arn"] == role["Arn"]
+            work_arns.add(role["Arn"])
+        else:
+            assert role is None, f"{name} has no permissions but a work role"
+            assert bindings["tools"][name]["work_role_arn"] is None
+    assert len(work_arns) == sum(1 for t in aws_tools.values() if t["permissions"])
+
+
+def test_every_tool_role_carries_the_one_shared_permission_boundary(roles, prefix, outputs):
+    boundary = outputs["gateway"]["tool_permission_boundary_arn"]
+    tool_roles = [r for n, r in roles.items() if n.endswith(("-exec", "-work")) and not n.startswith(f"{prefix}-gateway")]
+    assert tool_roles
+    for role in tool_roles:
+        assert role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") == boundary, role["RoleName"]
+
+
+def test_no_role_has_a_managed_policy_attached(roles):
+    # Every right is an inline policy rendered from policies/; nothing else can widen a role.
+    for name, role in roles.items():
+        assert role["AttachedPolicies"] == [], f"{name} has attached policies"
+
+
+# --- policies --------------------------------------------------------------------------------------
+
+
+def test_no_policy_has_a_wildcard_action(policy_documents):
+    assert len(policy_documents) > 10
+    for doc in policy_documents:
+        for st in doc.statements():
+            for action in as_list(st.get("Action")) + as_list(st.get("NotAction")):
+                assert "*" not in action, f"{doc}: statement {st.get('Sid')} has action {action!r}"
+            if "NotAction" in st:
+                assert st["Effect"] == "Deny", f"{doc}: NotAction in an Allow statement"
+
+
+def test_star_resource_only_in_documented_exceptions(policy_documents):
+    allowed = documented_star_resource_sids()
+    used = set()
+    for doc in policy_documents:
+        for st in doc.statements():
+            if "*" in as_list(st.get("Resource")) or "NotResource" in st:
+                assert "NotResource" not in st, f"{doc}: NotResource is not used anywhere"
+                assert st.get("Sid") in allowed, f"{doc}: statement {st.get('Sid')} uses Resource * undocumented"
+                used.add(st["Sid"])
+    assert used, "no documented exception is in use: the test would not notice a new one"
+
+
+@pytest.mark.parametrize("minimum", ["MEDIUM"])
+def test_policies_pass_parliament_with_nothing_above_low(policy_documents, minimum):
+    problems = []
+    for doc in policy_documents:
+        document = doc.document
+        if doc.kind == "trust":
+            # A trust policy is a resource policy on the role; parliament wants a Resource, so the
+            # role it protects is filled in (IAM evaluates the statement against that role).
+            document = {**document, "Statement": [{**st, "Resource": doc.resource_arn} for st in doc.statements()]}
+        policy = analyze_policy_string(json.dumps(document))
+        for finding in policy.findings:
+            finding = enhance_finding(finding)
+            if SEVERITIES.index(finding.severity) >= SEVERITIES.index(minimum):
+                problems.append(f"{doc}: {finding.severity} {finding.issue} {finding.detail}")
+    assert not problems, "\n".join(problems)
+
+
+def test_work_roles_trust_only_the_gateway_role(roles, gateway_role, prefix):
+    work_roles = [r for n, r in roles.items() if n.endswith("-work")]
+    assert work_roles
+    for role in work_roles:
+        for st in trust_statements(role):
+            assert st["Effect"] == "Allow"
+            assert set(principal_arns(st)) == {gateway_role["Arn"]}, (role["RoleName"], st)
+            assert set(as_list(st["Action"])) <= {"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+
+
+def test_work_roles_require_a_source_identity(roles):
+    for role in (r for n, r in roles.items() if n.endswith("-work")):
+        for st in trust_statements(role):
+            if set(as_list(st["Action"])) & {"sts:AssumeRole", "sts:SetSourceIdentity"}:
+                assert st["Condition"]["Null"]["sts:SourceIdentity"] == "false", (role["RoleName"], st)
+
+
+def test_work_roles_pin_session_tag_keys_to_the_catalog_list(roles, prefix, aws_tools):
+    for name, tool in aws_tools.items():
+        role = roles.get(f"{prefix}-{name}-work")
+        if role is None:
+            continue
+        tagging = [st for st in trust_statements(role) if "sts:TagSession" in as_list(st["Action"])]
+        assert len(tagging) == 1, f"{name}: expected one TagSession statement"
+        cond = tagging[0]["Condition"]
+        assert sorted(as_list(cond["ForAllValues:StringEquals"]["aws:TagKeys"])) == sorted(tool["session_tags"])
+        for tag in tool["session_tags"]:
+            assert cond["Null"][f"aws:RequestTag/{tag}"] == "false", f"{name}: tag {tag} not required"
+        assert cond["Null"]["sts:TransitiveTagKeys"] == "true", f"{name}: transitive tags allowed"
+        if "tool" in tool["session_tags"]:
+            assert cond["StringEquals"]["aws:RequestTag/tool"] == name
+
+
+def test_work_role_permissions_are_the_catalogs_and_keep_principal_tag_scoping(roles, prefix, aws_tools):
+    scoped = 0
+    for name, tool in aws_tools.items():
+        role = roles.get(f"{prefix}-{name}-work")
+        if role is None:
+            continue
+        (doc,) = role["InlinePolicies"].values()
+        got = as_list(doc["Statement"])
+        assert len(got) == len(tool["permissions"])
+        for st, p in zip(got, tool["permissions"]):
+            assert st["Effect"] == "Allow"
+            assert sorted(as_list(st["Action"])) == sorted(p["actions"])
+            assert sorted(as_list(st["Resource"])) == sorted(p["resources"])
+            if "condition" in p:
+                assert st["Condition"] == p["condition"]
+            scoped += any("${aws:PrincipalTag/tenant}" in r for r in as_list(st["Resource"]))
+    assert scoped >= 2, "the example catalog's tenant scoping did not survive rendering"
+
+
+def test_execution_roles_trust_only_their_service(roles, prefix, aws_tools):
+    for name, tool in aws_tools.items():
+        role = roles[f"{prefix}-{name}-exec"]
+        service = "lambda.amazonaws.com" if tool["backend"] == "lambda" else "ecs-tasks.amazonaws.com"
+        for st in trust_statements(role):
+            assert st["Principal"] == {"Service": service}, (name, st)
+            assert as_list(st["Action"]) == ["sts:AssumeRole"]
+
+
+def test_execution_roles_reach_only_their_own_logs_and_image(roles, prefix, aws_tools, outputs):
+    for name, tool in aws_tools.items():
+        role = roles[f"{prefix}-{name}-exec"]
+        (doc,) = role["InlinePolicies"].values()
+        log_group = f"/switchboard/{prefix}/tools/{name}"
+        for st in as_list(doc["Statement"]):
+            actions = set(as_list(st.get("Action")))
+            if st["Effect"] == "Deny":
+                # Lambda: the function's own code may use these credentials for logs only.
+                assert tool["backend"] == "lambda"
+                assert set(st["NotAction"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+                assert st["Condition"] == {"Null": {"lambda:SourceFunctionArn": "false"}}
+                continue
+            services = {a.split(":")[0] for a in actions}
+            if services == {"logs"}:
+                assert all(r.split(":log-group:")[1].startswith(f"{log_group}:") for r in as_list(st["Resource"])), st
+            elif services == {"ecr"}:
+                assert tool["backend"] == "fargate"
+                resources = as_list(st["Resource"])
+                if actions == {"ecr:GetAuthorizationToken"}:
+                    assert resources == ["*"], st  # ECR login has no resource
+                else:
+                    repository = tool["fargate"]["image"].split(":")[0]
+                    assert resources and all(r.endswith(f":repository/{repository}") for r in resources), st
+            elif services == {"ec2"}:
+                assert tool["backend"] == "lambda", "only Lambda's execution role manages interfaces"
+                assert actions <= {
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                }
+            else:
+                pytest.fail(f"{name}: execution role grants {sorted(actions)}")
+        has_deny = any(st["Effect"] == "Deny" for st in as_list(doc["Statement"]))
+        assert has_deny == (tool["backend"] == "lambda"), f"{name}: Lambda code deny missing or misplaced"
+
+
+def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gateway_role, roles, prefix, aws_tools, bindings, outputs):
+    (doc,) = gateway_role["InlinePolicies"].values()
+    by_sid = {st["Sid"]: st for st in as_list(doc["Statement"])}
+    granted = {a for st in by_sid.values() for a in as_list(st["Action"])}
+    assert all(st["Effect"] == "Allow" for st in by_sid.values())
+    assert granted == {
+        "sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity",
+        "lambda:InvokeFunction",
+        "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:TagResource",
+        "iam:PassRole",
+        "s3:PutObject", "s3:GetObject",
+    }
+    tools = bindings["tools"]
+    work = {t["work_role_arn"] for t in tools.values() if t["work_role_arn"]}
+    functions = {t["function_arn"] for t in tools.values() if t["backend"] == "lambda"}
+    task_defs = {t["task_definition_arn"] for t in tools.values() if t["backend"] == "fargate"}
+    fargate_exec = {roles[f"{prefix}-{n}-exec"]["Arn"] for n, t in aws_tools.items() if t["backend"] == "fargate"}
+    bucket = bindings["invocation_bucket"]
+    assert set(as_list(by_sid["MintToolCredentials"]["Resource"])) == work
+    assert set(as_list(by_sid["InvokeToolFunctions"]["Resource"])) == functions
+    assert set(as_list(by_sid["RunToolTasks"]["Resource"])) == task_defs
+    assert by_sid["RunToolTasks"]["Condition"]["ArnEquals"]["ecs:cluster"] == outputs["gateway"]["tools_cluster_arn"]
+    assert set(as_list(by_sid["PassToolTaskRoles"]["Resource"])) == fargate_exec
+    assert by_sid["PassToolTaskRoles"]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    assert as_list(by_sid["HandOverInvocations"]["Resource"]) == [f"arn:aws:s3:::{bucket['name']}/{bucket['prefix']}*"]
+    cluster_name = outputs["gateway"]["tools_cluster_arn"].rsplit("/", 1)[1]
+    for sid in ("WatchAndStopToolTasks", "TagToolTasksAtLaunch"):
+        assert all(r.endswith(f":task/{cluster_name}/*") for r in as_list(by_sid[sid]["Resource"]))
+    assert by_sid["TagToolTasksAtLaunch"]["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
+
+
+def test_permission_boundary_allows_no_more_than_the_catalog_and_the_platform(iam, outputs, aws_tools):
+    arn = outputs["gateway"]["tool_permission_boundary_arn"]
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    doc = as_document(iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"])
+    catalog_actions = {a for t in aws_tools.values() for p in t["permissions"] for a in p["actions"]}
+    platform = {
+        "logs:CreateLogStream", "logs:PutLogEvents",
+        "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+        "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+        "ecr:GetAuthorizationToken",
+    }
+    allowed = {a for st in as_list(doc["Statement"]) if st["Effect"] == "Allow" for a in as_list(st["Action"])}
+    assert catalog_actions <= allowed
+    assert allowed <= catalog_actions | platform, sorted(allowed - catalog_actions - platform)
+
+
+# --- network -----------------------------------------------------------------------------------------
+
+
+def test_tool_security_groups_have_no_open_egress(tool_security_groups, sg_rules, endpoint_group_names, outputs):
+    s3_prefix_list = outputs["network"]["s3_prefix_list_id"]
+    for name, group in tool_security_groups.items():
+        for rule in sg_rules(group["GroupId"]):
+            if not rule["IsEgress"]:
+                continue
+            assert rule["IpProtocol"] == "tcp" and rule["FromPort"] == 443 and rule["ToPort"] == 443, (name, rule)
+            assert "CidrIpv4" not in rule and "CidrIpv6" not in rule, f"{name}: egress to an address range {rule}"
+            target = rule.get("ReferencedGroupInfo", {}).get("GroupId") or rule.get("PrefixListId")
+            assert target in endpoint_group_names or target == s3_prefix_list, f"{name}: egress to {target}"
+
+
+def test_tools_without_endpoints_have_no_egress_rule_at_all(tool_security_groups, sg_rules, aws_tools):
+    quiet = [n for n, t in aws_tools.items() if not t["reach"]]
+    assert quiet, "the example catalog should have a tool with no network"
+    for name in quiet:
+        group = tool_security_groups[name]
+        assert group.get("IpPermissionsEgress", []) == [], f"{name}: {group['IpPermissionsEgress']}"
+        assert [r for r in sg_rules(group["GroupId"]) if r["IsEgress"]] == []
+
+
+def test_tool_security_groups_reach_exactly_the_declared_endpoints(tool_security_groups, sg_rules, endpoint_group_names, aws_tools, outputs):
+    s3_prefix_list = outputs["network"]["s3_prefix_list_id"]
+    for name, group in tool_security_groups.items():
+        reached = set()
+        for rule in sg_rules(group["GroupId"]):
+            if rule["IsEgress"]:
+                target = rule.get("ReferencedGroupInfo", {}).get("GroupId") or rule.get("PrefixListId")
+                reached.add("s3" if target == s3_prefix_list else endpoint_group_names[target])
+        assert reached == aws_tools[name]["reach"], name
+
+
+def test_tool_security_groups_admit_no_inbound_traffic(tool_security_groups, sg_rules):
+    for name, group in tool_security_groups.items():
+        assert group.get("IpPermissions", []) == [], f"{name}: {group['IpPermissions']}"
+        assert [r for r in sg_rules(group["GroupId"]) if not r["IsEgress"]] == [], name
+
+
+def test_endpoint_security_groups_admit_only_the_tools_that_declare_them(sg_rules, endpoint_group_names, tool_security_groups, aws_tools):
+    by_group = {g["GroupId"]: n for n, g in tool_security_groups.items()}
+    for group_id, endpoint in endpoint_group_names.items():
+        admitted = set()
+        for rule in sg_rules(group_id):
+            assert rule["IsEgress"] is False, f"endpoint {endpoint}: has an egress rule {rule}"
+            assert rule["FromPort"] == 443 and rule["ToPort"] == 443 and rule["IpProtocol"] == "tcp"
+            source = rule.get("ReferencedGroupInfo", {}).get("GroupId")
+            assert source in by_group, f"endpoint {endpoint}: ingress from {rule}"
+            admitted.add(by_group[source])
+        assert admitted == {n for n, t in aws_tools.items() if endpoint in t["reach"]}, endpoint
+
+
+def test_vpc_endpoints_are_exactly_those_the_tools_reach(endpoints, aws_tools, private_subnet_ids):
+    want = set().union(*(t["reach"] for t in aws_tools.values()))
+    assert set(endpoints) == want
+    for name, e in endpoints.items():
+        if name == "s3":
+            assert e["VpcEndpointType"] == "Gateway"
+        else:
+            assert e["VpcEndpointType"] == "Interface"
+            assert e["PrivateDnsEnabled"] is True
+            assert set(e["SubnetIds"]) == private_subnet_ids
+            assert len(e["Groups"]) == 1, f"{name} should have its own security group"
+    groups = [g["GroupId"] for e in endpoints.values() for g in e.get("Groups", [])]
+    assert len(groups) == len(set(groups)), "two endpoints share a security group"
+
+
+def test_endpoint_policies_admit_only_this_accounts_principals(endpoints, bindings):
+    for name, e in endpoints.items():
+        for st in as_document(e["PolicyDocument"])["Statement"]:
+            assert st["Effect"] == "Allow"
+            assert st["Condition"]["StringEquals"]["aws:PrincipalAccount"] == bindings["account_id"], name
+
+
+def test_private_subnets_have_no_route_to_an_internet_gateway_or_nat(ec2, private_subnet_ids, endpoints):
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": sorted(private_subnet_ids)}])["RouteTables"]
+    associated = {a["SubnetId"] for t in tables for a in t["Associations"] if "SubnetId" in a}
+    assert associated == private_subnet_ids, "a private subnet uses the VPC's main route table"
+    for table in tables:
+        for route in table["Routes"]:
+            assert not route.get("GatewayId", "").startswith("igw-"), route
+            assert "NatGatewayId" not in route and "EgressOnlyInternetGatewayId" not in route, route
+            assert "InstanceId" not in route and "TransitGatewayId" not in route, route
+            target = route.get("GatewayId")
+            assert target == "local" or (
+                "s3" in endpoints and target == endpoints["s3"]["VpcEndpointId"]
+            ), route
+            if route.get("DestinationCidrBlock") == "0.0.0.0/0":
+                pytest.fail(f"default route in a private subnet: {route}")
+
+
+def test_default_security_group_has_no_rules(ec2, vpc):
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"]
+    assert group["IpPermissions"] == [] and group["IpPermissionsEgress"] == []
+
+
+def test_gateway_tasks_are_reachable_from_the_load_balancer_only(ec2, sg_rules, prefix, vpc):
+    groups = {
+        g["GroupName"]: g["GroupId"]
+        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
+    }
+    gateway, lb = groups[f"{prefix}-gateway"], groups[f"{prefix}-gateway-lb"]
+    ingress = [r for r in sg_rules(gateway) if not r["IsEgress"]]
+    assert len(ingress) == 1 and ingress[0]["ReferencedGroupInfo"]["GroupId"] == lb
+    egress = [r for r in sg_rules(gateway) if r["IsEgress"]]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in egress] == [("tcp", 443, 443)]
+
+
+# --- units' configuration --------------------------------------------------------------------------
+
+
+def test_every_lambda_sits_in_the_private_subnets_with_its_own_group(lam, prefix, aws_tools, private_subnet_ids, tool_security_groups):
+    for name, tool in aws_tools.items():
+        if tool["backend"] != "lambda":
+            continue
+        config = lam.get_function_configuration(FunctionName=f"{prefix}-{name}")
+        assert set(config["VpcConfig"]["SubnetIds"]) == private_subnet_ids, name
+        assert config["VpcConfig"]["SecurityGroupIds"] == [tool_security_groups[name]["GroupId"]], name
+
+
+def test_every_lambda_matches_its_catalog_entry(lam, prefix, aws_tools):
+    for name, tool in aws_tools.items():
+        if tool["backend"] != "lambda":
+            continue
+        config = lam.get_function_configuration(FunctionName=f"{prefix}-{name}")
+        assert config["Runtime"] == "provided.al2023" and config["Handler"] == "bootstrap"
+        assert config["Timeout"] == tool["timeout_seconds"]
+        assert config["MemorySize"] == tool["memory_mb"]
+        assert config["EphemeralStorage"]["Size"] == tool["ephemeral_storage_mb"]
+        assert config["Architectures"] == [tool["lambda"].get("architecture", "x86_64")]
+        assert config["LoggingConfig"]["LogGroup"] == f"/switchboard/{prefix}/tools/{name}"
+        assert not config.get("Environment", {}).get("Variables"), f"{name}: unexpected environment"
+
+
+def test_every_task_definition_is_awsvpc_with_a_read_only_root(ecs, prefix, aws_tools):
+    families = [f"{prefix}-{n}" for n, t in aws_tools.items() if t["backend"] == "fargate"] + [f"{prefix}-gateway"]
+    for family in families:
+        td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        assert td["networkMode"] == "awsvpc", family
+        assert td["requiresCompatibilities"] == ["FARGATE"], family
+        for container in td["containerDefinitions"]:
+            assert container["readonlyRootFilesystem"] is True, (family, container["name"])
+            assert container.get("privileged") in (None, False)
+            assert container["logConfiguration"]["logDriver"] == "awslogs"
+            assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_fargate_tasks_match_the_catalog_and_have_no_task_role(ecs, prefix, aws_tools):
+    for name, tool in aws_tools.items():
+        if tool["backend"] != "fargate":
+            continue
+        td = ecs.describe_task_definition(taskDefinition=f"{prefix}-{name}")["taskDefinition"]
+        assert "taskRoleArn" not in td or not td["taskRoleArn"], f"{name}: the task has an AWS identity"
+        assert td["cpu"] == str(tool["fargate"].get("cpu", 256))
+        assert td["memory"] == str(tool["memory_mb"])
+        assert td["ephemeralStorage"]["sizeInGiB"] * 1024 >= tool["ephemeral_storage_mb"]
+        (container,) = td["containerDefinitions"]
+        assert container["logConfiguration"]["options"]["awslogs-group"] == f"/switchboard/{prefix}/tools/{name}"
+        assert container["command"] == tool["fargate"]["command"]
+        assert container["image"].endswith(".amazonaws.com/" + tool["fargate"]["image"])
+        assert not container.get("environment"), f"{name}: arguments or credentials must not ride in the environment"
+
+
+def test_every_log_group_has_retention(logs, prefix):
+    groups = logs.describe_log_groups(logGroupNamePrefix=f"/switchboard/{prefix}/")["logGroups"]
+    assert len(groups) >= 3
+    for g in groups:
+        assert g.get("retentionInDays"), g["logGroupName"]
+
+
+def test_invocation_bucket_is_private_encrypted_and_expires(s3, bindings, gateway_role):
+    bucket = bindings["invocation_bucket"]["name"]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    expiring = [r for r in lifecycle if r["Status"] == "Enabled" and "Expiration" in r]
+    assert expiring and expiring[0]["Expiration"]["Days"] <= 7
+    assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle)
+    policy = as_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    deny = [st for st in policy["Statement"] if st["Sid"] == "OnlyTheGatewayReadsAndWritesInvocations"]
+    assert deny[0]["Effect"] == "Deny"
+    assert deny[0]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == gateway_role["Arn"]
+
+
+# --- bindings: what the gateway will read --------------------------------------------------------------
+
+
+def test_bindings_name_what_is_deployed(bindings, lam, ecs, iam, aws_tools, private_subnet_ids, tool_security_groups, outputs):
+    assert set(bindings["tools"]) == set(aws_tools)
+    assert bindings["gateway_role_arn"] == outputs["gateway"]["role_arn"]
+    for name, b in bindings["tools"].items():
+        assert b["backend"] == aws_tools[name]["backend"]
+        assert set(b["subnets"]) == private_subnet_ids
+        assert b["security_groups"] == [tool_security_groups[name]["GroupId"]]
+        assert b["session_tags"] == aws_tools[name]["session_tags"]
+        if b["backend"] == "lambda":
+            assert lam.get_function_configuration(FunctionName=b["function_arn"])["FunctionArn"] == b["function_arn"]
+            assert "task_definition_arn" not in b
+        else:
+            td = ecs.describe_task_definition(taskDefinition=b["task_definition_arn"])["taskDefinition"]
+            assert td["taskDefinitionArn"] == b["task_definition_arn"]
+            assert td["status"] == "ACTIVE"
+            (cluster,) = ecs.describe_clusters(clusters=[b["cluster_arn"]])["clusters"]
+            assert cluster["status"] == "ACTIVE"
+            assert b["container_name"] in {c["name"] for c in td["containerDefinitions"]}
+        if b["work_role_arn"]:
+            assert iam.get_role(RoleName=b["work_role_arn"].rsplit("/", 1)[1])["Role"]["Arn"] == b["work_role_arn"]
+
+
+def test_gateway_task_receives_the_bindings_in_its_environment(ecs, prefix, bindings):
+    td = ecs.describe_task_definition(taskDefinition=f"{prefix}-gateway")["taskDefinition"]
+    (container,) = td["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container.get("environment", [])}
+    assert json.loads(env["SWITCHBOARD_BINDINGS"]) == bindings
+    assert td["taskRoleArn"] == bindings["gateway_role_arn"]
+
+
+def test_everything_is_tagged_with_the_stack(iam, roles, prefix):
+    for name, role in roles.items():
+        tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
+        assert tags.get("switchboard:stack") == prefix, name
