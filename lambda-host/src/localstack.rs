@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 pub enum CallbackError {
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
-    #[error("POST {url}: {source}")]
-    Send { url: String, source: reqwest::Error },
+    #[error("POST {url}: {message}")]
+    Send { url: String, message: String },
     #[error("POST {url}: LocalStack answered {status}")]
     Status { url: String, status: StatusCode },
 }
@@ -61,6 +61,17 @@ async fn invoke(
     }
 }
 
+/// An error and its sources, `outer: inner: ...`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
 /// Calls back to LocalStack.
 #[derive(Debug, Clone)]
 pub struct Callbacks {
@@ -91,9 +102,9 @@ impl Callbacks {
             .body(body)
             .send()
             .await
-            .map_err(|source| CallbackError::Send {
+            .map_err(|e| CallbackError::Send {
                 url: url.clone(),
-                source,
+                message: chain(&e),
             })?;
         if res.status().is_success() {
             Ok(())

@@ -154,8 +154,18 @@ impl Layout {
 
     /// Checks that a process of another, unprivileged uid can open what is bound in.
     pub fn check_reachable(&self) -> Result<(), SandboxError> {
-        for path in [&self.code_dir, &self.host_binary] {
-            if let Some(blocker) = unreachable_part(path) {
+        let socket_dir = self
+            .socket
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        // The code must be listed and read, the binary read, the socket's folder only searched.
+        for (path, needs) in [
+            (&self.code_dir, 0o005),
+            (&self.host_binary, 0o004),
+            (&socket_dir, 0o001),
+        ] {
+            if let Some(blocker) = unreachable_part(path, needs) {
                 return Err(SandboxError::Unreachable {
                     path: path.clone(),
                     blocker,
@@ -166,8 +176,9 @@ impl Layout {
     }
 }
 
-/// The first component of `path` that a process of another uid could not pass.
-fn unreachable_part(path: &Path) -> Option<PathBuf> {
+/// The first component of `path` that a process of another uid could not pass, or `path`
+/// itself when others lack the permission bits `needs` on it.
+fn unreachable_part(path: &Path, needs: u32) -> Option<PathBuf> {
     let mut current = PathBuf::from("/");
     for component in path.components().skip(1) {
         let mode = std::fs::metadata(&current).ok()?.permissions().mode();
@@ -176,9 +187,8 @@ fn unreachable_part(path: &Path) -> Option<PathBuf> {
         }
         current.push(component);
     }
-    let meta = std::fs::metadata(path).ok()?;
-    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
-    (meta.permissions().mode() & needed != needed).then(|| path.to_path_buf())
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & needs != needs).then(|| path.to_path_buf())
 }
 
 /// The bubblewrap executable on `PATH`.

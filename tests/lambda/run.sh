@@ -70,7 +70,6 @@ fn=probe-shutdown-$$
   --zip-file "fileb://$zip" >/dev/null
 "$aws" lambda wait function-active-v2 --function-name "$fn"
 "$aws" lambda invoke --function-name "$fn" \
-  --cli-binary-format raw-in-base64-out \
   --payload '{"invocationId":"i","tool":"echo","arguments":{"message":"warm"},"deadlineUnixMs":4102444800000}' \
   "$suite/shutdown-out.json" >/dev/null
 grep -q '"warm"' "$suite/shutdown-out.json"
