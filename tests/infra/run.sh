@@ -72,6 +72,12 @@ echo "mirror: $mirror; $(terraform version | head -n 1)"
 step "static checks of the suite's own inputs (pytest test_static.py)"
 (cd "$suite" && python -m pytest -q -p no:cacheprovider test_static.py)
 
+step "the gateway accepts the example catalog (switchboard check)"
+# The same file Terraform deploys must load in the gateway; scripts/test builds the binary first.
+gateway_bin=$repo/target/release/switchboard
+[ -x "$gateway_bin" ] || die "target/release/switchboard is missing: build the workspace first (scripts/test does)"
+"$gateway_bin" check examples/catalog.aws.yaml
+
 step "terraform fmt -check"
 terraform fmt -check -recursive -diff infra
 

@@ -164,7 +164,7 @@ resource "aws_ecs_cluster" "tools" {
   name = "${var.name_prefix}-tools"
   setting {
     name  = "containerInsights"
-    value = "enabled"
+    value = var.container_insights ? "enabled" : "disabled"
   }
 }
 
@@ -172,7 +172,7 @@ resource "aws_ecs_cluster" "gateway" {
   name = "${var.name_prefix}-gateway"
   setting {
     name  = "containerInsights"
-    value = "enabled"
+    value = var.container_insights ? "enabled" : "disabled"
   }
 }
 
@@ -328,6 +328,10 @@ resource "aws_lb" "gateway" {
     precondition {
       condition     = var.certificate_arn != null
       error_message = "expose = true needs certificate_arn (an ACM certificate for the gateway's name)."
+    }
+    precondition {
+      condition     = length(var.public_subnet_ids) >= 2
+      error_message = "An application load balancer needs public subnets in at least two zones (az_count >= 2)."
     }
   }
 }

@@ -149,3 +149,9 @@ variable "public_paths" {
   type        = list(string)
   default     = ["/mcp", "/mcp/*", "/.well-known/*"]
 }
+
+variable "container_insights" {
+  description = "CloudWatch Container Insights on the two clusters (metrics are billed; see docs/deploy-aws.md)."
+  type        = bool
+  default     = true
+}
