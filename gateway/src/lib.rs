@@ -17,4 +17,5 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod serve;
+pub mod sessions;
 pub mod validate;

@@ -856,3 +856,27 @@ async fn prompts_and_resources_are_not_served() {
         assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_session_is_useless_with_another_callers_token() {
+    let h = harness();
+    let alice = h.token(&["dev"]);
+    let session = legacy_session(&h, &alice).await;
+    let mut c = DevClaims::new(RESOURCE, "bob", vec!["dev".into()], 600);
+    c.tenant = Some("acme".into());
+    let bob = h.key.mint(&c).expect("mint");
+    let list = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
+    let send = |token: String| {
+        post()
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Mcp-Session-Id", &session)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .body(Body::from(list.to_string()))
+            .expect("req")
+    };
+    let (status, _, text) = h.send(send(bob)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    let (status, _, text) = h.send(send(alice)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("echo"), "{text}");
+}

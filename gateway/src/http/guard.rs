@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 
 use super::AppState;
 use crate::backend::Caller;
+use crate::sessions::SessionCheck;
 use crate::validate::json_depth_exceeds;
 
 fn json_rpc_error(status: StatusCode, code: i64, message: String) -> Response {
@@ -279,8 +280,36 @@ pub async fn authenticate(
             "the token grants no tool on this server",
         );
     }
+    // A session belongs to the caller that opened it; anyone else is told it does not exist.
+    let presented = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &presented
+        && state.gateway.sessions().check(session, &caller.subject) != SessionCheck::Owned
+    {
+        state.gateway.metrics().rejected("session_not_owned");
+        return json_rpc_error(StatusCode::NOT_FOUND, -32001, "Session not found".into());
+    }
+    let deleting = request.method() == axum::http::Method::DELETE;
+    let subject = caller.subject.clone();
     request.extensions_mut().insert(caller.clone());
-    REQUEST_CALLER.scope(caller, next.run(request)).await
+    let response = REQUEST_CALLER.scope(caller, next.run(request)).await;
+    match (
+        &presented,
+        response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        (None, Some(created)) => state.gateway.sessions().bind(created, &subject),
+        (Some(session), _) if deleting && response.status().is_success() => {
+            state.gateway.sessions().forget(session)
+        }
+        _ => {}
+    }
+    response
 }
 
 tokio::task_local! {

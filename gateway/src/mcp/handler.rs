@@ -57,6 +57,7 @@ struct Inner {
     draining: CancellationToken,
     /// Cancelled when the shutdown grace period ends: running calls are stopped.
     stop_calls: CancellationToken,
+    sessions: crate::sessions::SessionOwners,
 }
 
 /// Why the gateway stopped a call it had dispatched.
@@ -107,6 +108,7 @@ impl Gateway {
                 max_in_flight: config.max_in_flight,
                 draining: CancellationToken::new(),
                 stop_calls: CancellationToken::new(),
+                sessions: Default::default(),
             }),
         })
     }
@@ -130,6 +132,11 @@ impl Gateway {
         s.sort();
         s.dedup();
         s
+    }
+
+    /// Who owns which MCP session.
+    pub fn sessions(&self) -> &crate::sessions::SessionOwners {
+        &self.inner.sessions
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -139,12 +139,6 @@ def test_caller_without_group_gets_the_unknown_tool_error(gw):
     run(body())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway finding: Mcp-Session-Id is not bound to the principal that created it "
-    "(MCP security best practices: servers SHOULD bind session ids to user-specific information); "
-    "another caller's valid token gets 200 on it. Remove this mark once the gateway refuses it.",
-)
 def test_session_is_bound_to_its_caller(gw):
     """A session id issued to one caller is useless with another caller's token."""
 
