@@ -14,10 +14,10 @@ locals {
     region           = data.aws_region.current.name
     account_id       = data.aws_caller_identity.current.account_id
     gateway_role_arn = module.gateway.role_arn
-    invocation_bucket = {
+    invocation_bucket = module.catalog.has_fargate ? {
       name   = module.gateway.invocation_bucket.name
       prefix = module.gateway.invocation_bucket.prefix
-    }
+    } : null
     tools = {
       for name, t in module.tool : name => merge(
         t.binding,
@@ -71,6 +71,9 @@ module "gateway" {
   vpc_id            = module.network.vpc_id
   public_subnet_ids = module.network.public_subnet_ids
   tool_subnet_arns  = module.network.private_subnet_arns
+
+  endpoint_security_group_ids = module.network.endpoint_security_group_ids
+  invocation_bucket           = module.catalog.has_fargate
 
   tools = {
     for name, t in module.tool : name => {

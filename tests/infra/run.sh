@@ -98,7 +98,9 @@ checkov -d infra --framework terraform --skip-download --compact --quiet
 # --- emulators -----------------------------------------------------------------------------------
 step "start LocalStack (host mode) and moto_server"
 trap 'step "stop emulators"; localstack/stop' EXIT
-eval "$(localstack/start)"
+# This suite deploys and reads back; it runs no function. The control-plane executor makes that
+# independent of the Lambda runtime host (tests/lambda proves running functions).
+eval "$(LAMBDA_RUNTIME_EXECUTOR=switchboard-control-plane localstack/start)"
 export AWS_DEFAULT_REGION=us-east-1
 
 # The catalog's Lambda package is what the Rust Lambda build makes (another issue). Here the

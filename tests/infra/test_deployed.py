@@ -332,8 +332,15 @@ def test_tool_security_groups_admit_no_inbound_traffic(tool_security_groups, sg_
         assert [r for r in sg_rules(group["GroupId"]) if not r["IsEgress"]] == [], name
 
 
-def test_endpoint_security_groups_admit_only_the_tools_that_declare_them(sg_rules, endpoint_group_names, tool_security_groups, aws_tools):
-    by_group = {g["GroupId"]: n for n, g in tool_security_groups.items()}
+def test_endpoint_security_groups_admit_only_the_tools_that_declare_them_and_the_gateway(
+    ec2, vpc, prefix, sg_rules, endpoint_group_names, tool_security_groups, aws_tools
+):
+    # Private DNS makes the whole VPC use the interface endpoints, the gateway's own STS, Logs
+    # and ECR calls included; so each endpoint admits the declaring tools and the gateway tasks.
+    (gateway,) = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, {"Name": "group-name", "Values": [f"{prefix}-gateway"]}]
+    )["SecurityGroups"]
+    by_group = {g["GroupId"]: n for n, g in tool_security_groups.items()} | {gateway["GroupId"]: "(gateway)"}
     for group_id, endpoint in endpoint_group_names.items():
         admitted = set()
         for rule in sg_rules(group_id):
@@ -342,7 +349,7 @@ def test_endpoint_security_groups_admit_only_the_tools_that_declare_them(sg_rule
             source = rule.get("ReferencedGroupInfo", {}).get("GroupId")
             assert source in by_group, f"endpoint {endpoint}: ingress from {rule}"
             admitted.add(by_group[source])
-        assert admitted == {n for n, t in aws_tools.items() if endpoint in t["reach"]}, endpoint
+        assert admitted == {n for n, t in aws_tools.items() if endpoint in t["reach"]} | {"(gateway)"}, endpoint
 
 
 def test_vpc_endpoints_are_exactly_those_the_tools_reach(endpoints, aws_tools, private_subnet_ids):

@@ -22,3 +22,8 @@ output "ecr_repository_arns" {
   description = "The ECR repositories the Fargate tools pull from (the tool permission boundary allows these only)."
   value       = sort(distinct(values(local.ecr_repository_arns)))
 }
+
+output "has_fargate" {
+  description = "Whether some tool runs on Fargate (the gateway then needs the invocation bucket)."
+  value       = anytrue([for t in values(local.tools) : t.backend == "fargate"])
+}

@@ -32,7 +32,26 @@ locals {
     "arn:${local.partition}:ecr:${m[1]}:${m[0]}:repository/${m[2]}"
   ]
   log_group_name = "/switchboard/${var.name_prefix}/gateway"
-  log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
+
+  # policies/gateway.json.tftpl lists every right the architecture gives the gateway; a statement
+  # whose resources render empty (no Fargate tool, no work role, ...) is left out.
+  gateway_policy_all = jsondecode(templatefile("${local.policies}/gateway.json.tftpl", {
+    partition            = local.partition
+    region               = local.region
+    account_id           = local.account_id
+    bucket_arn           = one(aws_s3_bucket.invocations[*].arn)
+    invocation_prefix    = var.invocation_prefix
+    work_role_arns       = local.work_role_arns
+    function_arns        = local.function_arns
+    task_definition_arns = local.task_definition_arns
+    tools_cluster_arn    = aws_ecs_cluster.tools.arn
+    tools_cluster_name   = aws_ecs_cluster.tools.name
+    task_role_arns       = local.task_role_arns
+  }))
+  gateway_policy = merge(local.gateway_policy_all, {
+    Statement = [for st in local.gateway_policy_all.Statement : st if length(st.Resource) > 0]
+  })
+  log_group_arn = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
 }
 
 # --- the gateway's role: the ECS task role its code runs with ---------------------------------
@@ -51,21 +70,16 @@ resource "aws_iam_role" "gateway" {
 }
 
 resource "aws_iam_role_policy" "gateway" {
-  name = "dispatch-tool-calls"
-  role = aws_iam_role.gateway.id
-  policy = templatefile("${local.policies}/gateway.json.tftpl", {
-    partition            = local.partition
-    region               = local.region
-    account_id           = local.account_id
-    bucket_arn           = aws_s3_bucket.invocations.arn
-    invocation_prefix    = var.invocation_prefix
-    work_role_arns       = local.work_role_arns
-    function_arns        = local.function_arns
-    task_definition_arns = local.task_definition_arns
-    tools_cluster_arn    = aws_ecs_cluster.tools.arn
-    tools_cluster_name   = aws_ecs_cluster.tools.name
-    task_role_arns       = local.task_role_arns
-  })
+  name   = "dispatch-tool-calls"
+  role   = aws_iam_role.gateway.id
+  policy = jsonencode(local.gateway_policy)
+
+  lifecycle {
+    precondition {
+      condition     = length(local.gateway_policy.Statement) > 0
+      error_message = "The catalog deploys no lambda or fargate tool: the gateway would have nothing to dispatch to."
+    }
+  }
 }
 
 # --- the permission boundary of every tool role -------------------------------------------------
@@ -88,6 +102,8 @@ resource "aws_iam_policy" "tool_boundary" {
 # --- the invocation bucket: Fargate hand-over through presigned URLs ---------------------------
 
 resource "aws_s3_bucket" "invocations" {
+  count = var.invocation_bucket ? 1 : 0
+
   bucket        = local.bucket_name
   force_destroy = var.bucket_force_destroy
   # checkov:skip=CKV_AWS_18:Access logs would record every presigned GET/PUT of short-lived invocation objects; the gateway's audit line records each call, and CloudTrail data events can be enabled account-wide.
@@ -100,7 +116,9 @@ resource "aws_s3_bucket" "invocations" {
 }
 
 resource "aws_s3_bucket_public_access_block" "invocations" {
-  bucket                  = aws_s3_bucket.invocations.id
+  count = var.invocation_bucket ? 1 : 0
+
+  bucket                  = aws_s3_bucket.invocations[0].id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
@@ -108,14 +126,18 @@ resource "aws_s3_bucket_public_access_block" "invocations" {
 }
 
 resource "aws_s3_bucket_ownership_controls" "invocations" {
-  bucket = aws_s3_bucket.invocations.id
+  count = var.invocation_bucket ? 1 : 0
+
+  bucket = aws_s3_bucket.invocations[0].id
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "invocations" {
-  bucket = aws_s3_bucket.invocations.id
+  count = var.invocation_bucket ? 1 : 0
+
+  bucket = aws_s3_bucket.invocations[0].id
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm = "AES256"
@@ -124,7 +146,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "invocations" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "invocations" {
-  bucket = aws_s3_bucket.invocations.id
+  count = var.invocation_bucket ? 1 : 0
+
+  bucket = aws_s3_bucket.invocations[0].id
 
   rule {
     id     = "expire-invocations"
@@ -148,9 +172,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "invocations" {
 }
 
 resource "aws_s3_bucket_policy" "invocations" {
-  bucket = aws_s3_bucket.invocations.id
+  count = var.invocation_bucket ? 1 : 0
+
+  bucket = aws_s3_bucket.invocations[0].id
   policy = templatefile("${local.policies}/invocation-bucket.json.tftpl", {
-    bucket_arn       = aws_s3_bucket.invocations.arn
+    bucket_arn       = aws_s3_bucket.invocations[0].arn
     gateway_role_arn = aws_iam_role.gateway.arn
   })
 
@@ -296,6 +322,19 @@ resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
   from_port                    = var.container_port
   to_port                      = var.container_port
   referenced_security_group_id = aws_security_group.alb.id
+}
+
+# Interface endpoints have private DNS for the whole VPC: the gateway's own calls to STS (minting
+# tool credentials), CloudWatch Logs and ECR (its image) resolve to them as well.
+resource "aws_vpc_security_group_ingress_rule" "endpoint_from_gateway" {
+  for_each = var.endpoint_security_group_ids
+
+  security_group_id            = each.value
+  description                  = "HTTPS from the gateway tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.gateway.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "gateway_https_out" {

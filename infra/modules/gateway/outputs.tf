@@ -19,12 +19,12 @@ output "tool_permission_boundary_arn" {
 }
 
 output "invocation_bucket" {
-  description = "The invocation bucket and the prefix the gateway writes under."
-  value = {
-    name   = aws_s3_bucket.invocations.id
-    arn    = aws_s3_bucket.invocations.arn
+  description = "The invocation bucket and the prefix the gateway writes under; null when invocation_bucket is false."
+  value = var.invocation_bucket ? {
+    name   = aws_s3_bucket.invocations[0].id
+    arn    = aws_s3_bucket.invocations[0].arn
     prefix = var.invocation_prefix
-  }
+  } : null
 }
 
 output "tools_cluster_arn" {

@@ -17,6 +17,12 @@ variable "public_subnet_ids" {
   type        = list(string)
 }
 
+variable "endpoint_security_group_ids" {
+  description = "Security group of each interface endpoint of the network. Private DNS sends the gateway's own STS, Logs and ECR traffic to these endpoints too, so each admits the gateway tasks on 443."
+  type        = map(string)
+  default     = {}
+}
+
 variable "tool_subnet_arns" {
   description = "ARNs of the private subnets the tools run in (the tool permission boundary names them)."
   type        = list(string)
@@ -43,6 +49,12 @@ variable "tool_ecr_repository_arns" {
   description = "ECR repositories the Fargate tools pull from (the boundary allows pulling these only)."
   type        = list(string)
   default     = []
+}
+
+variable "invocation_bucket" {
+  description = "Create the invocation bucket and the gateway's rights on it: needed for Fargate hand-over only."
+  type        = bool
+  default     = true
 }
 
 variable "invocation_prefix" {
