@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::{HostConfig, MAX_PROCESSES, MAX_OPEN_FILES, MAX_RESPONSE_BYTES};
+use crate::config::{HostConfig, MAX_OPEN_FILES, MAX_PROCESSES, MAX_RESPONSE_BYTES};
 use crate::localstack::{Callbacks, InvokeRequest};
 use crate::logs::LogCollector;
 use crate::payload;
@@ -207,7 +207,10 @@ impl Environment {
                     self.kill_sandbox().await;
                     return Init::Failed(payload::function_error(error_type.as_deref(), &body));
                 }
-                Some(RuntimeEvent::Exited { generation: g, status }) if g == generation => {
+                Some(RuntimeEvent::Exited {
+                    generation: g,
+                    status,
+                }) if g == generation => {
                     if let Some(sandbox) = self.sandbox.take() {
                         sandbox.drain_output().await;
                     }
@@ -251,10 +254,8 @@ impl Environment {
         };
         self.api.set_current(None);
         if matches!(outcome, Outcome::TimedOut) {
-            self.logs.push(&payload::timeout_log_line(
-                &id,
-                self.config.timeout_seconds,
-            ));
+            self.logs
+                .push(&payload::timeout_log_line(&id, self.config.timeout_seconds));
             self.kill_sandbox().await;
         } else if let Some(sandbox) = &self.sandbox {
             sandbox.drain_output().await;
@@ -330,7 +331,10 @@ impl Environment {
                 Some(RuntimeEvent::ResponseTooLarge { request_id }) if request_id == id => {
                     return Outcome::Error(payload::response_too_large(MAX_RESPONSE_BYTES));
                 }
-                Some(RuntimeEvent::Exited { generation: g, status }) if g == generation => {
+                Some(RuntimeEvent::Exited {
+                    generation: g,
+                    status,
+                }) if g == generation => {
                     if let Some(sandbox) = self.sandbox.take() {
                         sandbox.drain_output().await;
                     }

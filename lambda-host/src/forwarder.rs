@@ -30,7 +30,11 @@ pub enum ForwarderError {
 }
 
 /// Listens, starts `argv`, forwards until it exits, and answers its exit status.
-pub async fn run(socket: PathBuf, port: u16, argv: &[String]) -> Result<ExitStatus, ForwarderError> {
+pub async fn run(
+    socket: PathBuf,
+    port: u16,
+    argv: &[String],
+) -> Result<ExitStatus, ForwarderError> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|source| ForwarderError::Listen { port, source })?;

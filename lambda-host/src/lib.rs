@@ -103,7 +103,8 @@ where
     let socket = work_dir.0.join("runtime.sock");
     let unix = tokio::net::UnixListener::bind(&socket).map_err(io("cannot bind", &socket))?;
     if let Some(uid) = host_uid {
-        std::os::unix::fs::chown(&socket, Some(uid), Some(uid)).map_err(io("cannot chown", &socket))?;
+        std::os::unix::fs::chown(&socket, Some(uid), Some(uid))
+            .map_err(io("cannot chown", &socket))?;
     }
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(io("cannot chmod", &socket))?;

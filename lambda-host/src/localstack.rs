@@ -152,7 +152,8 @@ mod tests {
     #[tokio::test]
     async fn invoke_is_queued_and_answered_at_once() {
         let (tx, mut rx) = mpsc::channel(1);
-        let body = r#"{"invoke-id":"r1","invoked-function-arn":"arn:f","payload":"{}","trace-id":"t"}"#;
+        let body =
+            r#"{"invoke-id":"r1","invoked-function-arn":"arn:f","payload":"{}","trace-id":"t"}"#;
         let res = router(tx)
             .oneshot(
                 http::Request::post("/invoke")

@@ -12,7 +12,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Runs Lambda functions for LocalStack in a bubblewrap sandbox")]
+#[command(
+    version,
+    about = "Runs Lambda functions for LocalStack in a bubblewrap sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +47,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { function, runtime_id } => serve(&function, &runtime_id),
+        Command::Serve {
+            function,
+            runtime_id,
+        } => serve(&function, &runtime_id),
         Command::SandboxInit {
             socket,
             port,
@@ -93,7 +99,9 @@ fn sandbox_init(socket: PathBuf, port: u16, command: &[String]) -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    match runtime.block_on(switchboard_lambda_host::forwarder::run(socket, port, command)) {
+    match runtime.block_on(switchboard_lambda_host::forwarder::run(
+        socket, port, command,
+    )) {
         Ok(status) => ExitCode::from(switchboard_lambda_host::forwarder::exit_code(&status)),
         Err(e) => {
             eprintln!("switchboard-lambda-host: {e}");

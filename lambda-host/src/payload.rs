@@ -9,7 +9,8 @@ use serde_json::json;
 
 /// `2006-01-02T15:04:05Z`, the timestamp of a timeout message.
 fn now_seconds() -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::now_utc()
         .format(&format)
         .unwrap_or_default()

@@ -158,7 +158,11 @@ fn accepted() -> Response {
 
 async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
     let Some(queue) = api.queue() else {
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceError", "queue lost");
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceError",
+            "queue lost",
+        );
     };
     let _ = api.events.send(RuntimeEvent::NextCalled);
     let invocation = queue.lock().await.recv().await;
@@ -297,7 +301,10 @@ mod tests {
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["lambda-runtime-aws-request-id"], "req-1");
         assert_eq!(res.headers()["lambda-runtime-deadline-ms"], "42");
-        assert_eq!(res.headers()["lambda-runtime-invoked-function-arn"], "arn:f");
+        assert_eq!(
+            res.headers()["lambda-runtime-invoked-function-arn"],
+            "arn:f"
+        );
         let body = res.into_body().collect().await.expect("body").to_bytes();
         assert_eq!(&body[..], b"{\"a\":1}");
         assert!(matches!(rx.recv().await, Some(RuntimeEvent::NextCalled)));
@@ -357,9 +364,8 @@ mod tests {
         let api = RuntimeApi::new(tx);
         let first = api.new_queue();
         let app = router(Arc::clone(&api));
-        let waiting = tokio::spawn(
-            app.oneshot(request("GET", "/2018-06-01/runtime/invocation/next", "")),
-        );
+        let waiting =
+            tokio::spawn(app.oneshot(request("GET", "/2018-06-01/runtime/invocation/next", "")));
         tokio::task::yield_now().await;
         let _second = api.new_queue();
         drop(first);

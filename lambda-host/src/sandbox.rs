@@ -50,7 +50,9 @@ pub enum SandboxError {
          bubblewrap) and start again"
     )]
     NoBwrap,
-    #[error("{path} cannot be reached by the sandbox's unprivileged uid: {blocker} is not readable/searchable by others")]
+    #[error(
+        "{path} cannot be reached by the sandbox's unprivileged uid: {blocker} is not readable/searchable by others"
+    )]
     Unreachable { path: PathBuf, blocker: PathBuf },
     #[error("cannot create the output pipe: {0}")]
     Pipe(std::io::Error),
@@ -516,7 +518,10 @@ mod tests {
             assert!(joined.contains(flag), "missing {flag} in {joined}");
         }
         assert!(
-            joined.contains(&format!("--size {} --perms 0700 --tmpfs /tmp", 512u64 << 20)),
+            joined.contains(&format!(
+                "--size {} --perms 0700 --tmpfs /tmp",
+                512u64 << 20
+            )),
             "{joined}"
         );
         assert!(joined.ends_with("--remount-ro / --chdir /var/task"));

@@ -102,7 +102,11 @@ impl Function {
             .runtime(Runtime::Providedal2023)
             .handler("bootstrap")
             .role("arn:aws:iam::000000000000:role/switchboard-lambda-probe")
-            .code(FunctionCode::builder().zip_file(Blob::new(probe_zip())).build())
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(probe_zip()))
+                    .build(),
+            )
             .timeout(spec.timeout_seconds)
             .memory_size(spec.memory_mb)
             .ephemeral_storage(
@@ -131,11 +135,7 @@ impl Function {
                 .unwrap_or_else(|e| panic!("GetFunctionConfiguration {}: {e:?}", self.name));
             match config.state() {
                 Some(State::Active) => return,
-                Some(State::Failed) => panic!(
-                    "{} failed: {:?}",
-                    self.name,
-                    config.state_reason()
-                ),
+                Some(State::Failed) => panic!("{} failed: {:?}", self.name, config.state_reason()),
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
@@ -158,7 +158,10 @@ impl Function {
             .send()
             .await
             .unwrap_or_else(|e| panic!("Invoke {} {tool}: {e:?}", self.name));
-        let bytes = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        let bytes = out
+            .payload()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default();
         let payload = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Invoked {

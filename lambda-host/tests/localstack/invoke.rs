@@ -9,7 +9,9 @@ use crate::common::{Function, Spec, logs};
 #[tokio::test]
 async fn a_tool_result_comes_back_as_the_invocation_result() {
     let f = Function::create("result", Spec::default()).await;
-    let out = f.invoke("echo", json!({"message": "hello from the sandbox"})).await;
+    let out = f
+        .invoke("echo", json!({"message": "hello from the sandbox"}))
+        .await;
     assert_eq!(out.result()["message"], "hello from the sandbox");
     assert_eq!(out.payload["isError"], false);
     f.delete().await;
@@ -18,10 +20,15 @@ async fn a_tool_result_comes_back_as_the_invocation_result() {
 #[tokio::test]
 async fn a_tool_error_result_comes_back_as_function_error() {
     let f = Function::create("toolerror", Spec::default()).await;
-    let out = f.invoke("fail", json!({"message": "the disk is on fire"})).await;
+    let out = f
+        .invoke("fail", json!({"message": "the disk is on fire"}))
+        .await;
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"), "{out:?}");
     assert_eq!(out.payload["errorType"], "ToolError", "{out:?}");
-    assert_eq!(out.payload["errorMessage"], "the disk is on fire", "{out:?}");
+    assert_eq!(
+        out.payload["errorMessage"], "the disk is on fire",
+        "{out:?}"
+    );
     f.delete().await;
 }
 
@@ -121,7 +128,12 @@ async fn the_functions_output_is_readable_with_get_log_events() {
     let mut seen = Vec::new();
     for _ in 0..60 {
         seen.clear();
-        if let Ok(streams) = logs.describe_log_streams().log_group_name(&group).send().await {
+        if let Ok(streams) = logs
+            .describe_log_streams()
+            .log_group_name(&group)
+            .send()
+            .await
+        {
             for stream in streams.log_streams() {
                 let Some(name) = stream.log_stream_name() else {
                     continue;
@@ -192,7 +204,10 @@ async fn a_marker_and_a_stray_process_left_by_one_call_are_gone_in_the_next() {
     let state = state.result();
     assert_eq!(state["calls"], 2, "the same environment served both calls");
     assert_eq!(state["marker"], false, "{state}");
-    let others = state["other_processes"].as_array().cloned().unwrap_or_default();
+    let others = state["other_processes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         !others.iter().any(|p| p == "sleep" || p == "sh"),
         "processes left by the first call: {others:?}"
