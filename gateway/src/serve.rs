@@ -64,10 +64,17 @@ pub struct Prepared {
 /// Builds the backends the catalog's tools need.
 pub fn backends_for(catalog: &Catalog, catalog_dir: &Path) -> Result<Backends, ServeError> {
     let mut backends = Backends::new();
-    if catalog.tools.iter().any(|t| t.backend == crate::catalog::BackendKind::Local) {
+    if catalog
+        .tools
+        .iter()
+        .any(|t| t.backend == crate::catalog::BackendKind::Local)
+    {
         let local = crate::backend::local::LocalBackend::new(catalog_dir, &catalog.tools)
             .map_err(|e| ServeError::Backend(e.to_string()))?;
-        backends = backends.with(crate::catalog::BackendKind::Local, std::sync::Arc::new(local));
+        backends = backends.with(
+            crate::catalog::BackendKind::Local,
+            std::sync::Arc::new(local),
+        );
     }
     Ok(backends)
 }
@@ -212,6 +219,11 @@ pub async fn run(prepared: Prepared, shutdown: CancellationToken) -> Result<(), 
     let server = {
         let stop = stop_accepting.clone();
         tokio::spawn(async move {
+            // No Nagle: a response written in pieces (SSE) must not wait for the client's
+            // delayed ACK (a 40 ms stall per call otherwise).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await

@@ -199,11 +199,10 @@ tools:
                     Ok(())
                 });
             }
-            let child = cmd.spawn().expect("start the gateway");
+            let mut child = cmd.spawn().expect("start the gateway");
             let _ = tx.send(child.id());
-            loop {
-                std::thread::park();
-            }
+            // This thread lives as long as the gateway (its death signal is tied to it).
+            let _ = child.wait();
         });
     }
     let gateway_pid = rx.recv().expect("gateway pid");

@@ -509,10 +509,13 @@ fn tiocsti() -> Report {
     let mut results = Vec::new();
     let mut escaped = false;
     let c: libc::c_char = b'x' as libc::c_char;
+    // The request type differs between C libraries (an int on musl).
+    #[allow(clippy::unnecessary_cast)]
+    let tiocsti = libc::TIOCSTI as u64;
     for (name, fd) in &fds {
         for (variant, request) in [
-            ("TIOCSTI", libc::TIOCSTI as u64),
-            ("TIOCSTI|1<<32", libc::TIOCSTI as u64 | (1u64 << 32)),
+            ("TIOCSTI", tiocsti),
+            ("TIOCSTI|1<<32", tiocsti | (1u64 << 32)),
         ] {
             // SAFETY: ioctl(2) through syscall(2) so the high bits of the request reach the
             // kernel unchanged; the argument points at a live byte.

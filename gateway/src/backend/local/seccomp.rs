@@ -115,11 +115,14 @@ fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
     let ioctl = [libc::TIOCSTI, libc::TIOCLINUX]
         .into_iter()
         .map(|request| {
+            // The request's type differs between C libraries (an int on musl).
+            #[allow(clippy::unnecessary_cast)]
+            let request = request as u64;
             Ok(SeccompRule::new(vec![cond(
                 1,
                 SeccompCmpArgLen::Dword,
                 SeccompCmpOp::Eq,
-                request as u64,
+                request,
             )?])?)
         })
         .collect::<Result<Vec<_>, SeccompError>>()?;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The sandbox escape suite: starts `switchboard serve --dev` on a catalog of test tools and sends
+# every escape attempt through it over HTTP into the real bubblewrap sandbox. Each attempt is its
+# own test (gateway/tests/sandbox_escape.rs); any attempt that gets through fails the suite.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if ! command -v bwrap >/dev/null; then
+  echo "bubblewrap (bwrap) is missing: run scripts/install-deps (or apt-get install bubblewrap)" >&2
+  exit 1
+fi
+
+# The gateway, the probe and echo, built for the profile the suite runs in.
+cargo build --release --locked -p switchboard-tool-runtime -p switchboard-gateway --bins
+
+# A private temporary folder: the suite plants secrets, sockets and a setuid binary there.
+work=$(mktemp -d)
+chmod 755 "$work"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+
+TMPDIR="$work" cargo test --release --locked -p switchboard-gateway --test sandbox_escape -- --test-threads 4
+
+# The suite's gateway dies with the test process; nothing of it may be left.
+left=$(pgrep -f "$work/.*catalog.yaml" || true)
+if [ -n "$left" ]; then
+  echo "a gateway of the suite is still running: $left" >&2
+  exit 1
+fi
