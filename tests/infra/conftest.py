@@ -128,6 +128,11 @@ def catalog() -> dict:
 
 
 @pytest.fixture(scope="session")
+def catalog_dir() -> Path:
+    return Path(env("SWITCHBOARD_CATALOG")).parent
+
+
+@pytest.fixture(scope="session")
 def aws_tools(catalog) -> dict[str, dict]:
     """The catalog's lambda and fargate tools with the gateway's defaults applied."""
     tools = {}

@@ -95,6 +95,9 @@ unset TF_DATA_DIR
 step "checkov on infra/"
 checkov -d infra --framework terraform --skip-download --compact --quiet
 
+step "the catalog module alone: defaults, derived values, refusals (pytest test_catalog_module.py)"
+(cd "$suite" && python -m pytest -q -p no:cacheprovider test_catalog_module.py)
+
 # --- emulators -----------------------------------------------------------------------------------
 step "start LocalStack (host mode) and moto_server"
 trap 'step "stop emulators"; localstack/stop' EXIT
@@ -119,12 +122,17 @@ for t in yaml.safe_load(open(sys.argv[1]))["tools"]:
 PY
 )
 for package in $(echo "$packages" | sort -u); do
-  zip_path=$work/catalog/$package
-  mkdir -p "$(dirname "$zip_path")" "$work/placeholder"
-  printf '#!/bin/sh\necho "placeholder: the real bootstrap comes from the Rust Lambda build" >&2\nexit 1\n' \
-    >"$work/placeholder/bootstrap"
-  chmod 755 "$work/placeholder/bootstrap"
-  (cd "$work/placeholder" && rm -f "$zip_path" && zip -q -X "$zip_path" bootstrap)
+  python - "$work/catalog/$package" <<'PY'
+import sys, zipfile
+from pathlib import Path
+target = Path(sys.argv[1])
+target.parent.mkdir(parents=True, exist_ok=True)
+stub = "#!/bin/sh\necho 'placeholder: the real bootstrap comes from the Rust Lambda build' >&2\nexit 1\n"
+with zipfile.ZipFile(target, "w") as z:
+    info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16
+    z.writestr(info, stub)
+PY
 done
 
 export SWITCHBOARD_NAME_PREFIX=$prefix SWITCHBOARD_CATALOG=$catalog

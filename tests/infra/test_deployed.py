@@ -6,6 +6,8 @@ Terraform says it did. Each security claim is its own test.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 
@@ -422,11 +424,15 @@ def test_every_lambda_sits_in_the_private_subnets_with_its_own_group(lam, prefix
         assert config["VpcConfig"]["SecurityGroupIds"] == [tool_security_groups[name]["GroupId"]], name
 
 
-def test_every_lambda_matches_its_catalog_entry(lam, prefix, aws_tools):
+def test_every_lambda_matches_its_catalog_entry(lam, prefix, aws_tools, catalog_dir):
     for name, tool in aws_tools.items():
         if tool["backend"] != "lambda":
             continue
         config = lam.get_function_configuration(FunctionName=f"{prefix}-{name}")
+        package = (catalog_dir / tool["lambda"]["package"]).read_bytes()
+        assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(package).digest()).decode(), (
+            f"{name}: not the package the catalog names"
+        )
         assert config["Runtime"] == "provided.al2023" and config["Handler"] == "bootstrap"
         assert config["Timeout"] == tool["timeout_seconds"]
         assert config["MemorySize"] == tool["memory_mb"]

@@ -1,0 +1,136 @@
+"""infra/modules/catalog on its own: defaults, derived values and refusals, through `terraform plan`
+of a provider-less root (catalog_root/). Offline; no emulator needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+ROOT = Path(__file__).parent / "catalog_root"
+
+BASE_TOOL = {
+    "description": "d",
+    "input_schema": {"type": "object"},
+    "allow": {"groups": ["dev"]},
+}
+
+
+@pytest.fixture(scope="module")
+def tf_env(tmp_path_factory) -> dict:
+    env = {**os.environ, "TF_DATA_DIR": str(tmp_path_factory.mktemp("tfdata")), "TF_IN_AUTOMATION": "1"}
+    subprocess.run(["terraform", f"-chdir={ROOT}", "init", "-input=false", "-no-color"], env=env, check=True, capture_output=True)
+    return env
+
+
+def plan(tf_env, tmp_path, catalog: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    out = tmp_path / "plan.bin"
+    return subprocess.run(
+        ["terraform", f"-chdir={ROOT}", "plan", "-input=false", "-no-color", "-lock=false",
+         f"-var=catalog_path={path}", f"-out={out}"],
+        env=tf_env, capture_output=True, text=True,
+    )
+
+
+def outputs(tf_env, tmp_path, catalog: dict) -> dict:
+    result = plan(tf_env, tmp_path, catalog)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = subprocess.run(
+        ["terraform", f"-chdir={ROOT}", "show", "-json", str(tmp_path / "plan.bin")],
+        env=tf_env, check=True, capture_output=True, text=True,
+    )
+    return {k: v["value"] for k, v in json.loads(shown.stdout)["planned_values"]["outputs"].items()}
+
+
+def refused(tf_env, tmp_path, catalog: dict) -> str:
+    result = plan(tf_env, tmp_path, catalog)
+    assert result.returncode != 0, "terraform plan accepted a catalog the gateway refuses"
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def tool(**fields) -> dict:
+    return {**BASE_TOOL, **fields}
+
+
+def test_example_catalog_defaults_and_platform_endpoints(tf_env, tmp_path):
+    catalog = yaml.safe_load((REPO / "examples" / "catalog.aws.yaml").read_text())
+    out = outputs(tf_env, tmp_path, catalog)
+    echo, plan_tool, files = out["tools"]["echo"], out["tools"]["terraform-plan"], out["tools"]["tenant-files"]
+    assert echo["reach"] == [] and echo["statements"] == []
+    assert echo["session_tags"] == ["tool", "tenant", "principal", "invocation"]
+    assert echo["lambda"]["package_path"].endswith("/../target/lambda/switchboard-tool/bootstrap.zip")
+    assert plan_tool["reach"] == ["ecr.api", "ecr.dkr", "logs", "s3"]
+    assert plan_tool["fargate"]["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools:latest"
+    assert plan_tool["fargate"]["ecr_repository_arn"] == "arn:aws:ecr:eu-west-1:123456789012:repository/switchboard-tools"
+    assert files["reach"] == ["s3", "sts"]
+    assert set(out["endpoint_actions"]) == {"ecr.api", "ecr.dkr", "logs", "s3", "sts"}
+    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= set(out["endpoint_actions"]["s3"])
+    sids = [s["Sid"] for s in out["boundary_statements"]]
+    assert "TenantFilesReadWriteTenantObjects" in sids and "TerraformPlanReadTenantState" in sids
+    assert out["has_fargate"] is True
+
+
+def test_local_tools_are_left_out(tf_env, tmp_path):
+    out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="here", backend="local", local={"command": ["/bin/true"]}),
+        tool(name="there", backend="lambda", **{"lambda": {"package": "x.zip"}}),
+    ]})
+    assert list(out["tools"]) == ["there"] and out["skipped_local_tools"] == ["here"]
+    assert out["tools"]["there"]["timeout_seconds"] == 30 and out["tools"]["there"]["memory_mb"] == 256
+    assert out["tools"]["there"]["ephemeral_storage_mb"] == 512
+    assert out["tools"]["there"]["lambda"]["architecture"] == "x86_64"
+    assert out["has_fargate"] is False and out["endpoint_actions"] == {}
+
+
+def test_a_registry_image_is_kept_and_an_ecr_image_in_another_account_is_named(tf_env, tmp_path):
+    out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,
+             fargate={"image": "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/tool@sha256:abc"}),
+    ]})
+    assert out["tools"]["t"]["fargate"]["ecr_repository_arn"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/tool"
+
+
+def test_wildcard_actions_are_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"actions": ["s3:*"], "resources": ["arn:aws:s3:::b/*"]}]),
+    ]})
+    assert "wildcard" in text
+
+
+def test_unknown_endpoints_are_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}, endpoints=["dynamodb"]),
+    ]})
+    assert "endpoints may only be" in text
+
+
+def test_non_ecr_images_are_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,
+             fargate={"image": "docker.io/library/alpine:3"}),
+    ]})
+    assert "ECR" in text
+
+
+def test_repeated_sids_are_refused(tf_env, tmp_path):
+    statement = {"sid": "Same", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}, permissions=[statement, statement]),
+    ]})
+    assert "same sid" in text
+
+
+def test_other_versions_are_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 2, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}),
+    ]})
+    assert "version must be 1" in text
