@@ -113,8 +113,11 @@ mod tests {
                 }
             }
         });
-        // A port no other test uses; the child connects, checks the answer, exits with 7.
-        let port = 39_517;
+        // A free port; the child connects, checks the answer, exits with 7.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let script = format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && printf ping >&3 && read -r -n4 a <&3 && \
              [ \"$a\" = pong ] && exit 7"

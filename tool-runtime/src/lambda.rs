@@ -74,7 +74,10 @@ where
         Ok(h) => Arc::new(h),
         Err(e) => {
             let message = e.to_string();
-            let _ = writeln!(std::io::stderr(), "switchboard tool: init failed: {message}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "switchboard tool: init failed: {message}"
+            );
             if let Err(post) = post_init_error("Runtime.InitError", &message) {
                 let _ = writeln!(
                     std::io::stderr(),
@@ -95,25 +98,26 @@ where
         }
     };
     let scratch = std::env::temp_dir();
-    let service = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Invocation>| {
-        let handler = Arc::clone(&handler);
-        let scratch = scratch.clone();
-        async move {
-            let joined = tokio::task::spawn_blocking(move || {
-                let result = call(handler.as_ref(), event.payload);
-                reset_between_calls(&scratch);
-                result
-            })
-            .await;
-            match joined {
-                Ok(result) => result,
-                Err(e) => {
-                    reset_between_calls(&std::env::temp_dir());
-                    Err(LambdaError::Crashed(e.to_string()))
+    let service =
+        lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Invocation>| {
+            let handler = Arc::clone(&handler);
+            let scratch = scratch.clone();
+            async move {
+                let joined = tokio::task::spawn_blocking(move || {
+                    let result = call(handler.as_ref(), event.payload);
+                    reset_between_calls(&scratch);
+                    result
+                })
+                .await;
+                match joined {
+                    Ok(result) => result,
+                    Err(e) => {
+                        reset_between_calls(&std::env::temp_dir());
+                        Err(LambdaError::Crashed(e.to_string()))
+                    }
                 }
             }
-        }
-    });
+        });
     match runtime.block_on(lambda_runtime::run(service)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -186,10 +190,16 @@ fn become_subreaper() {
 /// Sends SIGKILL to every descendant of this process and reaps them, until none is left (or two
 /// seconds passed).
 pub fn kill_descendants() {
-    let me = std::process::id() as libc::pid_t;
+    kill_descendants_of(std::process::id() as libc::pid_t);
+}
+
+/// Sends SIGKILL to every descendant of `root` until none is left (or two seconds passed); reaps
+/// them when `root` is this process.
+fn kill_descendants_of(root: libc::pid_t) {
+    let reap = root == std::process::id() as libc::pid_t;
     let until = std::time::Instant::now() + Duration::from_secs(2);
     loop {
-        let pids = descendants_of(me);
+        let pids = descendants_of(root);
         if pids.is_empty() || std::time::Instant::now() > until {
             return;
         }
@@ -200,9 +210,13 @@ pub fn kill_descendants() {
                 libc::kill(*pid, libc::SIGKILL);
             }
         }
-        reap_children();
+        if reap {
+            reap_children();
+        }
         std::thread::sleep(Duration::from_millis(5));
-        reap_children();
+        if reap {
+            reap_children();
+        }
     }
 }
 
@@ -308,7 +322,10 @@ mod tests {
     #[test]
     fn a_handler_error_is_a_tool_error() {
         let e = call(&|_| Err::<ToolOutput, _>("broken"), invocation()).expect_err("a tool error");
-        assert!(matches!(e, LambdaError::Tool(ref m) if m == "broken"), "{e}");
+        assert!(
+            matches!(e, LambdaError::Tool(ref m) if m == "broken"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -334,16 +351,26 @@ mod tests {
 
     #[test]
     fn descendants_are_killed() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
+        // A shell with two children; only the shell's descendants are killed, so the test leaves
+        // the processes of other tests alone. (Double-forked daemons come back to the probe's
+        // subreaper; the LocalStack suite proves that part.)
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 31 & wait"])
             .spawn()
-            .expect("sleep starts");
-        let pid = child.id() as libc::pid_t;
-        assert!(descendants_of(std::process::id() as libc::pid_t).contains(&pid));
-        kill_descendants();
-        // kill_descendants reaped it; try_wait then finds no such child or its status.
-        let _ = child.try_wait();
-        assert!(!descendants_of(std::process::id() as libc::pid_t).contains(&pid));
+            .expect("sh starts");
+        let root = shell.id() as libc::pid_t;
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while descendants_of(root).is_empty() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !descendants_of(root).is_empty(),
+            "the shell started nothing"
+        );
+        kill_descendants_of(root);
+        assert!(descendants_of(root).is_empty());
+        let _ = shell.kill();
+        let _ = shell.wait();
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
