@@ -73,6 +73,8 @@ def test_example_catalog_defaults_and_platform_endpoints(tf_env, tmp_path):
     assert files["reach"] == ["s3", "sts"]
     assert set(out["endpoint_actions"]) == {"ecr.api", "ecr.dkr", "logs", "s3", "sts"}
     assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= set(out["endpoint_actions"]["s3"])
+    # The gateway's own STS calls resolve to the endpoint (private DNS): minting must pass it.
+    assert {"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"} <= set(out["endpoint_actions"]["sts"])
     sids = [s["Sid"] for s in out["boundary_statements"]]
     assert "TenantFilesReadWriteTenantObjects" in sids and "TerraformPlanReadTenantState" in sids
     assert out["has_fargate"] is True

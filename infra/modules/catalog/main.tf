@@ -84,10 +84,12 @@ locals {
   all_actions = distinct(flatten([for t in values(local.tools) : [for s in t.statements : s.Action]]))
 
   # The endpoint policies allow, for principals of this account only, what the platform needs
-  # through that endpoint plus every catalog action of that service.
+  # through that endpoint plus every catalog action of that service. Private DNS sends the
+  # gateway's own calls in the VPC to these endpoints too: minting tool credentials (sts), its
+  # logs and its image pull.
   platform_actions = {
     "s3"      = ["s3:GetObject", "s3:PutObject"]
-    "sts"     = ["sts:GetCallerIdentity"]
+    "sts"     = ["sts:AssumeRole", "sts:GetCallerIdentity", "sts:SetSourceIdentity", "sts:TagSession"]
     "logs"    = ["logs:CreateLogStream", "logs:PutLogEvents"]
     "kms"     = ["kms:DescribeKey"]
     "ecr.api" = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"]

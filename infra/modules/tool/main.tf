@@ -50,7 +50,6 @@ locals {
     2048 = [for g in range(4, 17) : g * 1024]
     4096 = [for g in range(8, 31) : g * 1024]
   }
-
 }
 
 # --- checks the catalog loader cannot make (they need the deployment's context) -------------
