@@ -156,3 +156,18 @@ async fn a_flood_on_stdout_is_cut_off() {
     assert!(matches!(e, BackendError::Unit { .. }), "{e}");
     assert!(e.to_string().contains("stdout"), "{e}");
 }
+
+#[test]
+fn a_machine_where_bubblewrap_fails_is_refused_at_start_up() {
+    let options = switchboard_gateway::backend::local::LocalOptions {
+        bwrap: Some("/bin/false".into()),
+        ..Default::default()
+    };
+    let e = switchboard_gateway::backend::local::LocalBackend::with_options(
+        std::path::Path::new("/"),
+        &sandbox_support::tools(),
+        options,
+    )
+    .expect_err("must be refused");
+    assert!(e.to_string().contains("cannot start a sandbox"), "{e}");
+}

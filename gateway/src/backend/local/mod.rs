@@ -66,6 +66,12 @@ pub enum LocalError {
     EndpointSetting(String),
     #[error("tools declare endpoints, so the backend must be created inside a tokio runtime")]
     NoRuntime,
+    #[error(
+        "bubblewrap cannot start a sandbox on this machine: {0}. The local backend needs \
+         unprivileged user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; \
+         Ubuntu 24.04: the bwrap AppArmor profile); see docs/sandbox.md"
+    )]
+    SmokeTest(String),
 }
 
 /// Settings of the local backend; [`Default`] holds the defaults.
@@ -264,7 +270,7 @@ impl LocalBackend {
             let args = plan.bwrap_args();
             prepared.insert(plan.name.clone(), PreparedTool { plan, args });
         }
-        Ok(Self {
+        let backend = Self {
             tools: prepared,
             bwrap,
             seccomp: seccomp::program_bytes()?,
@@ -274,7 +280,44 @@ impl LocalBackend {
             in_flight: Arc::new(InFlight::default()),
             egress,
             _runtime_dir: runtime_dir,
-        })
+        };
+        backend.smoke_test()?;
+        Ok(backend)
+    }
+
+    /// Starts one sandbox of the first tool running `/usr/bin/true`, so that a machine where
+    /// bubblewrap cannot work fails at start-up with the reason, not at the first call.
+    fn smoke_test(&self) -> Result<(), LocalError> {
+        let Some(prepared) = self.tools.values().next() else {
+            return Ok(());
+        };
+        let mut cmd = std::process::Command::new(&self.bwrap);
+        cmd.args(&prepared.args)
+            .args(["--", "/usr/bin/true"])
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let lease = match &self.uids {
+            Some(pool) => Some(pool.lease()?),
+            None => None,
+        };
+        if let Some(lease) = &lease {
+            std::os::unix::process::CommandExt::uid(&mut cmd, lease.uid());
+            std::os::unix::process::CommandExt::gid(&mut cmd, lease.uid());
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| LocalError::SmokeTest(e.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            Err(LocalError::SmokeTest(format!(
+                "{} ({})",
+                stderr, out.status
+            )))
+        }
     }
 
     /// Connections the endpoint proxies refused since start-up.
