@@ -46,6 +46,18 @@ async fn the_tool_runs_under_its_own_uid_with_a_clean_environment() {
         "{:?}",
         structured(&d)
     );
+    assert_eq!(
+        structured(&d)["dev_null"],
+        serde_json::json!(true),
+        "{:?}",
+        structured(&d)
+    );
+    assert_eq!(
+        structured(&d)["shm"],
+        serde_json::json!(true),
+        "{:?}",
+        structured(&d)
+    );
     let d = backend
         .dispatch(dispatch_for(
             &tools[1],

@@ -538,9 +538,16 @@ fn tiocsti() -> Report {
 fn whoami() -> Report {
     // SAFETY: getuid/geteuid cannot fail.
     let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    let dev_null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .is_ok();
+    let shm = std::fs::write("/dev/shm/probe", b"x").is_ok();
     Report::new(false, format!("uid {uid} euid {euid}"))
         .with("uid", uid)
         .with("euid", euid)
+        .with("dev_null", dev_null)
+        .with("shm", shm)
 }
 
 /// Runs a setuid-root executable (the suite plants one) and compares the uid it reports.
