@@ -25,12 +25,17 @@ impl LogCollector {
         }
     }
 
-    /// Adds output; what does not fit is counted and dropped.
+    /// Adds output; what does not fit (and everything after it) is counted and dropped.
     pub fn push(&self, chunk: &str) {
         let Ok(mut c) = self.inner.lock() else {
             return;
         };
-        let room = self.cap.saturating_sub(c.text.len());
+        // Once something was dropped, later output is dropped too, so what is kept has no gap.
+        let room = if c.dropped > 0 {
+            0
+        } else {
+            self.cap.saturating_sub(c.text.len())
+        };
         if chunk.len() <= room {
             c.text.push_str(chunk);
         } else {
