@@ -59,7 +59,10 @@ async fn tmp_is_capped_at_the_ephemeral_storage_size() {
     let out = f.invoke("fill-tmp", json!({"mb": 600})).await;
     let result = out.result();
     let written = result["written_mb"].as_u64().unwrap_or(u64::MAX);
-    assert!(written <= 512, "more than the 512 MiB of ephemeral storage: {result}");
+    assert!(
+        written <= 512,
+        "more than the 512 MiB of ephemeral storage: {result}"
+    );
     assert!(
         result["error"]
             .as_str()
