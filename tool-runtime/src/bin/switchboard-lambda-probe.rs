@@ -162,7 +162,10 @@ fn litter() -> Value {
     let marker = std::env::temp_dir().join(MARKER);
     let wrote = std::fs::write(&marker, b"left by an earlier call").is_ok();
     // A direct child, and a daemon that double-forks away from this process.
-    let child = std::process::Command::new("sleep").arg("300").spawn().is_ok();
+    let child = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .is_ok();
     let daemon = std::process::Command::new("sh")
         .args(["-c", "setsid sleep 301 >/dev/null 2>&1 &"])
         .status()
