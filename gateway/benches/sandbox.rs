@@ -116,7 +116,7 @@ async fn end_to_end(n: usize) -> Vec<Duration> {
         .arg("--audit-log")
         .arg(dir.path().join("audit.log"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.path().join("gateway.log")).expect("log"));
     #[allow(unsafe_code)]
     // SAFETY: prctl(2) with constant arguments, async-signal-safe, in the forked child.
     unsafe {
@@ -127,6 +127,17 @@ async fn end_to_end(n: usize) -> Vec<Duration> {
     }
     let mut gateway = gateway.spawn().expect("start the gateway");
     let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{url}/healthz")).send().await.is_err() {
+        assert!(
+            Instant::now() < until,
+            "the gateway did not start: {}",
+            std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Only now: `serve --dev` has created the dev key, which `dev-token` must not race.
     let token = Command::new(bin)
         .args(["dev-token", "--sub", "bench", "--group", "dev"])
         .arg("--audience")
@@ -136,12 +147,6 @@ async fn end_to_end(n: usize) -> Vec<Duration> {
         .output()
         .expect("dev-token");
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    let client = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("{url}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < until, "the gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "echo", "arguments": {"message": "hi"},
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",

@@ -206,6 +206,16 @@ tools:
         });
     }
     let gateway_pid = rx.recv().expect("gateway pid");
+    let until = Instant::now() + Duration::from_secs(20);
+    while !healthy(&url) {
+        assert!(
+            Instant::now() < until,
+            "the gateway did not come up:\n{}",
+            gateway_log(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Only now: `serve --dev` has created the dev key, which `dev-token` must not race.
     let token = Command::new(bin)
         .args([
             "dev-token",
@@ -228,15 +238,6 @@ tools:
         String::from_utf8_lossy(&token.stderr)
     );
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    let until = Instant::now() + Duration::from_secs(20);
-    while !healthy(&url) {
-        assert!(
-            Instant::now() < until,
-            "the gateway did not come up:\n{}",
-            gateway_log(&dir)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     Harness {
         url,
         token,
