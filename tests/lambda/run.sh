@@ -73,22 +73,31 @@ fn=probe-shutdown-$$
   --payload '{"invocationId":"i","tool":"echo","arguments":{"message":"warm"},"deadlineUnixMs":4102444800000}' \
   "$suite/shutdown-out.json" >/dev/null
 grep -q '"warm"' "$suite/shutdown-out.json"
-pattern="switchboard-lambda-host serve --function $fn "
-pgrep -f "$pattern" >/dev/null || {
+# Command lines (pid: words) of live processes that mention $1; /proc only, no procps needed.
+procs() {
+  local d line
+  for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$$" ] && continue
+    line=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    case "$line" in *"$1"*) echo "${d#/proc/}: $line" ;; esac
+  done
+}
+hosts=$(procs "switchboard-lambda-host serve --function $fn ")
+[ -n "$hosts" ] || {
   echo "FAIL localstack_shutdown_stops_every_environment: no environment ran for $fn" >&2
   exit 1
 }
-runtime_ids=$(pgrep -af "$pattern" | sed -n 's/.*--runtime-id \([0-9a-f]*\).*/\1/p')
+runtime_ids=$(sed -n 's/.*--runtime-id \([0-9a-f]*\).*/\1/p' <<<"$hosts")
 trap - EXIT
 stop
 for _ in $(seq 1 40); do
-  left=$(for id in $runtime_ids; do pgrep -f "$id" || true; done)
+  left=$(for id in $runtime_ids; do procs "$id"; done)
   [ -z "$left" ] && break
   sleep 0.25
 done
 if [ -n "$left" ]; then
   echo "FAIL localstack_shutdown_stops_every_environment: still running after LocalStack stopped:" >&2
-  for id in $runtime_ids; do pgrep -af "$id" >&2 || true; done
+  echo "$left" >&2
   exit 1
 fi
 echo "ok localstack_shutdown_stops_every_environment"
