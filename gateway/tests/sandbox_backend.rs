@@ -183,3 +183,27 @@ fn a_machine_where_bubblewrap_fails_is_refused_at_start_up() {
     .expect_err("must be refused");
     assert!(e.to_string().contains("cannot start a sandbox"), "{e}");
 }
+
+#[tokio::test]
+async fn shutdown_removes_the_endpoint_sockets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = dir.path().join("rt");
+    let mut tools = sandbox_support::tools();
+    tools[1].endpoints = vec![switchboard_gateway::catalog::Endpoint::Sts];
+    let options = switchboard_gateway::backend::local::LocalOptions {
+        runtime_dir: Some(runtime.clone()),
+        ..Default::default()
+    };
+    let backend = switchboard_gateway::backend::local::LocalBackend::with_options(
+        std::path::Path::new("/"),
+        &tools,
+        options,
+    )
+    .expect("backend starts");
+    assert!(runtime.join("probe.sock").exists());
+    backend.shutdown().await;
+    assert!(
+        !runtime.exists(),
+        "the socket folder is left after shutdown"
+    );
+}

@@ -201,7 +201,8 @@ pub struct LocalBackend {
     shutdown: CancellationToken,
     in_flight: Arc<InFlight>,
     egress: Arc<EgressCounters>,
-    _runtime_dir: Option<RuntimeDir>,
+    /// The proxies' socket folder; removed at shutdown (or when the backend is dropped).
+    runtime_dir: std::sync::Mutex<Option<RuntimeDir>>,
 }
 
 impl LocalBackend {
@@ -279,7 +280,7 @@ impl LocalBackend {
             shutdown,
             in_flight: Arc::new(InFlight::default()),
             egress,
-            _runtime_dir: runtime_dir,
+            runtime_dir: std::sync::Mutex::new(runtime_dir),
         };
         backend.smoke_test()?;
         Ok(backend)
@@ -560,6 +561,10 @@ impl Backend for LocalBackend {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        // The proxies stopped with the shutdown token; their sockets go with the folder.
+        if let Ok(mut dir) = self.runtime_dir.lock() {
+            dir.take();
+        }
     }
 }
 
