@@ -84,21 +84,34 @@ impl DevKey {
                 let pem = signing
                     .to_pkcs8_pem(LineEnding::LF)
                     .map_err(|e| DevKeyError::Parse(path.to_path_buf(), e.to_string()))?;
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| DevKeyError::Write(path.to_path_buf(), e))?;
-                file.write_all(pem.as_bytes())
-                    .map_err(|e| DevKeyError::Write(path.to_path_buf(), e))?;
-                Ok((
-                    Self {
-                        signing,
-                        path: path.to_path_buf(),
-                    },
-                    true,
-                ))
+                // Written whole under a private name, then linked into place: a concurrent
+                // `serve --dev` and `dev-token` never read a half-written key, and the first
+                // link wins (the loser loads the winner's key).
+                let tmp = path.with_extension(format!("tmp.{}", uuid::Uuid::new_v4().simple()));
+                let write = || -> std::io::Result<()> {
+                    let mut file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    file.write_all(pem.as_bytes())?;
+                    file.sync_all()
+                };
+                let linked = write().and_then(|()| std::fs::hard_link(&tmp, path));
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok((
+                        Self {
+                            signing,
+                            path: path.to_path_buf(),
+                        },
+                        true,
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(e) => Err(DevKeyError::Write(path.to_path_buf(), e)),
+                }
             }
             Err(e) => Err(DevKeyError::Read(path.to_path_buf(), e)),
         }

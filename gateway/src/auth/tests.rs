@@ -254,3 +254,19 @@ mod remote {
         assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
     }
 }
+
+#[test]
+fn concurrent_creation_yields_one_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("race/dev.pem");
+    let kids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| DevKey::load_or_create(&path).expect("key").0.kid()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert!(kids.iter().all(|k| k == &kids[0]), "{kids:?}");
+}
