@@ -12,7 +12,7 @@ use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{KeySource, Verifier};
 use crate::backend::Backends;
 use crate::catalog::{self, AuthSettings, Catalog, JwksSource};
-use crate::http::{AppState, app};
+use crate::http::{AppState, app, authority_of};
 use crate::mcp::{Gateway, GatewayConfig};
 use crate::metrics::Metrics;
 
@@ -194,12 +194,6 @@ pub async fn prepare(
         listener,
         grace: Duration::from_secs(limits.shutdown_grace_seconds),
     })
-}
-
-fn authority_of(url: &str) -> Option<String> {
-    let start = url.find("://")? + 3;
-    let rest = &url[start..];
-    Some(rest[..rest.find('/').unwrap_or(rest.len())].to_owned())
 }
 
 /// Serves until `shutdown` is cancelled, then drains: refuses new calls, waits up to the grace

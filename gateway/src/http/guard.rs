@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use super::AppState;
+use super::{AppState, origin_of};
 use crate::backend::Caller;
 use crate::sessions::SessionCheck;
 use crate::validate::json_depth_exceeds;
@@ -62,16 +62,6 @@ fn host_allowed(state: &AppState, authority: &str) -> bool {
         let (_, port) = split_authority(authority);
         ah.eq_ignore_ascii_case(host) && (ap.is_none() || ap == port)
     })
-}
-
-/// `scheme://authority` of a URL.
-fn origin_of(url: &str) -> Option<String> {
-    let start = url.find("://")? + 3;
-    let end = url[start..]
-        .find('/')
-        .map(|i| start + i)
-        .unwrap_or(url.len());
-    Some(url[..end].to_ascii_lowercase())
 }
 
 /// Rejects requests whose `Host` is not this server's (DNS rebinding) and browser requests from

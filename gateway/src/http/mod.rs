@@ -59,6 +59,20 @@ fn metadata_url_for(resource: &str) -> String {
     }
 }
 
+/// `host[:port]` of a URL.
+pub(crate) fn authority_of(url: &str) -> Option<String> {
+    url.parse::<http::Uri>()
+        .ok()?
+        .authority()
+        .map(ToString::to_string)
+}
+
+/// `scheme://authority` of a URL, lowercased, as browsers send it in `Origin`.
+pub(crate) fn origin_of(url: &str) -> Option<String> {
+    let uri = url.parse::<http::Uri>().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?).to_ascii_lowercase())
+}
+
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
     let handler = state.gateway.clone();
@@ -97,6 +111,19 @@ pub fn app(state: AppState) -> Router {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn origin_and_authority_of_urls() {
+        assert_eq!(
+            super::origin_of("HTTP://127.0.0.1:8080/mcp").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            super::authority_of("https://mcp.example.com/mcp").as_deref(),
+            Some("mcp.example.com")
+        );
+        assert_eq!(super::origin_of("not a url"), None);
+    }
+
     #[test]
     fn metadata_url_inserts_well_known_before_path() {
         assert_eq!(

@@ -162,10 +162,7 @@ impl Gateway {
     /// stop what is left.
     pub async fn stop_calls(&self) {
         self.inner.stop_calls.cancel();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.in_flight() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_idle(Duration::from_secs(5)).await;
         for backend in self.inner.backends.all() {
             backend.shutdown().await;
         }
