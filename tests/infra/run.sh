@@ -145,14 +145,31 @@ export SWITCHBOARD_INVENTORY_DURING=$work/inventory-during.json
 tf() { terraform -chdir=infra/examples "$@"; }
 tfvars=(-var-file=../envs/localstack/localstack.tfvars -var "catalog_path=$catalog" -var "name_prefix=$prefix")
 export TF_DATA_DIR=$work/tfdata/examples
-rm -f "$work/terraform.tfstate" "$work/terraform.tfstate.backup"
+rm -f "$work/terraform.tfstate" "$work/terraform.tfstate.backup" "$work/apply-debug.log"
 
 step "terraform apply infra/examples (LocalStack + moto)"
 tf init -input=false -no-color -reconfigure -backend-config="path=$work/terraform.tfstate" >"$work/init-apply.log" ||
   { cat "$work/init-apply.log"; die "terraform init failed"; }
+# One request at a time. The emulators' EC2 is not safe under concurrent writes to one security
+# group: moto revokes a rule by rebuilding the group's rule list (read, filter, assign), so two
+# requests on the endpoint groups at once can lose or resurrect a rule, and apply or destroy then
+# fails with InvalidPermission.Duplicate / .NotFound (seen once in three runs with Terraform's
+# default of 10). AWS itself has no such race; this is a setting of the emulated run only.
+parallel=(-parallelism=1)
+# The provider's debug log records every request and every SDK retry, so a failed apply prints
+# what it holds next to the emulator's own error answers.
+apply_failed() {
+  tail -n 60 "$work/apply.log"
+  echo "--- SDK retries and emulator errors seen by the provider (.work/infra/apply-debug.log):"
+  grep -E 'retry|Retry|attempt|StatusCode: 5|connection reset|EOF' "$work/apply-debug.log" | tail -n 40 || true
+  echo "--- emulator answers other than 2xx (.work/localstack/localstack.log):"
+  grep -E '=> [45][0-9][0-9]|Traceback|Error' .work/localstack/localstack.log | tail -n 40 || true
+  die "terraform apply failed (full log: .work/infra/apply.log)"
+}
 apply_start=$SECONDS
-tf apply -auto-approve -input=false -no-color "${tfvars[@]}" >"$work/apply.log" 2>&1 ||
-  { tail -n 60 "$work/apply.log"; die "terraform apply failed (full log: .work/infra/apply.log)"; }
+TF_LOG_PROVIDER=DEBUG TF_LOG_PATH=$work/apply-debug.log \
+  tf apply -auto-approve -input=false -no-color "${parallel[@]}" "${tfvars[@]}" >"$work/apply.log" 2>&1 ||
+  apply_failed
 grep -E '^Apply complete' "$work/apply.log"
 echo "apply took $((SECONDS - apply_start))s"
 tf output -json >"$SWITCHBOARD_TF_OUTPUTS"
@@ -171,7 +188,7 @@ checkov -f "$work/plan.json" --framework terraform_plan --repo-root-for-plan-enr
 # --- destroy -------------------------------------------------------------------------------------
 step "terraform destroy"
 destroy_start=$SECONDS
-tf destroy -auto-approve -input=false -no-color "${tfvars[@]}" >"$work/destroy.log" 2>&1 ||
+tf destroy -auto-approve -input=false -no-color "${parallel[@]}" "${tfvars[@]}" >"$work/destroy.log" 2>&1 ||
   { tail -n 60 "$work/destroy.log"; die "terraform destroy failed (full log: .work/infra/destroy.log)"; }
 grep -E '^Destroy complete' "$work/destroy.log"
 echo "destroy took $((SECONDS - destroy_start))s"
