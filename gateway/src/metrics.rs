@@ -10,15 +10,24 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::backend::Backends;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     tool: String,
     outcome: String,
 }
 
+/// The `tool` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ToolLabel {
+pub struct ToolLabel {
     tool: String,
+}
+
+impl ToolLabel {
+    pub fn new(tool: &str) -> Self {
+        Self { tool: tool.into() }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,7 +52,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The gateway's own metrics only.
     pub fn new() -> Self {
+        Self::with_backends(&Backends::new())
+    }
+
+    /// The gateway's metrics plus what each backend counts (for example the local sandbox's
+    /// endpoint-proxy refusals).
+    pub fn with_backends(backends: &Backends) -> Self {
         let mut registry = Registry::with_prefix("switchboard");
         let calls = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -73,6 +89,9 @@ impl Metrics {
             "Requests refused before dispatch, by reason",
             rejected.clone(),
         );
+        for backend in backends.all() {
+            backend.register_metrics(&mut registry);
+        }
         Self {
             registry: Arc::new(registry),
             calls,
@@ -90,7 +109,7 @@ impl Metrics {
             })
             .inc();
         self.latency
-            .get_or_create(&ToolLabel { tool: tool.into() })
+            .get_or_create(&ToolLabel::new(tool))
             .observe(seconds);
     }
 

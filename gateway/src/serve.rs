@@ -163,12 +163,13 @@ pub async fn prepare(
         None => AuditSink::stdout(),
     };
     let limits = &catalog.gateway.limits;
+    let metrics = Metrics::with_backends(&backends);
     let gateway = Gateway::new(
         &catalog,
         GatewayConfig {
             backends,
             audit,
-            metrics: Metrics::new(),
+            metrics,
             max_in_flight: limits.max_in_flight,
         },
     )

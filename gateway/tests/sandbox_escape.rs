@@ -266,20 +266,33 @@ fn gateway_log(dir: &Path) -> String {
         .join("\n")
 }
 
-/// GET /healthz with a plain socket (no runtime needed).
-fn healthy(url: &str) -> bool {
+/// GET `path` with a plain socket (no runtime needed); the whole answer, head and body.
+fn plain_get(url: &str, path: &str) -> String {
     let addr = url.trim_start_matches("http://");
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
+        return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
-        return false;
+        return String::new();
     }
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
+    answer
+}
+
+/// GET /healthz answers 200.
+fn healthy(url: &str) -> bool {
+    plain_get(url, "/healthz").starts_with("HTTP/1.1 200")
+}
+
+/// The value of one sample on `/metrics`, 0 when absent.
+fn metric(url: &str, sample: &str) -> u64 {
+    plain_get(url, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The JSON-RPC response in a body that is either JSON or an SSE stream.
@@ -529,11 +542,14 @@ async fn an_endpoint_tool_reaches_only_its_declared_endpoint() {
         json!(true),
         "the declared endpoint was not reachable: {report}"
     );
-    for target in [
+    let refused = r#"switchboard_sandbox_egress_refused_total{tool="probe-net"} "#;
+    let refused_before = metric(&h.url, refused);
+    let targets = [
         h.tcp_addr.as_str(),
         "s3.us-east-1.amazonaws.com:443",
         "169.254.169.254:80",
-    ] {
+    ];
+    for target in targets {
         let report = attempt(
             "probe-net",
             json!({"attempt": "proxy_connect", "target": target}),
@@ -547,6 +563,12 @@ async fn an_endpoint_tool_reaches_only_its_declared_endpoint() {
             "{report}"
         );
     }
+    // Every refusal is counted on /metrics, under the tool's name.
+    assert!(
+        metric(&h.url, refused) >= refused_before + targets.len() as u64,
+        "refusals not counted on /metrics: {}",
+        plain_get(&h.url, "/metrics")
+    );
     // Around the proxy: no route at all.
     attempt(
         "probe-net",

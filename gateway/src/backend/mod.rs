@@ -116,6 +116,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Stops every unit still running; called once at shutdown after in-flight calls were given
     /// their grace period.
     async fn shutdown(&self) {}
+
+    /// Adds what this backend counts to the gateway's metrics registry (called once at start).
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
 }
 
 /// The backends a gateway has, by kind.

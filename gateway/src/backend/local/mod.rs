@@ -321,9 +321,9 @@ impl LocalBackend {
         }
     }
 
-    /// Connections the endpoint proxies refused since start-up.
-    pub fn egress_refused(&self) -> u64 {
-        self.egress.refused.load(Ordering::Relaxed)
+    /// Connections the endpoint proxy of `tool` refused since start-up.
+    pub fn egress_refused(&self, tool: &str) -> u64 {
+        self.egress.refused(tool)
     }
 
     /// Calls running right now.
@@ -547,6 +547,10 @@ impl Backend for LocalBackend {
             "local sandbox finished"
         );
         result
+    }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.egress.register(registry);
     }
 
     async fn shutdown(&self) {

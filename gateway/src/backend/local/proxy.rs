@@ -14,14 +14,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Endpoint;
+use crate::metrics::ToolLabel;
 
 /// Largest request head the proxy reads.
 const MAX_HEAD: usize = 8 * 1024;
@@ -36,11 +39,48 @@ pub enum ProxyError {
     },
 }
 
-/// Refusals, in total and per tool.
+/// What the endpoint proxies did, per tool; exported on the gateway's `/metrics` as
+/// `switchboard_sandbox_egress_refused_total` and `switchboard_sandbox_egress_tunnels_total`.
 #[derive(Debug, Default)]
 pub struct EgressCounters {
-    pub refused: AtomicU64,
-    pub tunnels: AtomicU64,
+    /// Requests refused: not a CONNECT, or a destination the tool did not declare.
+    refused: Family<ToolLabel, Counter>,
+    /// Tunnels opened to a declared endpoint.
+    tunnels: Family<ToolLabel, Counter>,
+}
+
+impl EgressCounters {
+    fn count_refused(&self, tool: &str) {
+        self.refused.get_or_create(&ToolLabel::new(tool)).inc();
+    }
+
+    fn count_tunnel(&self, tool: &str) {
+        self.tunnels.get_or_create(&ToolLabel::new(tool)).inc();
+    }
+
+    /// Refusals so far for `tool`.
+    pub fn refused(&self, tool: &str) -> u64 {
+        self.refused.get_or_create(&ToolLabel::new(tool)).get()
+    }
+
+    /// Tunnels opened so far for `tool`.
+    pub fn tunnels(&self, tool: &str) -> u64 {
+        self.tunnels.get_or_create(&ToolLabel::new(tool)).get()
+    }
+
+    /// Adds both counters to a metrics registry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sandbox_egress_refused",
+            "Connections a sandbox's endpoint proxy refused (undeclared destination or not CONNECT), by tool",
+            self.refused.clone(),
+        );
+        registry.register(
+            "sandbox_egress_tunnels",
+            "Tunnels a sandbox's endpoint proxy opened to a declared endpoint, by tool",
+            self.tunnels.clone(),
+        );
+    }
 }
 
 /// Starts the proxy of one tool on `socket`; it serves until `stop` is cancelled.
@@ -117,13 +157,13 @@ async fn serve(
     let target = match parse_connect(&head) {
         Some(t) => t,
         None => {
-            counters.refused.fetch_add(1, Ordering::Relaxed);
+            counters.count_refused(tool);
             tracing::warn!(tool, "endpoint proxy refused a request that is not CONNECT");
             return respond(&mut stream, "405 Method Not Allowed").await;
         }
     };
     if !allowed.contains(&target) {
-        counters.refused.fetch_add(1, Ordering::Relaxed);
+        counters.count_refused(tool);
         tracing::warn!(
             tool,
             target,
@@ -136,7 +176,7 @@ async fn serve(
             Ok(Ok(s)) => s,
             _ => return respond(&mut stream, "502 Bad Gateway").await,
         };
-    counters.tunnels.fetch_add(1, Ordering::Relaxed);
+    counters.count_tunnel(tool);
     stream
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;
@@ -247,8 +287,17 @@ mod tests {
             refused.read_to_string(&mut answer).await.expect("read");
             assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
         }
-        assert_eq!(counters.refused.load(Ordering::Relaxed), 2);
-        assert_eq!(counters.tunnels.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.refused("t"), 2);
+        assert_eq!(counters.tunnels("t"), 1);
+        assert_eq!(counters.refused("other"), 0);
+        let mut registry = Registry::default();
+        counters.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(
+            text.contains("sandbox_egress_refused_total{tool=\"t\"} 2"),
+            "{text}"
+        );
         stop.cancel();
     }
 }
