@@ -106,14 +106,16 @@ trap 'step "stop emulators"; localstack/stop' EXIT
 eval "$(LAMBDA_RUNTIME_EXECUTOR=switchboard-control-plane localstack/start)"
 export AWS_DEFAULT_REGION=us-east-1
 
-# The catalog's Lambda package is what the Rust Lambda build makes (another issue). Here the
-# example catalog is copied into the scratch folder and its package path filled with a placeholder
-# zip holding a `bootstrap` file; LocalStack's control-plane executor never runs it.
-step "example catalog and placeholder Lambda package"
+# The catalog's Lambda tools run the reference tools' package (scripts/package-lambda builds it at
+# target/lambda/switchboard-tool/bootstrap.zip). The example catalog is copied into the scratch
+# folder with that zip at the relative path it names. This suite runs no function (the
+# control-plane executor); tests/lambda invokes the same package.
+step "example catalog and the Lambda package (scripts/package-lambda)"
 rm -rf "$work/catalog" "$work/target"
 mkdir -p "$work/catalog"
 cp examples/catalog.aws.yaml "$work/catalog/catalog.aws.yaml"
 catalog=$work/catalog/catalog.aws.yaml
+package=$(scripts/package-lambda)
 packages=$(python - "$catalog" <<'PY'
 import sys, yaml
 for t in yaml.safe_load(open(sys.argv[1]))["tools"]:
@@ -121,18 +123,9 @@ for t in yaml.safe_load(open(sys.argv[1]))["tools"]:
         print(t["lambda"]["package"])
 PY
 )
-for package in $(echo "$packages" | sort -u); do
-  python - "$work/catalog/$package" <<'PY'
-import sys, zipfile
-from pathlib import Path
-target = Path(sys.argv[1])
-target.parent.mkdir(parents=True, exist_ok=True)
-stub = "#!/bin/sh\necho 'placeholder: the real bootstrap comes from the Rust Lambda build' >&2\nexit 1\n"
-with zipfile.ZipFile(target, "w") as z:
-    info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
-    info.external_attr = 0o100755 << 16
-    z.writestr(info, stub)
-PY
+for path in $(echo "$packages" | sort -u); do
+  mkdir -p "$(dirname "$work/catalog/$path")"
+  cp "$package" "$work/catalog/$path"
 done
 
 export SWITCHBOARD_NAME_PREFIX=$prefix SWITCHBOARD_CATALOG=$catalog

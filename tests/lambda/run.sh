@@ -29,6 +29,7 @@ say() { printf '\n--- lambda: %s\n' "$*"; }
 say "building the host, the probe and the suite"
 cargo build --release --locked -p switchboard-lambda-host --bin switchboard-lambda-host
 cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-lambda-probe
+cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-tool
 cargo test --release --locked -p switchboard-lambda-host --test localstack --no-run
 
 say "zipping the probe as bootstrap"
@@ -44,6 +45,9 @@ with open(src, "rb") as f, zipfile.ZipFile(out, "w") as z:
     z.writestr(info, f.read())
 PY
 
+say "packaging the reference tools (scripts/package-lambda)"
+tools_zip=$root/$(scripts/package-lambda --no-build)
+
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 stop() { localstack/stop || true; }
 trap stop EXIT
@@ -58,7 +62,7 @@ eval "$(
 )"
 
 say "running the suite"
-LAMBDA_PROBE_ZIP=$zip \
+LAMBDA_PROBE_ZIP=$zip LAMBDA_TOOLS_ZIP=$tools_zip \
   cargo test --release --locked -p switchboard-lambda-host --test localstack -- \
   --test-threads=6 ${LAMBDA_TEST_ARGS:-}
 

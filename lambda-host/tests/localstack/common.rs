@@ -31,10 +31,28 @@ pub async fn logs() -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await)
 }
 
-fn probe_zip() -> Vec<u8> {
-    let path = std::env::var("LAMBDA_PROBE_ZIP")
-        .expect("LAMBDA_PROBE_ZIP is not set: run this suite through tests/lambda/run.sh");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+/// Which zip a test function runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Package {
+    /// `switchboard-lambda-probe`: the test tool (`LAMBDA_PROBE_ZIP`).
+    #[default]
+    Probe,
+    /// `switchboard-tool`: the reference tools as shipped (`LAMBDA_TOOLS_ZIP`, made by
+    /// `scripts/package-lambda`).
+    ReferenceTools,
+}
+
+impl Package {
+    fn zip(self) -> Vec<u8> {
+        let var = match self {
+            Self::Probe => "LAMBDA_PROBE_ZIP",
+            Self::ReferenceTools => "LAMBDA_TOOLS_ZIP",
+        };
+        let path = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run this suite through tests/lambda/run.sh")
+        });
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
 }
 
 /// How a test function is configured.
@@ -44,6 +62,7 @@ pub struct Spec {
     pub memory_mb: i32,
     pub ephemeral_storage_mb: i32,
     pub variables: Vec<(&'static str, &'static str)>,
+    pub package: Package,
 }
 
 impl Default for Spec {
@@ -53,6 +72,7 @@ impl Default for Spec {
             memory_mb: 128,
             ephemeral_storage_mb: 512,
             variables: Vec::new(),
+            package: Package::Probe,
         }
     }
 }
@@ -85,7 +105,7 @@ impl Invoked {
 }
 
 impl Function {
-    /// Creates the probe as `<label>-<random>` and waits until it is Active.
+    /// Creates the function as `probe-<label>-<random>` and waits until it is Active.
     pub async fn create(label: &str, spec: Spec) -> Self {
         let client = lambda().await;
         let name = format!(
@@ -104,7 +124,7 @@ impl Function {
             .role("arn:aws:iam::000000000000:role/switchboard-lambda-probe")
             .code(
                 FunctionCode::builder()
-                    .zip_file(Blob::new(probe_zip()))
+                    .zip_file(Blob::new(spec.package.zip()))
                     .build(),
             )
             .timeout(spec.timeout_seconds)
@@ -142,7 +162,7 @@ impl Function {
         panic!("{} did not become Active", self.name);
     }
 
-    /// Invokes the probe's `tool` with `arguments` (the tool contract's invocation as payload).
+    /// Invokes `tool` with `arguments` (the tool contract's invocation as payload).
     pub async fn invoke(&self, tool: &str, arguments: Value) -> Invoked {
         let invocation = serde_json::json!({
             "invocationId": uuid::Uuid::new_v4().to_string(),

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Function, Spec, logs};
+use crate::common::{Function, Package, Spec, logs};
 
 #[tokio::test]
 async fn a_tool_result_comes_back_as_the_invocation_result() {
@@ -14,6 +14,27 @@ async fn a_tool_result_comes_back_as_the_invocation_result() {
         .await;
     assert_eq!(out.result()["message"], "hello from the sandbox");
     assert_eq!(out.payload["isError"], false);
+    f.delete().await;
+}
+
+#[tokio::test]
+async fn the_reference_tools_package_serves_echo_in_lambda_mode() {
+    let spec = Spec {
+        package: Package::ReferenceTools,
+        ..Spec::default()
+    };
+    let f = Function::create("package", spec).await;
+    let out = f.invoke("echo", json!({"message": "from the package"})).await;
+    assert_eq!(out.result()["message"], "from the package");
+    // A catalog name the package has no tool for is a tool error that names it.
+    let out = f.invoke("no-such-tool", json!({})).await;
+    assert_eq!(out.function_error.as_deref(), Some("Unhandled"), "{out:?}");
+    assert!(
+        out.payload["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"no-such-tool\"")),
+        "{out:?}"
+    );
     f.delete().await;
 }
 

@@ -1,20 +1,81 @@
-//! `switchboard-tool TOOL`: runs one reference tool in one-shot mode (one invocation on stdin,
-//! one result on stdout). Deliberately free of argument-parsing crates: it starts once per call.
+//! `switchboard-tool`: the reference tools in one binary, in either mode of the tool contract.
+//!
+//! - One-shot mode (local sandbox, Fargate): `switchboard-tool TOOL < invocation.json`; the
+//!   argument picks the tool, one result goes to stdout.
+//! - Lambda mode: when `AWS_LAMBDA_RUNTIME_API` is set (the binary is the `bootstrap` of a
+//!   `provided.al2023` function), it serves invocations until the environment ends; each
+//!   invocation's `tool` (its catalog name) picks the tool, and a name this binary does not have
+//!   is a tool error naming it.
+//!
+//! Deliberately free of argument-parsing crates: in one-shot mode it starts once per call.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use switchboard_tool_runtime::{run, tools};
+use switchboard_tool_runtime::lambda::run_lambda;
+use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
-const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\ntools: echo";
+const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
+                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo";
+
+/// Why a reference tool could not answer.
+#[derive(Debug, thiserror::Error)]
+enum ToolError {
+    #[error("this package has no tool named {0:?} (it has: echo)")]
+    Unknown(String),
+    #[error(transparent)]
+    Echo(#[from] tools::echo::EchoError),
+}
+
+/// Runs the reference tool called `tool`.
+fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
+    match tool {
+        "echo" => Ok(tools::echo::echo(invocation)?),
+        other => Err(ToolError::Unknown(other.to_owned())),
+    }
+}
 
 fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return run_lambda(|invocation: Invocation| {
+            let tool = invocation.tool.clone();
+            handle(&tool, invocation)
+        });
+    }
     let tool = std::env::args().nth(1).unwrap_or_default();
     match tool.as_str() {
-        "echo" => run(tools::echo::echo),
+        "echo" => run(move |invocation| handle(&tool, invocation)),
         _ => {
             let _ = writeln!(std::io::stderr(), "{USAGE}");
             ExitCode::from(64)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(tool: &str) -> Invocation {
+        serde_json::from_value(serde_json::json!({
+            "invocationId": "i-1", "tool": tool,
+            "arguments": {"message": "hi"}, "deadlineUnixMs": 1
+        }))
+        .expect("valid invocation")
+    }
+
+    #[test]
+    fn a_known_tool_answers() {
+        let out = handle("echo", invocation("echo")).expect("echo answers");
+        assert_eq!(
+            out.structured_content,
+            Some(serde_json::json!({"message": "hi"}))
+        );
+    }
+
+    #[test]
+    fn an_unknown_tool_is_an_error_that_names_it() {
+        let e = handle("tenant-files", invocation("tenant-files")).expect_err("no such tool");
+        assert!(e.to_string().contains("\"tenant-files\""), "{e}");
     }
 }
