@@ -20,7 +20,7 @@ use crate::localstack::{Callbacks, InvokeRequest};
 use crate::logs::LogCollector;
 use crate::payload;
 use crate::runtime_api::{NextInvocation, RuntimeApi, RuntimeEvent};
-use crate::sandbox::{self, Launch, Layout, Rlimits, Supervised};
+use crate::sandbox::{self, Launch, Layout, Rlimits, Supervised, UNLIMITED};
 
 /// How an init ended.
 #[derive(Debug)]
@@ -170,6 +170,9 @@ impl Environment {
                 processes: self.plan.host_uid.map(|_| MAX_PROCESSES),
                 open_files: MAX_OPEN_FILES,
                 data_bytes: self.config.memory_bytes(),
+                // Not limited here: the function inherits the host's own.
+                file_bytes: UNLIMITED,
+                cpu_seconds: UNLIMITED,
             },
         };
         let started_sandbox = match sandbox::start(&launch) {

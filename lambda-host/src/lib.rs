@@ -15,7 +15,6 @@
 pub mod config;
 pub mod environment;
 pub mod forwarder;
-pub mod identity;
 pub mod localstack;
 pub mod logs;
 pub mod payload;
@@ -27,6 +26,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use switchboard_sandbox::{identity, seccomp};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -49,7 +49,7 @@ pub enum HostError {
     #[error(transparent)]
     Callback(#[from] CallbackError),
     #[error(transparent)]
-    Seccomp(#[from] switchboard_gateway::backend::local::seccomp::SeccompError),
+    Seccomp(#[from] seccomp::SeccompError),
     #[error("cannot find this program's own executable: {0}")]
     CurrentExe(std::io::Error),
     #[error("{what} {path}: {source}")]
@@ -125,7 +125,7 @@ where
             None => sandbox::find_bwrap()?,
         },
         layout,
-        seccomp: switchboard_gateway::backend::local::seccomp::program_bytes()?,
+        seccomp: seccomp::program_bytes()?,
         host_uid,
     };
 

@@ -7,9 +7,10 @@
 //! network namespace has loopback only, so the function reaches nothing but the Runtime API
 //! (through the forwarder, [`crate::forwarder`]). uid 993 / gid 990 inside (Lambda's
 //! `sbx_user1051`), an unprivileged leased uid outside when the host is root
-//! ([`crate::identity`]); no capabilities; a new session; the project's seccomp filter (the
-//! local backend's, `switchboard_gateway::backend::local::seccomp`); resource limits
-//! ([`Rlimits`]). Stdout and stderr share one pipe to the host.
+//! ([`switchboard_sandbox::identity`]); no capabilities; a new session; the project's seccomp
+//! filter (the local backend's, [`switchboard_sandbox::seccomp`]); resource limits
+//! ([`Rlimits`]). Stdout and stderr share one pipe to the host. The arguments, the limits and
+//! the child's preparation are built with `switchboard-sandbox`, as the local backend's are.
 //!
 //! The sandbox is warm: it lives across invocations until the host kills it (timeout, shutdown)
 //! or the runtime exits. Killing `bwrap` takes its pid namespace down (`--die-with-parent` on
@@ -18,7 +19,6 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -27,7 +27,11 @@ use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::identity;
+use switchboard_sandbox::{Bwrap, identity, paths, prepare_child};
+
+pub use switchboard_sandbox::Rlimits;
+pub use switchboard_sandbox::child::UNLIMITED;
+
 use crate::logs::LogCollector;
 
 /// uid and gid of the function inside its sandbox (Lambda's `sbx_user1051`).
@@ -65,16 +69,6 @@ pub enum SandboxError {
     },
 }
 
-/// Resource limits applied to bubblewrap and inherited by everything in the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rlimits {
-    /// Processes and threads (`RLIMIT_NPROC`); only when the sandbox has its own host uid.
-    pub processes: Option<u64>,
-    pub open_files: u64,
-    /// Private writable memory of each process (`RLIMIT_DATA`): the function's memory size.
-    pub data_bytes: u64,
-}
-
 /// Where things are on the host.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -88,56 +82,25 @@ pub struct Layout {
 impl Layout {
     /// The bubblewrap arguments, up to (not including) `--seccomp FD`.
     pub fn bwrap_args(&self) -> Vec<OsString> {
-        let mut a: Vec<OsString> = Vec::with_capacity(72);
-        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-        let uid = SANDBOX_UID.to_string();
-        let gid = SANDBOX_GID.to_string();
-        push(&[
-            "--unshare-user",
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--uid",
-            &uid,
-            "--gid",
-            &gid,
-            "--hostname",
-            "lambda",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-        ]);
-        push(&["--ro-bind", "/usr", "/usr"]);
-        for dir in ["lib", "lib64", "lib32", "bin", "sbin"] {
-            let host = Path::new("/").join(dir);
-            match std::fs::read_link(&host) {
-                Ok(target) => {
-                    let target = target.display().to_string();
-                    push(&["--symlink", &target, &host.display().to_string()]);
-                }
-                Err(_) if host.is_dir() => {
-                    let h = host.display().to_string();
-                    push(&["--ro-bind", &h, &h]);
-                }
-                Err(_) => {}
-            }
-        }
-        push(&["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]);
-        push(&["--ro-bind-try", "/etc/ssl/certs", "/etc/ssl/certs"]);
-        push(&["--proc", "/proc", "--dev", "/dev"]);
-        let size = self.scratch_bytes.to_string();
-        push(&["--size", &size, "--perms", "0700", "--tmpfs", SCRATCH]);
-        let code = self.code_dir.display().to_string();
-        push(&["--ro-bind", &code, TASK_ROOT]);
-        let binary = self.host_binary.display().to_string();
-        push(&["--ro-bind", &binary, FORWARDER]);
-        let socket = self.socket.display().to_string();
-        push(&["--bind", &socket, RUNTIME_SOCKET]);
-        push(&["--remount-ro", "/", "--chdir", TASK_ROOT]);
-        a
+        Bwrap::new()
+            .unshare_all_but_cgroup()
+            .unshare_cgroup(false)
+            .ids(SANDBOX_UID, SANDBOX_GID)
+            .hostname("lambda")
+            .die_with_parent()
+            .new_session()
+            .cap_drop_all()
+            .host_system()
+            .ro_bind_try("/etc/ssl/certs", "/etc/ssl/certs")
+            .proc("/proc")
+            .dev("/dev")
+            .scratch(SCRATCH, self.scratch_bytes)
+            .ro_bind(&self.code_dir, TASK_ROOT)
+            .ro_bind(&self.host_binary, FORWARDER)
+            .bind(&self.socket, RUNTIME_SOCKET)
+            .remount_root_read_only()
+            .chdir(TASK_ROOT)
+            .into_args()
     }
 
     /// The command bubblewrap runs: the forwarder, which starts the bootstrap.
@@ -163,11 +126,11 @@ impl Layout {
             .unwrap_or_default();
         // The code must be listed and read, the binary read, the socket's folder only searched.
         for (path, needs) in [
-            (&self.code_dir, 0o005),
-            (&self.host_binary, 0o004),
-            (&socket_dir, 0o001),
+            (&self.code_dir, paths::LIST),
+            (&self.host_binary, paths::READ),
+            (&socket_dir, paths::SEARCH),
         ] {
-            if let Some(blocker) = unreachable_part(path, needs) {
+            if let Some(blocker) = paths::unreachable_part(path, needs) {
                 return Err(SandboxError::Unreachable {
                     path: path.clone(),
                     blocker,
@@ -178,30 +141,10 @@ impl Layout {
     }
 }
 
-/// The first component of `path` that a process of another uid could not pass, or `path`
-/// itself when others lack the permission bits `needs` on it.
-fn unreachable_part(path: &Path, needs: u32) -> Option<PathBuf> {
-    let mut current = PathBuf::from("/");
-    for component in path.components().skip(1) {
-        let mode = std::fs::metadata(&current).ok()?.permissions().mode();
-        if mode & 0o001 == 0 {
-            return Some(current);
-        }
-        current.push(component);
-    }
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & needs != needs).then(|| path.to_path_buf())
-}
-
 /// The bubblewrap executable on `PATH`.
 pub fn find_bwrap() -> Result<PathBuf, SandboxError> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join("bwrap"))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .ok_or(SandboxError::NoBwrap)
+    paths::find_executable("bwrap", &path).ok_or(SandboxError::NoBwrap)
 }
 
 /// Everything needed to start one sandbox.
@@ -270,38 +213,6 @@ pub fn start(launch: &Launch<'_>) -> Result<Started, SandboxError> {
         child,
         output: OwnedFd::from(out_reader),
     })
-}
-
-/// Runs in the forked child before `exec(bwrap)`: no allocation, raw system calls only.
-fn prepare_child(seccomp_fd: libc::c_int, limits: &Rlimits) -> std::io::Result<()> {
-    #[allow(unsafe_code)]
-    // SAFETY: plain system calls on an fd this process owns and on rlimit structs that live on
-    // this stack frame.
-    unsafe {
-        if libc::fcntl(seccomp_fd, libc::F_SETFD, 0) == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let set = |resource, value: u64| {
-            let lim = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
-            };
-            if libc::setrlimit(resource, &lim) == -1 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        };
-        set(libc::RLIMIT_CORE, 0)?;
-        set(libc::RLIMIT_NOFILE, limits.open_files)?;
-        set(libc::RLIMIT_DATA, limits.data_bytes)?;
-        if let Some(n) = limits.processes {
-            set(libc::RLIMIT_NPROC, n)?;
-        }
-        // Functions yield the CPU to LocalStack and the host.
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
-    Ok(())
 }
 
 /// A running, supervised sandbox.
@@ -377,8 +288,8 @@ where
 async fn reap_uid(host_uid: Option<u32>) {
     if let Some(uid) = host_uid {
         match tokio::task::spawn_blocking(move || identity::kill_uid(uid)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("{e}"),
+            Ok(0) => {}
+            Ok(_) => tracing::error!("{}", identity::IdentityError::Survivors(uid)),
             Err(e) => tracing::error!("cannot reap uid {uid}: {e}"),
         }
     }
@@ -526,6 +437,25 @@ mod tests {
         );
         assert!(joined.ends_with("--remount-ro / --chdir /var/task"));
         assert!(!joined.contains("--share-net"));
+        // The exact order around the host's own /lib links.
+        assert!(
+            joined.starts_with(
+                "--unshare-user --unshare-ipc --unshare-pid --unshare-net --unshare-uts \
+                 --unshare-cgroup-try --uid 993 --gid 990 --hostname lambda --die-with-parent \
+                 --new-session --cap-drop ALL --ro-bind /usr /usr "
+            ),
+            "{joined}"
+        );
+        let tail = format!(
+            "--ro-bind-try /etc/ld.so.cache /etc/ld.so.cache \
+             --ro-bind-try /etc/ssl/certs /etc/ssl/certs --proc /proc --dev /dev \
+             --size {} --perms 0700 --tmpfs /tmp --ro-bind /srv/code /var/task \
+             --ro-bind /opt/host /var/rapid/switchboard-lambda-host \
+             --bind /run/x/runtime.sock /var/rapid/runtime.sock \
+             --remount-ro / --chdir /var/task",
+            512u64 << 20
+        );
+        assert!(joined.ends_with(&tail), "{joined}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ async fn the_reference_tools_package_serves_echo_in_lambda_mode() {
         ..Spec::default()
     };
     let f = Function::create("package", spec).await;
-    let out = f.invoke("echo", json!({"message": "from the package"})).await;
+    let out = f
+        .invoke("echo", json!({"message": "from the package"}))
+        .await;
     assert_eq!(out.result()["message"], "from the package");
     // A catalog name the package has no tool for is a tool error that names it.
     let out = f.invoke("no-such-tool", json!({})).await;

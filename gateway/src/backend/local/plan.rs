@@ -6,6 +6,9 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use switchboard_sandbox::Bwrap;
+use switchboard_sandbox::paths::{find_executable, unreadable_part};
+
 use crate::catalog::{Endpoint, Tool};
 
 /// Where the endpoint proxy's socket appears inside a sandbox.
@@ -83,10 +86,12 @@ impl ToolPlan {
         let raw = if first.contains('/') {
             catalog_dir.join(&first)
         } else {
-            find_on_path(&first).ok_or_else(|| PlanError::NotOnPath {
-                tool: name.clone(),
-                name: first.clone(),
-            })?
+            std::env::var_os("PATH")
+                .and_then(|path| find_executable(&first, &path))
+                .ok_or_else(|| PlanError::NotOnPath {
+                    tool: name.clone(),
+                    name: first.clone(),
+                })?
         };
         let executable = canonical(&name, &raw)?;
         let meta = std::fs::metadata(&executable).map_err(|source| PlanError::Resolve {
@@ -107,7 +112,7 @@ impl ToolPlan {
             .collect::<Result<Vec<_>, _>>()?;
         if check_reachable {
             for path in std::iter::once(&executable).chain(&read_only_paths) {
-                if let Some(blocker) = unreachable_part(path) {
+                if let Some(blocker) = unreadable_part(path) {
                     return Err(PlanError::Unreachable {
                         tool: name,
                         path: path.clone(),
@@ -143,90 +148,27 @@ impl ToolPlan {
 
     /// The bubblewrap arguments of this tool, up to (not including) `--seccomp FD -- argv`.
     pub fn bwrap_args(&self) -> Vec<OsString> {
-        let mut a: Vec<OsString> = Vec::with_capacity(64);
-        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-        let uid = self.sandbox_uid.to_string();
-        push(&[
-            "--unshare-user",
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup",
-            "--uid",
-            &uid,
-            "--gid",
-            &uid,
-            "--hostname",
-            "sandbox",
-            "--die-with-parent",
-            // The tool is pid 1 of its pid namespace, so `bwrap` returns only once the kernel
-            // has killed and reaped everything else in it (with bubblewrap's own init, `bwrap`
-            // returns as soon as the tool exits and leaves that init to die as an orphan).
-            "--as-pid-1",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-        ]);
-        // System libraries, read-only. Merged-/usr systems have /lib etc. as symlinks into /usr.
-        push(&["--ro-bind", "/usr", "/usr"]);
-        for dir in ["lib", "lib64", "lib32", "bin", "sbin"] {
-            let host = Path::new("/").join(dir);
-            match std::fs::read_link(&host) {
-                Ok(target) => {
-                    let target = target.display().to_string();
-                    push(&["--symlink", &target, &host.display().to_string()]);
-                }
-                Err(_) if host.is_dir() => {
-                    let h = host.display().to_string();
-                    push(&["--ro-bind", &h, &h]);
-                }
-                Err(_) => {}
-            }
-        }
-        push(&["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]);
-        push(&["--proc", "/proc"]);
-        // A minimal /dev: four harmless devices and the usual links; no pty, no tty. (bwrap's
-        // `--dev` mounts a devpts and more, and costs a tenth of the sandbox's start-up.)
-        push(&["--dir", "/dev"]);
-        for dev in ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"] {
-            push(&["--dev-bind", dev, dev]);
-        }
-        push(&[
-            "--symlink",
-            "/proc/self/fd",
-            "/dev/fd",
-            "--symlink",
-            "/proc/self/fd/0",
-            "/dev/stdin",
-            "--symlink",
-            "/proc/self/fd/1",
-            "/dev/stdout",
-            "--symlink",
-            "/proc/self/fd/2",
-            "/dev/stderr",
-            // POSIX shared memory lands in the capped scratch.
-            "--symlink",
-            SCRATCH,
-            "/dev/shm",
-        ]);
-        let size = self.scratch_bytes.to_string();
-        push(&["--size", &size, "--perms", "0700", "--tmpfs", SCRATCH]);
-        let (exe, sandbox_exe) = (
-            self.executable.display().to_string(),
-            self.sandbox_executable.display().to_string(),
-        );
-        push(&["--ro-bind", &exe, &sandbox_exe]);
+        let mut b = Bwrap::new()
+            .unshare_all_but_cgroup()
+            .unshare_cgroup(true)
+            .ids(self.sandbox_uid, self.sandbox_uid)
+            .hostname("sandbox")
+            .die_with_parent()
+            .as_pid_1()
+            .new_session()
+            .cap_drop_all()
+            .host_system()
+            .proc("/proc")
+            .minimal_dev(SCRATCH)
+            .scratch(SCRATCH, self.scratch_bytes)
+            .ro_bind(&self.executable, &self.sandbox_executable);
         for path in &self.read_only_paths {
-            let p = path.display().to_string();
-            push(&["--ro-bind", &p, &p]);
+            b = b.ro_bind(path, path);
         }
         if let Some(socket) = &self.proxy_socket {
-            let s = socket.display().to_string();
-            push(&["--bind", &s, ENDPOINT_SOCKET]);
+            b = b.bind(socket, ENDPOINT_SOCKET);
         }
-        push(&["--remount-ro", "/", "--chdir", SCRATCH]);
-        a
+        b.remount_root_read_only().chdir(SCRATCH).into_args()
     }
 }
 
@@ -236,31 +178,6 @@ fn canonical(tool: &str, path: &Path) -> Result<PathBuf, PlanError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// The first component of `path` that a process of another, unprivileged uid could not pass:
-/// a folder without search permission for others, or the target itself without read permission.
-fn unreachable_part(path: &Path) -> Option<PathBuf> {
-    let mut current = PathBuf::from("/");
-    for component in path.components().skip(1) {
-        let mode = std::fs::metadata(&current).ok()?.permissions().mode();
-        if mode & 0o001 == 0 {
-            return Some(current);
-        }
-        current.push(component);
-    }
-    let meta = std::fs::metadata(path).ok()?;
-    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
-    (meta.permissions().mode() & needed != needed).then(|| path.to_path_buf())
 }
 
 #[cfg(test)]
@@ -363,5 +280,27 @@ mod tests {
             plan.argv
         );
         assert!(!joined.contains("--share-net"));
+        // The exact order around the host's own /lib links.
+        assert!(
+            joined.starts_with(
+                "--unshare-user --unshare-ipc --unshare-pid --unshare-net --unshare-uts \
+                 --unshare-cgroup --uid 4242 --gid 4242 --hostname sandbox --die-with-parent \
+                 --as-pid-1 --new-session --cap-drop ALL --ro-bind /usr /usr "
+            ),
+            "{joined}"
+        );
+        let tail = format!(
+            "--ro-bind-try /etc/ld.so.cache /etc/ld.so.cache --proc /proc --dir /dev \
+             --dev-bind /dev/null /dev/null --dev-bind /dev/zero /dev/zero \
+             --dev-bind /dev/random /dev/random --dev-bind /dev/urandom /dev/urandom \
+             --symlink /proc/self/fd /dev/fd --symlink /proc/self/fd/0 /dev/stdin \
+             --symlink /proc/self/fd/1 /dev/stdout --symlink /proc/self/fd/2 /dev/stderr \
+             --symlink /tmp /dev/shm --size {} --perms 0700 --tmpfs /tmp --ro-bind {} {} \
+             --remount-ro / --chdir /tmp",
+            8 << 20,
+            plan.executable.display(),
+            plan.sandbox_executable.display()
+        );
+        assert!(joined.ends_with(&tail), "{joined}");
     }
 }

@@ -24,6 +24,10 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use switchboard_sandbox::Rlimits;
+use switchboard_sandbox::identity::{kill_uid, signal_kill};
+use switchboard_sandbox::prepare_child;
+
 /// Why a sandbox could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -38,20 +42,6 @@ pub enum SpawnError {
     Wait(std::io::Error),
     #[error("processes of uid {uid} were still alive after the sandbox was killed")]
     Survivors { uid: u32 },
-}
-
-/// Resource limits applied to bubblewrap and inherited by everything in the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rlimits {
-    /// Processes and threads (`RLIMIT_NPROC`); only when the sandbox has its own host uid.
-    pub processes: Option<u64>,
-    pub open_files: u64,
-    /// Largest file the sandbox may write (`RLIMIT_FSIZE`).
-    pub file_bytes: u64,
-    /// Heap and other private writable memory of each process (`RLIMIT_DATA`).
-    pub data_bytes: u64,
-    /// CPU seconds of each process (`RLIMIT_CPU`); the wall-clock deadline is separate.
-    pub cpu_seconds: u64,
 }
 
 /// Everything needed to run one sandbox.
@@ -223,98 +213,6 @@ fn children_of(pid: u32) -> Vec<libc::pid_t> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-fn signal_kill(pid: libc::pid_t) {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) with a pid read from /proc; at worst it names a process that has just
-    // exited, and the call fails harmlessly.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-}
-
-/// Sends SIGKILL to every live process of `uid` until there is none (or two seconds passed);
-/// answers how many were still alive at the end.
-fn kill_uid(uid: u32) -> usize {
-    let until = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let pids = live_pids_of_uid(uid);
-        if pids.is_empty() || std::time::Instant::now() > until {
-            return pids.len();
-        }
-        for pid in pids {
-            signal_kill(pid);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Pids of processes (not zombies) whose real uid is `uid`.
-pub fn live_pids_of_uid(uid: u32) -> Vec<libc::pid_t> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        .filter(|pid| {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-                return false;
-            };
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(str::trim)
-                    .unwrap_or_default()
-            };
-            let real_uid = field("Uid:")
-                .split_whitespace()
-                .next()
-                .and_then(|u| u.parse::<u32>().ok());
-            real_uid == Some(uid) && !field("State:").starts_with('Z')
-        })
-        .collect()
-}
-
-/// Runs in the forked child before `exec(bwrap)`: no allocation, raw system calls only.
-fn prepare_child(seccomp_fd: libc::c_int, limits: &Rlimits) -> std::io::Result<()> {
-    #[allow(unsafe_code)]
-    // SAFETY: plain system calls on an fd this process owns and on rlimit structs that live on
-    // this stack frame.
-    unsafe {
-        if libc::fcntl(seccomp_fd, libc::F_SETFD, 0) == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let set = |resource, value: u64| {
-            let lim = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
-            };
-            if libc::setrlimit(resource, &lim) == -1 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        };
-        set(libc::RLIMIT_CORE, 0)?;
-        set(libc::RLIMIT_NOFILE, limits.open_files)?;
-        set(libc::RLIMIT_FSIZE, limits.file_bytes)?;
-        set(libc::RLIMIT_DATA, limits.data_bytes)?;
-        let cpu = libc::rlimit {
-            rlim_cur: limits.cpu_seconds,
-            rlim_max: limits.cpu_seconds + 1,
-        };
-        if libc::setrlimit(libc::RLIMIT_CPU, &cpu) == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if let Some(n) = limits.processes {
-            set(libc::RLIMIT_NPROC, n)?;
-        }
-        // Sandboxes yield the CPU to the gateway: a spinning tool must not starve /healthz.
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
-    Ok(())
 }
 
 /// What was read from a pipe, at most `cap` bytes.

@@ -1,0 +1,25 @@
+//! `switchboard-sandbox`: the bubblewrap sandbox pieces that Switchboard's local backend
+//! (`switchboard-gateway`, `backend::local`) and its LocalStack Lambda host
+//! (`switchboard-lambda-host`) share, so that both jails are built by one piece of code:
+//!
+//! - [`bwrap`]: a small builder of bubblewrap arguments (namespaces, identities, the host's
+//!   read-only `/usr`, `/proc`, `/dev`, tmpfs scratch, binds); each caller lays out its own
+//!   sandbox with it.
+//! - [`child`]: the resource limits and the pre-exec preparation of the forked child that
+//!   executes `bwrap` (the only `unsafe` on that path).
+//! - [`identity`]: host uids leased per sandbox (an exclusive file lock per uid keeps two
+//!   processes apart), and killing what is left of a uid.
+//! - [`seccomp`]: the seccomp filter every sandbox runs under, compiled to classic BPF.
+//! - [`paths`]: finding executables on `PATH` and checking that an unprivileged uid can reach
+//!   what is bound into a sandbox.
+//!
+//! The crate knows nothing of MCP, catalogs or Lambda; `docs/sandbox.md` explains the measures.
+
+pub mod bwrap;
+pub mod child;
+pub mod identity;
+pub mod paths;
+pub mod seccomp;
+
+pub use bwrap::Bwrap;
+pub use child::{Rlimits, prepare_child};
