@@ -20,7 +20,7 @@ use switchboard_gateway::http::{AppState, app};
 
 use switchboard_gateway::mcp::{Gateway, GatewayConfig};
 use switchboard_gateway::metrics::Metrics;
-use switchboard_tool_runtime::{Invocation, ToolOutput};
+use switchboard_tool_runtime::{ContentItem, Invocation, ToolOutput};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -79,6 +79,40 @@ impl Backend for TestBackend {
             total: Some(1.0),
             message: Some("half".into()),
         });
+        let message = args
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if message == "zigzag" {
+            // Backwards, equal, forwards, not a number: only 1.0 may reach the client.
+            for progress in [0.25, 0.5, 1.0, f64::NAN] {
+                let _ = call.progress.try_send(Progress {
+                    progress,
+                    total: Some(1.0),
+                    message: None,
+                });
+            }
+        }
+        if let Some(data) = message.strip_suffix("-image") {
+            let image = ContentItem::Image {
+                data: if data == "good" {
+                    "iVBORw0KGgo="
+                } else {
+                    "no base64!"
+                }
+                .into(),
+                mime_type: "image/png".into(),
+            };
+            let output = ToolOutput {
+                content: vec![image],
+                ..ToolOutput::default()
+            };
+            return Ok(Dispatched {
+                output,
+                unit_id: "unit-1".into(),
+                role_session_arn: None,
+            });
+        }
         if let Some(ms) = args.get("sleep_ms").and_then(Value::as_u64) {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
@@ -514,6 +548,65 @@ async fn progress_is_forwarded_when_asked_for() {
     assert!(progress.len() >= 2, "{text}");
     assert_eq!(progress[0]["params"]["progressToken"], "p1");
     assert_eq!(progress[1]["params"]["message"], "half");
+}
+
+#[tokio::test]
+async fn progress_only_increases() {
+    let h = harness();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "zigzag"},
+        "_meta": {"progressToken": 9,
+            "io.modelcontextprotocol/protocolVersion": V_NEW,
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let req = post()
+        .header("MCP-Protocol-Version", V_NEW)
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "echo")
+        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let (status, _, text) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = sse_messages(&text);
+    let values: Vec<f64> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_f64().expect("a number"))
+        .collect();
+    assert_eq!(values, vec![0.0, 0.5, 1.0], "{text}");
+    assert_eq!(messages.last().map(|m| m["id"].clone()), Some(json!(1)));
+}
+
+#[tokio::test]
+async fn image_content_is_passed_on_and_garbage_is_refused() {
+    let h = harness();
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "good-image"}}),
+        )
+        .await;
+    assert_eq!(
+        body["result"]["content"],
+        json!([{"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}]),
+        "{body}"
+    );
+    let (_, _, body) = h
+        .rpc(
+            Some(&h.token(&["dev"])),
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "bad-image"}}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], json!(true), "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(text.contains("not valid base64"), "{text}");
+    assert!(!text.contains("no base64!"), "{text}");
+    let records = h.audit.records();
+    assert_eq!(records[0]["outcome"], "ok");
+    assert_eq!(records[1]["outcome"], "unit_failed");
 }
 
 #[tokio::test]

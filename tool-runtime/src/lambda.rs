@@ -5,8 +5,12 @@
 //!
 //! A tool's own failure (a result with `isError: true`, or the handler's `Err`) is reported as
 //! a function error, so `Invoke` answers with `FunctionError` and the payload
-//! `{"errorType": "ToolError", "errorMessage": <the tool's text>}`. An init that fails
-//! ([`run_lambda_with_init`]) is reported on `/runtime/init/error`.
+//! `{"errorType": "ToolError", "errorMessage": <the tool's text>}` (its text items, joined). An
+//! init that fails ([`run_lambda_with_init`]) is reported on `/runtime/init/error`.
+//!
+//! Lambda answers once and has no channel for progress: a handler written for
+//! [`crate::run_with_progress`] runs here through [`run_lambda_with_progress`], and its reports
+//! are dropped.
 //!
 //! Lambda keeps the execution environment warm between calls: the process, its children and
 //! `/tmp` would outlive a call. So that each call starts clean, this mode makes the process a
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::contract::{ContentItem, Invocation, ToolOutput};
+use crate::oneshot::Progress;
 
 /// The `errorType` of a tool's own failure.
 pub const TOOL_ERROR_TYPE: &str = "ToolError";
@@ -58,6 +63,17 @@ where
     E: Display,
 {
     run_lambda_with_init(|| Ok::<_, std::convert::Infallible>(handler))
+}
+
+/// Runs a handler written for [`crate::run_with_progress`] in Lambda mode. Lambda answers each
+/// invocation once and has no channel for progress, so the handler gets
+/// [`Progress::disabled`], which drops every report.
+pub fn run_lambda_with_progress<F, E>(handler: F) -> ExitCode
+where
+    F: Fn(Invocation, &Progress<'_>) -> Result<ToolOutput, E> + Send + Sync + 'static,
+    E: Display,
+{
+    run_lambda(move |invocation| handler(invocation, &Progress::disabled()))
 }
 
 /// Runs `init` once (the function's init phase), then its handler for every invocation. An
@@ -144,8 +160,9 @@ fn text_of(output: &ToolOutput) -> String {
     let texts: Vec<&str> = output
         .content
         .iter()
-        .map(|item| match item {
-            ContentItem::Text { text } => text.as_str(),
+        .filter_map(|item| match item {
+            ContentItem::Text { text } => Some(text.as_str()),
+            _ => None,
         })
         .collect();
     if texts.is_empty() {
@@ -317,6 +334,21 @@ mod tests {
         let d = lambda_runtime::Diagnostic::from(e);
         assert_eq!(d.error_type, TOOL_ERROR_TYPE);
         assert_eq!(d.error_message, "no luck");
+    }
+
+    #[test]
+    fn an_error_message_is_made_of_the_text_items_only() {
+        let mut output = ToolOutput::error("first");
+        output.content.push(ContentItem::Image {
+            data: "AAAA".into(),
+            mime_type: "image/png".into(),
+        });
+        output.content.push(ContentItem::text("second"));
+        let e = call(&|_| Ok::<_, String>(output.clone()), invocation()).expect_err("a tool error");
+        assert!(
+            matches!(e, LambdaError::Tool(ref m) if m == "first\nsecond"),
+            "{e}"
+        );
     }
 
     #[test]

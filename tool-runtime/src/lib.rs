@@ -5,7 +5,8 @@
 //! the same JSON.
 //!
 //! [`oneshot::run`] is the entry point of the one-shot mode (the local sandbox and Fargate): one
-//! invocation on stdin, one result on stdout. [`tools`] holds the reference tools that the
+//! invocation on stdin, one result on stdout; with [`oneshot::run_with_progress`] the handler may
+//! report progress (lines on stdout before the result) through a [`Progress`]. [`tools`] holds the reference tools that the
 //! `switchboard-tool` binary runs.
 
 pub mod contract;
@@ -13,5 +14,7 @@ pub mod lambda;
 pub mod oneshot;
 pub mod tools;
 
-pub use contract::{AwsCredentials, ContentItem, Invocation, ToolOutput};
-pub use oneshot::run;
+pub use contract::{
+    AwsCredentials, ContentItem, Invocation, ProgressReport, ResourceContents, ToolOutput,
+};
+pub use oneshot::{Progress, run, run_with_progress};

@@ -104,7 +104,11 @@ def conformance_tools(here: Path) -> list[dict]:
     return [
         tool("test_simple_text", "simple_text", "Returns a simple text response."),
         tool("test_error_handling", "error", "Always fails (isError: true)."),
-        tool("test_tool_with_progress", "progress", "Takes a moment; the gateway reports its progress."),
+        tool("test_tool_with_progress", "progress", "Reports progress 0, 50 and 100 (of 100), ~50 ms apart."),
+        tool("test_image_content", "image", "Returns a 1x1 PNG image."),
+        tool("test_audio_content", "audio", "Returns a short WAV clip."),
+        tool("test_embedded_resource", "embedded_resource", "Returns an embedded text resource."),
+        tool("test_multiple_content_types", "mixed", "Returns text, an image and an embedded resource."),
         tool("json_schema_2020_12_tool", "ok", "Tool with JSON Schema 2020-12 features", SCHEMA_2020_12),
         tool("test_custom_headers", "ok", "Tool whose region argument travels as Mcp-Param-Region", SCHEMA_HEADERS),
     ]

@@ -5,7 +5,8 @@
 //! size-capped tmpfs as scratch (also `HOME` and `TMPDIR`); the tool's own uid and gid; an
 //! environment holding only the invocation's; no capabilities; a new session; a seccomp filter
 //! ([`seccomp`]); resource limits ([`spawn::Rlimits`]); a wall-clock deadline; capped stdout and
-//! stderr. The tool reads one JSON invocation on stdin and writes one JSON result on stdout.
+//! stderr. The tool reads one JSON invocation on stdin and writes one JSON result on stdout,
+//! optionally preceded by progress lines, which are forwarded as they arrive ([`stdout`]).
 //! When [`LocalBackend::dispatch`] returns, nothing of the call is left running or on disk.
 //!
 //! Modules: [`plan`] (a tool's sandbox, worked out at start-up), [`spawn`] (running one
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod proxy;
 pub mod seccomp;
 pub mod spawn;
+pub mod stdout;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -477,6 +479,7 @@ impl Backend for LocalBackend {
             stdin,
             stdout_cap: self.options.max_stdout_bytes,
             stderr_cap: self.options.max_stderr_bytes,
+            progress: call.progress.clone(),
             deadline,
             cancel: call.cancel.clone(),
             shutdown: self.shutdown.clone(),

@@ -55,8 +55,11 @@ pub struct Launch<'a> {
     pub host_uid: Option<u32>,
     pub limits: Rlimits,
     pub stdin: Vec<u8>,
+    /// Bytes of stdout, progress lines included; more kills the sandbox.
     pub stdout_cap: usize,
     pub stderr_cap: usize,
+    /// Where the unit's progress lines go as they arrive ([`super::stdout`]).
+    pub progress: tokio::sync::mpsc::Sender<crate::backend::Progress>,
     pub deadline: Instant,
     pub cancel: CancellationToken,
     pub shutdown: CancellationToken,
@@ -76,6 +79,7 @@ pub enum KillReason {
 pub enum Ended {
     Exited {
         status: ExitStatus,
+        /// stdout without its progress lines.
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },
@@ -135,15 +139,16 @@ pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
             let _ = pipe.shutdown().await;
         }
     });
-    let stderr_task = tokio::spawn(read_capped(stderr, launch.stderr_cap, Overflow::Discard));
+    let stderr_task = tokio::spawn(read_capped(stderr, launch.stderr_cap));
 
     let outcome = {
         let finished = async {
-            let out = read_capped(stdout, launch.stdout_cap, Overflow::Stop).await;
+            // Progress lines are forwarded as they come; the rest is the result.
+            let out = super::stdout::read(stdout, launch.stdout_cap, &launch.progress).await;
             if out.overflowed {
                 return Err(KillReason::StdoutOverflow);
             }
-            Ok((child.wait().await, out.bytes))
+            Ok((child.wait().await, out.result))
         };
         tokio::pin!(finished);
         tokio::select! {
@@ -219,24 +224,11 @@ fn children_of(pid: u32) -> Vec<libc::pid_t> {
 #[derive(Debug, Default)]
 struct Captured {
     bytes: Vec<u8>,
-    overflowed: bool,
 }
 
-/// What to do once a pipe has given more than its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Overflow {
-    /// Stop reading and report it (stdout: the result is void, the sandbox is killed).
-    Stop,
-    /// Keep draining and drop the excess (stderr: diagnostics only).
-    Discard,
-}
-
-/// Reads until EOF, keeping at most `cap` bytes.
-async fn read_capped<R: AsyncRead + Unpin>(
-    pipe: Option<R>,
-    cap: usize,
-    overflow: Overflow,
-) -> Captured {
+/// Reads until EOF, keeping at most `cap` bytes and draining and dropping the rest (stderr:
+/// diagnostics only). stdout is read by [`super::stdout::read`].
+async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: usize) -> Captured {
     let Some(mut pipe) = pipe else {
         return Captured::default();
     };
@@ -248,12 +240,6 @@ async fn read_capped<R: AsyncRead + Unpin>(
             Ok(n) => {
                 let room = cap.saturating_sub(out.bytes.len());
                 out.bytes.extend_from_slice(&buf[..n.min(room)]);
-                if n > room {
-                    out.overflowed = true;
-                    if overflow == Overflow::Stop {
-                        return out;
-                    }
-                }
             }
         }
     }
