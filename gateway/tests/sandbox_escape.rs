@@ -188,6 +188,8 @@ tools:
                 .arg(&key)
                 .env("SWITCHBOARD_ESCAPE_SECRET", &secret)
                 .env("SWITCHBOARD_LOCAL_ENDPOINTS", format!("sts={sts_addr}"))
+                // The suite proves the control-group limits: no silent fallback to rlimits.
+                .env("SWITCHBOARD_LOCAL_CGROUPS", "required")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log);
@@ -698,6 +700,27 @@ async fn a_memory_bomb() {
         report["mib"].as_u64().unwrap_or(u64::MAX) <= 128,
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn a_memory_bomb_spread_over_many_processes() {
+    // 8 children of 64 MiB each: every one is within the per-process limit (128 MiB); the
+    // sandbox's control group holds all of them together to the tool's memory_mb.
+    let arguments = json!({"attempt": "memory_bomb_children", "children": 8, "mb": 64});
+    let response = call("probe", arguments.clone()).await;
+    let report = &response["result"]["structuredContent"];
+    if report.is_object() {
+        assert_eq!(report["escaped"], json!(false), "ESCAPED: {report}");
+        assert!(
+            report["mib"].as_u64().unwrap_or(u64::MAX) <= 128,
+            "{report}"
+        );
+    } else {
+        // The kernel may pick the probe itself: then the call fails, saying why.
+        let text = response.to_string();
+        assert!(text.contains("memory"), "{arguments}: {text}");
+    }
+    after_each();
 }
 
 #[tokio::test]

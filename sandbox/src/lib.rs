@@ -2,6 +2,8 @@
 //! (`switchboard-gateway`, `backend::local`) and its LocalStack Lambda host
 //! (`switchboard-lambda-host`) share, so that both jails are built by one piece of code:
 //!
+//! - [`cgroup`]: one control group per sandbox, so that its memory (and process count) is
+//!   limited for all of its processes together, not per process.
 //! - [`bwrap`]: a small builder of bubblewrap arguments (namespaces, identities, the host's
 //!   read-only `/usr`, `/proc`, `/dev`, tmpfs scratch, binds); each caller lays out its own
 //!   sandbox with it.
@@ -16,6 +18,7 @@
 //! The crate knows nothing of MCP, catalogs or Lambda; `docs/sandbox.md` explains the measures.
 
 pub mod bwrap;
+pub mod cgroup;
 pub mod child;
 pub mod identity;
 pub mod paths;

@@ -129,6 +129,9 @@ pub struct Census {
     pub host_mounts: usize,
     /// Entries of the host's temporary folder.
     pub tmp_entries: usize,
+    /// Switchboard's control groups (the gateways' `switchboard-<pid>` folders and the
+    /// sandboxes' groups in them) in the cgroup v1 memory and pids hierarchies.
+    pub control_groups: usize,
 }
 
 pub fn census() -> Census {
@@ -152,5 +155,29 @@ pub fn census() -> Census {
         tmp_entries: std::fs::read_dir(std::env::temp_dir())
             .expect("tmp")
             .count(),
+        control_groups: control_groups(),
     }
+}
+
+fn control_groups() -> usize {
+    let subdirs = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"]
+        .iter()
+        .flat_map(|root| subdirs(std::path::Path::new(root)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("switchboard-"))
+        })
+        .map(|gateway| 1 + subdirs(&gateway).len())
+        .sum()
 }

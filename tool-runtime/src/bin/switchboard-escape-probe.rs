@@ -12,7 +12,7 @@
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use switchboard_tool_runtime::{Invocation, ToolOutput, run};
@@ -96,6 +96,9 @@ fn perform(attempt: &str, args: &Args<'_>) -> Result<Report, ProbeError> {
         "setuid_exec" => setuid_exec(&args.str("path")?),
         "fork_bomb" => fork_bomb(args.u64_or("count", 5000)),
         "memory_bomb" => memory_bomb(args.u64_or("mb", 2048)),
+        "memory_bomb_children" => {
+            memory_bomb_children(args.u64_or("children", 8), args.u64_or("mb", 64))
+        }
         "fill_scratch" => fill_scratch(args.u64_or("mb", 1024)),
         "spin" => spin(),
         "daemonize" => daemonize(&args.str("tag")?),
@@ -611,6 +614,79 @@ fn memory_bomb(mb: u64) -> Report {
     }
     let got = (held.len() * CHUNK) as u64 >> 20;
     Report::new(got >= mb, format!("held {got} MiB of {mb}; then: {error}")).with("mib", got)
+}
+
+/// `children` processes that each try to hold `mb` MiB at once: a per-process limit lets every
+/// one of them through; only a limit on the sandbox as a whole stops the sum.
+fn memory_bomb_children(children: u64, mb: u64) -> Report {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe(2) into a local array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Report::new(false, format!("pipe: {}", errno()));
+    }
+    let [read_end, write_end] = fds;
+    let mut pids = Vec::new();
+    for _ in 0..children {
+        // SAFETY: fork(2) in a single-threaded process: the child may allocate.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut block: Vec<u8> = Vec::new();
+            let size = (mb as usize) << 20;
+            if block.try_reserve_exact(size).is_ok() {
+                block.resize(size, 0xA5); // touches every page
+                // SAFETY: in the child: write one byte to say "held", then wait to be killed.
+                unsafe {
+                    libc::write(write_end, b"1".as_ptr().cast(), 1);
+                    libc::pause();
+                }
+            }
+            // SAFETY: in the child.
+            unsafe { libc::_exit(1) }
+        }
+        if pid < 0 {
+            break;
+        }
+        pids.push(pid);
+    }
+    // SAFETY: closing this process's copy of the write end.
+    unsafe { libc::close(write_end) };
+    let mut held = 0u64;
+    // Within the suite's 3 s deadline for the probe, with room to answer.
+    let until = Instant::now() + Duration::from_secs(2);
+    while held < pids.len() as u64 && Instant::now() < until {
+        let mut poll = libc::pollfd {
+            fd: read_end,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one descriptor this process owns.
+        if unsafe { libc::poll(&mut poll, 1, 200) } <= 0 {
+            continue;
+        }
+        let mut byte = [0u8; 1];
+        // SAFETY: read(2) into a local buffer.
+        match unsafe { libc::read(read_end, byte.as_mut_ptr().cast(), 1) } {
+            1 => held += 1,
+            _ => break, // every child has gone: no writer left
+        }
+    }
+    for &pid in &pids {
+        // SAFETY: kill and reap this process's own children.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    let mib = held * mb;
+    Report::new(
+        held == children,
+        format!(
+            "{held} of {} children held {mb} MiB each ({mib} MiB together)",
+            pids.len()
+        ),
+    )
+    .with("mib", mib)
+    .with("children", pids.len() as u64)
 }
 
 fn fill_scratch(mb: u64) -> Report {

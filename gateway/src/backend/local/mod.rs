@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use switchboard_sandbox::cgroup::{CgroupError, CgroupMode, Cgroups, SandboxCgroup};
 use switchboard_tool_runtime::ToolOutput;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -57,6 +58,8 @@ pub enum LocalError {
     Identity(#[from] identity::IdentityError),
     #[error(transparent)]
     Proxy(#[from] proxy::ProxyError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("cannot create the runtime folder {path}: {source}")]
     RuntimeDir {
         path: PathBuf,
@@ -100,6 +103,9 @@ pub struct LocalOptions {
     /// Folder for the endpoint proxies' sockets; a fresh folder under the system's temporary
     /// folder when `None`. Removed when the backend is dropped.
     pub runtime_dir: Option<PathBuf>,
+    /// Whether each sandbox gets a control group that limits the memory (and process count) of
+    /// all its processes together (`SWITCHBOARD_LOCAL_CGROUPS`: auto, required, off).
+    pub cgroups: CgroupMode,
 }
 
 impl Default for LocalOptions {
@@ -115,6 +121,7 @@ impl Default for LocalOptions {
             max_stderr_bytes: 64 << 10,
             endpoints: BTreeMap::new(),
             runtime_dir: None,
+            cgroups: CgroupMode::Auto,
         }
     }
 }
@@ -126,6 +133,9 @@ impl LocalOptions {
         let mut options = Self::default();
         if let Ok(setting) = std::env::var("SWITCHBOARD_LOCAL_ENDPOINTS") {
             options.endpoints = parse_endpoints(&setting)?;
+        }
+        if let Ok(setting) = std::env::var("SWITCHBOARD_LOCAL_CGROUPS") {
+            options.cgroups = setting.parse()?;
         }
         Ok(options)
     }
@@ -205,6 +215,8 @@ pub struct LocalBackend {
     egress: Arc<EgressCounters>,
     /// The proxies' socket folder; removed at shutdown (or when the backend is dropped).
     runtime_dir: std::sync::Mutex<Option<RuntimeDir>>,
+    /// The gateway's control groups, when this machine lets it make them.
+    cgroups: Option<Cgroups>,
 }
 
 impl LocalBackend {
@@ -237,6 +249,30 @@ impl LocalBackend {
             tracing::warn!(
                 "the gateway is not root: sandboxes run under its own uid and the per-sandbox \
                  process limit is not applied (see docs/sandbox.md)"
+            );
+        }
+        let cgroups = match options.cgroups {
+            CgroupMode::Off => {
+                tracing::warn!(
+                    "control groups are off: memory is limited per sandboxed process only"
+                );
+                None
+            }
+            CgroupMode::Required => Some(Cgroups::new()?),
+            CgroupMode::Auto => match Cgroups::new() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "no control group per sandbox, memory is limited per process only: {e}"
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(c) = &cgroups {
+            tracing::info!(
+                "each sandbox gets its own control group ({}): one memory limit for all its processes",
+                c.describe()
             );
         }
         let shutdown = CancellationToken::new();
@@ -283,6 +319,7 @@ impl LocalBackend {
             in_flight: Arc::new(InFlight::default()),
             egress,
             runtime_dir: std::sync::Mutex::new(runtime_dir),
+            cgroups,
         };
         backend.smoke_test()?;
         Ok(backend)
@@ -462,6 +499,19 @@ impl Backend for LocalBackend {
         let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
             message: format!("cannot encode the invocation: {e}"),
         })?;
+        let group = match &self.cgroups {
+            Some(c) => Some(
+                c.sandbox(
+                    &unit_id,
+                    plan.memory_bytes,
+                    Some(self.options.max_processes),
+                )
+                .map_err(|e| BackendError::Start {
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
         let launch = Launch {
             bwrap: &self.bwrap,
             args: prepared.args.clone(),
@@ -469,6 +519,10 @@ impl Backend for LocalBackend {
             seccomp: &self.seccomp,
             env: self.environment(&call, plan),
             host_uid: lease.as_ref().map(identity::Lease::uid),
+            cgroup_fds: group
+                .as_ref()
+                .map(SandboxCgroup::entry_fds)
+                .unwrap_or_default(),
             limits: Rlimits {
                 processes: lease.as_ref().map(|_| self.options.max_processes),
                 open_files: self.options.max_open_files,
@@ -485,6 +539,11 @@ impl Backend for LocalBackend {
             shutdown: self.shutdown.clone(),
         };
         let ended = spawn::run(launch).await;
+        let out_of_memory = group.as_ref().is_some_and(SandboxCgroup::oom_killed);
+        if let Some(group) = group {
+            // Empties and removes the group (blocking file-system calls, a few at most).
+            let _ = tokio::task::spawn_blocking(move || drop(group)).await;
+        }
         drop(lease);
         let unit = Some(unit_id.clone());
         let result = match ended {
@@ -536,6 +595,20 @@ impl Backend for LocalBackend {
                     })
                 }
             },
+        };
+        // The kernel killed inside the sandbox for its memory limit: say so rather than "failed".
+        let result = match result {
+            Err(BackendError::Unit { unit_id, message }) if out_of_memory => {
+                Err(BackendError::Unit {
+                    unit_id,
+                    message: format!(
+                        "the tool ran out of memory: its sandbox reached the limit of {} MiB for all \
+                         its processes ({message})",
+                        plan.memory_bytes >> 20
+                    ),
+                })
+            }
+            other => other,
         };
         let outcome = match &result {
             Ok(d) if d.output.is_error => "tool_error",

@@ -54,6 +54,9 @@ pub struct Launch<'a> {
     pub env: Vec<(String, String)>,
     pub host_uid: Option<u32>,
     pub limits: Rlimits,
+    /// `cgroup.procs` descriptors of the sandbox's control group, entered before `bwrap` runs
+    /// (empty without control groups).
+    pub cgroup_fds: Vec<std::os::fd::RawFd>,
     pub stdin: Vec<u8>,
     /// Bytes of stdout, progress lines included; more kills the sandbox.
     pub stdout_cap: usize,
@@ -115,12 +118,16 @@ pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
         cmd.uid(uid).gid(uid);
     }
     let limits = launch.limits;
+    let cgroup_fds = launch.cgroup_fds.clone();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed: it makes raw system calls (fcntl, setrlimit, setpriority) on values
-    // copied in beforehand, and allocates nothing.
+    // calls are allowed: it makes raw system calls (write to the control group's cgroup.procs,
+    // fcntl, setrlimit, setpriority) on values copied in beforehand, and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || prepare_child(seccomp_fd, &limits));
+        cmd.pre_exec(move || {
+            switchboard_sandbox::cgroup::enter(&cgroup_fds)?;
+            prepare_child(seccomp_fd, &limits)
+        });
     }
     let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
         bwrap: launch.bwrap.display().to_string(),
