@@ -523,12 +523,12 @@ async fn deadline_stops_the_call_with_a_clear_error() {
     assert!(r["duration_ms"].as_u64().expect("ms") < 3000);
 }
 
-#[tokio::test]
-async fn progress_is_forwarded_when_asked_for() {
-    let h = harness();
+/// A 2026-07-28 `tools/call` of echo that asks for progress under `token`; the answer's raw
+/// text (an SSE stream: the notifications, then the result).
+async fn call_asking_progress(h: &Harness, message: &str, token: Value) -> (StatusCode, String) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"message": "x"},
-        "_meta": {"progressToken": "p1",
+        "name": "echo", "arguments": {"message": message},
+        "_meta": {"progressToken": token,
             "io.modelcontextprotocol/protocolVersion": V_NEW,
             "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
             "io.modelcontextprotocol/clientCapabilities": {}}}});
@@ -540,6 +540,13 @@ async fn progress_is_forwarded_when_asked_for() {
         .body(Body::from(body.to_string()))
         .expect("req");
     let (status, _, text) = h.send(req).await;
+    (status, text)
+}
+
+#[tokio::test]
+async fn progress_is_forwarded_when_asked_for() {
+    let h = harness();
+    let (status, text) = call_asking_progress(&h, "x", json!("p1")).await;
     assert_eq!(status, StatusCode::OK);
     let progress: Vec<Value> = sse_messages(&text)
         .into_iter()
@@ -553,20 +560,7 @@ async fn progress_is_forwarded_when_asked_for() {
 #[tokio::test]
 async fn progress_only_increases() {
     let h = harness();
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"message": "zigzag"},
-        "_meta": {"progressToken": 9,
-            "io.modelcontextprotocol/protocolVersion": V_NEW,
-            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let req = post()
-        .header("MCP-Protocol-Version", V_NEW)
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "echo")
-        .header("Authorization", format!("Bearer {}", h.token(&["dev"])))
-        .body(Body::from(body.to_string()))
-        .expect("req");
-    let (status, _, text) = h.send(req).await;
+    let (status, text) = call_asking_progress(&h, "zigzag", json!(9)).await;
     assert_eq!(status, StatusCode::OK);
     let messages = sse_messages(&text);
     let values: Vec<f64> = messages

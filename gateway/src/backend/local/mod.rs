@@ -360,11 +360,6 @@ impl LocalBackend {
         }
     }
 
-    /// Connections the endpoint proxy of `tool` refused since start-up.
-    pub fn egress_refused(&self, tool: &str) -> u64 {
-        self.egress.refused(tool)
-    }
-
     /// Calls running right now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.count.load(Ordering::SeqCst)
