@@ -1,7 +1,7 @@
 //! Authorization: deny by default. A caller may use a tool when it holds one of the groups or
 //! scopes the tool's catalog entry names.
 
-use crate::backend::Caller;
+use crate::auth::Caller;
 use crate::catalog::Tool;
 
 /// Whether `caller` may see and call `tool`.

@@ -13,6 +13,7 @@ pub mod authz;
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod deadline;
 pub mod http;
 pub mod mcp;
 pub mod metrics;

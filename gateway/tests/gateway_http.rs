@@ -110,7 +110,6 @@ impl Backend for TestBackend {
             return Ok(Dispatched {
                 output,
                 unit_id: "unit-1".into(),
-                role_session_arn: None,
             });
         }
         if let Some(ms) = args.get("sleep_ms").and_then(Value::as_u64) {
@@ -123,13 +122,11 @@ impl Backend for TestBackend {
             return Ok(Dispatched {
                 output: ToolOutput::error("it broke"),
                 unit_id: "unit-1".into(),
-                role_session_arn: None,
             });
         }
         Ok(Dispatched {
             output: ToolOutput::structured(json!({"echo": args.get("message")})),
             unit_id: "unit-1".into(),
-            role_session_arn: None,
         })
     }
 }

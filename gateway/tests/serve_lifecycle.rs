@@ -28,7 +28,6 @@ impl Backend for Sleeper {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Dispatched {
                 output: ToolOutput::structured(json!({"slept": ms})),
                 unit_id: "u".into(),
-                role_session_arn: None,
             }),
             _ = call.cancel.cancelled() => Err(BackendError::Cancelled { unit_id: Some("u".into()) }),
         }

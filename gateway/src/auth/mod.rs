@@ -5,6 +5,7 @@
 //! issuer, its audience (this server's canonical URI), and `exp`/`nbf` with a small leeway. The
 //! token itself never leaves this module: what the rest of the gateway sees is a [`Caller`].
 
+mod caller;
 pub mod dev;
 mod jwks;
 
@@ -13,9 +14,9 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 
+pub use caller::Caller;
 pub use jwks::{JwksError, KeySet, KeySource};
 
-use crate::backend::Caller;
 use crate::catalog::AuthSettings;
 
 /// Why a token was refused. Each maps to 401 `invalid_token`; the detail goes to logs only.

@@ -15,20 +15,9 @@ use switchboard_tool_runtime::{Invocation, ToolOutput};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Caller;
 use crate::catalog::{BackendKind, Tool};
-
-/// Who is calling, as the gateway verified it. Never carries the caller's token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The token's `sub`.
-    pub subject: String,
-    /// The tenant claim, if any.
-    pub tenant: Option<String>,
-    /// Groups from the token.
-    pub groups: Vec<String>,
-    /// Scopes from the token's `scope` claim.
-    pub scopes: Vec<String>,
-}
+use crate::deadline::Deadline;
 
 /// A progress report a unit sends while it runs; forwarded to the client when it asked for
 /// progress.
@@ -46,6 +35,8 @@ pub struct Dispatch {
     /// The tool's catalog entry.
     pub tool: Arc<Tool>,
     pub caller: Caller,
+    /// The call's one deadline; the backend stops the unit when it passes.
+    pub deadline: Deadline,
     /// Cancelled when the client cancels the call, the deadline passes, or the gateway shuts
     /// down. A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
     pub cancel: CancellationToken,
@@ -59,8 +50,6 @@ pub struct Dispatched {
     pub output: ToolOutput,
     /// The unit that ran the call: sandbox id, Lambda request id, task ARN.
     pub unit_id: String,
-    /// The ARN of the role session the unit's credentials belong to, when it had any.
-    pub role_session_arn: Option<String>,
 }
 
 /// Why a backend could not produce a tool result.
@@ -80,6 +69,13 @@ pub enum BackendError {
         unit_id: Option<String>,
         message: String,
     },
+    /// The call cannot be sent to its unit as it is (too large for the unit's API, say).
+    #[error("{message}")]
+    Refused {
+        message: String,
+        /// Audit and metric label, e.g. `payload_too_large`.
+        label: &'static str,
+    },
     #[error("no {0} backend is configured on this gateway")]
     NotConfigured(&'static str),
 }
@@ -91,8 +87,17 @@ impl BackendError {
             Self::Cancelled { unit_id }
             | Self::DeadlineExceeded { unit_id, .. }
             | Self::Unit { unit_id, .. } => unit_id.as_deref(),
-            Self::Start { .. } | Self::NotConfigured(_) => None,
+            Self::Start { .. } | Self::Refused { .. } | Self::NotConfigured(_) => None,
         }
+    }
+
+    /// Whether the agent gets this failure as a tool result (`isError`) it can act on, rather
+    /// than as a JSON-RPC error.
+    pub fn is_tool_result(&self) -> bool {
+        matches!(
+            self,
+            Self::Unit { .. } | Self::Refused { .. } | Self::DeadlineExceeded { .. }
+        )
     }
 
     /// A short outcome label for audit lines and metrics.
@@ -102,6 +107,7 @@ impl BackendError {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Start { .. } => "start_failed",
             Self::Unit { .. } => "unit_failed",
+            Self::Refused { label, .. } => label,
             Self::NotConfigured(_) => "not_configured",
         }
     }

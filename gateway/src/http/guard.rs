@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use super::{AppState, origin_of};
-use crate::backend::Caller;
+use crate::auth::Caller;
 use crate::sessions::SessionCheck;
 use crate::validate::json_depth_exceeds;
 
@@ -226,7 +226,7 @@ fn check_envelope(bytes: &[u8]) -> Result<(), Box<Response>> {
     Ok(())
 }
 
-/// Verifies the bearer token and puts the [`Caller`](crate::backend::Caller) into the request.
+/// Verifies the bearer token and puts the [`Caller`](crate::auth::Caller) into the request.
 /// The `Authorization` header is removed so the token goes no further.
 pub async fn authenticate(
     State(state): State<AppState>,

@@ -1,6 +1,10 @@
 //! The MCP side of the gateway: an rmcp [`ServerHandler`](rmcp::ServerHandler) that lists the tools
 //! a caller may use and turns `tools/call` into a dispatch to the tool's backend.
 
+mod call;
+mod content;
 mod handler;
+mod outcome;
 
 pub use handler::{Gateway, GatewayConfig, ToolEntry, unknown_tool_error};
+pub use outcome::{Failure, Outcome};

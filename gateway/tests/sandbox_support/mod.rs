@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use switchboard_gateway::auth::Caller;
 use switchboard_gateway::backend::local::{LocalBackend, LocalOptions};
-use switchboard_gateway::backend::{Caller, Dispatch, Dispatched};
+use switchboard_gateway::backend::{Dispatch, Dispatched};
 use switchboard_gateway::catalog::Tool;
+use switchboard_gateway::deadline::Deadline;
 use switchboard_tool_runtime::Invocation;
 use tokio_util::sync::CancellationToken;
 
@@ -60,13 +62,11 @@ pub fn dispatch_for(
     arguments: serde_json::Value,
     cancel: CancellationToken,
 ) -> Dispatch {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    // The deadline the gateway would give the call: the tool's timeout from now.
+    let deadline = Deadline::after(Duration::from_secs(u64::from(tool.timeout_seconds)));
     let invocation: Invocation = serde_json::from_value(serde_json::json!({
         "invocationId": uuid::Uuid::new_v4().to_string(), "tool": tool.name,
-        "arguments": arguments, "deadlineUnixMs": now + 60_000,
+        "arguments": arguments, "deadlineUnixMs": deadline.unix_ms(),
     }))
     .expect("valid invocation");
     let (progress, _) = tokio::sync::mpsc::channel(1);
@@ -79,6 +79,7 @@ pub fn dispatch_for(
             groups: vec!["dev".into()],
             scopes: vec![],
         },
+        deadline,
         cancel,
         progress,
     }

@@ -25,13 +25,12 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_sandbox::cgroup::{CgroupError, CgroupMode, Cgroups, SandboxCgroup};
 use switchboard_tool_runtime::ToolOutput;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::identity::UidPool;
@@ -441,16 +440,6 @@ fn make_runtime_dir(configured: Option<PathBuf>) -> Result<RuntimeDir, LocalErro
     Ok(RuntimeDir(path))
 }
 
-/// The instant a Unix-milliseconds deadline falls on, or `None` when it has passed.
-fn instant_of(deadline_unix_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let left = deadline_unix_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
-    Some(Instant::now() + Duration::from_millis(left))
-}
-
 /// The last `max` bytes of `bytes`, as text.
 fn tail(bytes: &[u8], max: usize) -> String {
     let start = bytes.len().saturating_sub(max);
@@ -469,16 +458,13 @@ impl Backend for LocalBackend {
             })?;
         let plan = &prepared.plan;
         let unit_id = format!("sbx-{}", uuid::Uuid::new_v4().simple());
-        let by_timeout = Instant::now() + Duration::from_secs(u64::from(plan.timeout_seconds));
-        let deadline = match instant_of(call.invocation.deadline_unix_ms) {
-            Some(d) => d.min(by_timeout),
-            None => {
-                return Err(BackendError::DeadlineExceeded {
-                    unit_id: None,
-                    timeout_seconds: plan.timeout_seconds,
-                });
-            }
-        };
+        if call.deadline.passed() {
+            return Err(BackendError::DeadlineExceeded {
+                unit_id: None,
+                timeout_seconds: plan.timeout_seconds,
+            });
+        }
+        let deadline = call.deadline.instant();
         if self.shutdown.is_cancelled() {
             return Err(BackendError::Start {
                 message: "the gateway is shutting down".into(),
@@ -570,7 +556,6 @@ impl Backend for LocalBackend {
                 Ok(output) => Ok(Dispatched {
                     output,
                     unit_id: unit_id.clone(),
-                    role_session_arn: None,
                 }),
                 Err(parse) => {
                     let why = if status.success() {
@@ -660,16 +645,5 @@ mod tests {
         );
         assert!(parse_endpoints("ftp=1.2.3.4:21").is_err());
         assert!(parse_endpoints("sts=nohost").is_err());
-    }
-
-    #[test]
-    fn a_past_deadline_has_no_instant() {
-        assert!(instant_of(1).is_none());
-        let soon = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_millis() as u64
-            + 60_000;
-        assert!(instant_of(soon).is_some());
     }
 }

@@ -1,0 +1,348 @@
+//! One `tools/call`, as named steps read top to bottom:
+//! authorize → validate → admit → mint credentials → dispatch → answer → audit.
+//!
+//! Each step either hands the next one what it needs or ends the call with a [`Failure`]; the
+//! [`Outcome`] alone decides what the client gets and what the audit line and the metrics say.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use sha2::{Digest, Sha256};
+use switchboard_tool_runtime::Invocation;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::content::to_call_result;
+use super::handler::{Gateway, ToolEntry};
+use super::outcome::{Failure, Outcome};
+use crate::audit::AuditRecord;
+use crate::auth::Caller;
+use crate::authz;
+use crate::backend::{Backend, BackendError, Dispatch, Dispatched, Progress};
+use crate::deadline::Deadline;
+use crate::metrics::InFlight;
+use crate::validate;
+
+/// Why the gateway stopped a call it had dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Client,
+    Deadline,
+    Shutdown,
+}
+
+/// A call that passed admission: it holds an in-flight slot until it ends.
+struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    _gauge: InFlight,
+}
+
+/// What the call carries from step to step.
+struct Call<'a> {
+    caller: Caller,
+    name: String,
+    /// The arguments as sent: an object (rmcp types them so), moved into the invocation.
+    arguments: serde_json::Value,
+    record: AuditRecord,
+    ctx: &'a RequestContext<RoleServer>,
+}
+
+impl Gateway {
+    /// Serves one `tools/call`.
+    pub(super) async fn call(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let caller = super::handler::caller_of(&ctx)?;
+        let mut call = Call::begin(caller, request, &ctx);
+        let outcome = match self.run(&mut call).await {
+            Ok(result) => Outcome::Answered(result),
+            Err(failure) => Outcome::Failed(failure),
+        };
+        let name = call.name.clone();
+        self.audit(call.record, &outcome, started.elapsed());
+        outcome.into_response(&name)
+    }
+
+    /// The steps of a call, in order.
+    async fn run(&self, call: &mut Call<'_>) -> Result<CallToolResult, Failure> {
+        let entry = self.authorize(&call.name, &call.caller)?;
+        call.record.backend = Some(entry.def.backend.as_str());
+        validate_arguments(entry, &call.arguments)?;
+        let _admitted = self.admit()?;
+        let backend = self.backend_of(entry)?;
+        let deadline = Deadline::after(Duration::from_secs(u64::from(entry.def.timeout_seconds)));
+        let invocation = self.invocation(entry, call, &deadline);
+        let dispatched = self
+            .dispatch(entry, &backend, call, invocation, deadline)
+            .await?;
+        call.record.unit_id = Some(dispatched.unit_id.clone());
+        let result = answer(dispatched)?;
+        call.record.bytes_out = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
+        Ok(result)
+    }
+
+    /// Authorize: an unknown tool and a tool the caller may not use answer alike.
+    fn authorize(&self, name: &str, caller: &Caller) -> Result<&ToolEntry, Failure> {
+        match self.lookup(name) {
+            Some(entry) if authz::may_call(&entry.def, caller) => Ok(entry),
+            Some(_) => Err(Failure::Denied),
+            None => Err(Failure::UnknownTool),
+        }
+    }
+
+    /// Admit: no new call while shutting down, none past the in-flight limit.
+    fn admit(&self) -> Result<Admitted, Failure> {
+        let inner = self.inner();
+        if inner.draining.is_cancelled() {
+            return Err(Failure::Draining);
+        }
+        let slot = inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Failure::Busy {
+                limit: inner.max_in_flight,
+            })?;
+        Ok(Admitted {
+            _slot: slot,
+            _gauge: inner.metrics.in_flight(),
+        })
+    }
+
+    fn backend_of(&self, entry: &ToolEntry) -> Result<Arc<dyn Backend>, Failure> {
+        self.inner()
+            .backends
+            .get(entry.def.backend)
+            .cloned()
+            .map_err(Failure::Backend)
+    }
+
+    /// The invocation the unit receives: validated arguments, the deadline on the wire, and the
+    /// session tags, whose values come from the verified caller and the gateway only.
+    fn invocation(
+        &self,
+        entry: &ToolEntry,
+        call: &mut Call<'_>,
+        deadline: &Deadline,
+    ) -> Invocation {
+        let mut session_tags = BTreeMap::new();
+        for tag in &entry.def.session_tags {
+            use crate::catalog::SessionTag;
+            let value = match tag {
+                SessionTag::Tool => Some(call.name.clone()),
+                SessionTag::Tenant => call.caller.tenant.clone(),
+                SessionTag::Principal => Some(call.caller.subject.clone()),
+                SessionTag::Invocation => Some(call.record.invocation_id.clone()),
+            };
+            if let Some(v) = value {
+                session_tags.insert(tag.as_str().to_owned(), v);
+            }
+        }
+        Invocation {
+            invocation_id: call.record.invocation_id.clone(),
+            tool: call.name.clone(),
+            arguments: match std::mem::take(&mut call.arguments) {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            deadline_unix_ms: deadline.unix_ms(),
+            credentials: None,
+            session_tags,
+        }
+    }
+
+    /// Dispatch: hands the invocation to the backend and stops it when the client cancels, the
+    /// deadline passes or the gateway shuts down; forwards progress while it runs.
+    async fn dispatch(
+        &self,
+        entry: &ToolEntry,
+        backend: &Arc<dyn Backend>,
+        call: &Call<'_>,
+        invocation: Invocation,
+        deadline: Deadline,
+    ) -> Result<Dispatched, Failure> {
+        let (progress_tx, progress_rx) = mpsc::channel::<Progress>(16);
+        let progress_task = forward_progress(call.ctx, entry.def.backend.as_str(), progress_rx);
+        let cancel = CancellationToken::new();
+        let (why_tx, why_rx) = oneshot::channel::<StopReason>();
+        let watcher = {
+            let cancel = cancel.clone();
+            let client = call.ctx.ct.clone();
+            let stop = self.inner().stop_calls.clone();
+            tokio::spawn(async move {
+                let why = tokio::select! {
+                    _ = client.cancelled() => StopReason::Client,
+                    _ = tokio::time::sleep_until(deadline.instant()) => StopReason::Deadline,
+                    _ = stop.cancelled() => StopReason::Shutdown,
+                };
+                let _ = why_tx.send(why);
+                cancel.cancel();
+            })
+        };
+        let result = backend
+            .dispatch(Dispatch {
+                invocation,
+                tool: entry.def.clone(),
+                caller: call.caller.clone(),
+                deadline,
+                cancel,
+                progress: progress_tx,
+            })
+            .await;
+        watcher.abort();
+        let stopped = why_rx.await.ok();
+        if let Some(task) = progress_task {
+            // The sender was moved into the dispatch and is gone now, so the task ends by itself.
+            let _ = task.await;
+        }
+        result.map_err(|err| stop_failure(err, stopped, entry.def.timeout_seconds))
+    }
+
+    /// Audit: one line per call, and the call metrics, from the outcome.
+    fn audit(&self, mut record: AuditRecord, outcome: &Outcome, elapsed: Duration) {
+        let inner = self.inner();
+        record.outcome = outcome.label();
+        record.reason = outcome.reason();
+        record.duration_ms = elapsed.as_millis() as u64;
+        inner.audit.record(&record);
+        inner
+            .metrics
+            .call_finished(&record.tool, record.outcome, elapsed.as_secs_f64());
+    }
+}
+
+impl<'a> Call<'a> {
+    fn begin(
+        caller: Caller,
+        request: CallToolRequestParams,
+        ctx: &'a RequestContext<RoleServer>,
+    ) -> Self {
+        let name = request.name.to_string();
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let raw = serde_json::to_vec(&arguments).unwrap_or_default();
+        let record = AuditRecord {
+            time: now_rfc3339(),
+            invocation_id: uuid::Uuid::now_v7().to_string(),
+            principal: caller.subject.clone(),
+            tenant: caller.tenant.clone(),
+            tool: name.clone(),
+            arguments_sha256: hex::encode(Sha256::digest(&raw)),
+            backend: None,
+            unit_id: None,
+            role_session_arn: None,
+            outcome: "ok",
+            reason: None,
+            duration_ms: 0,
+            bytes_in: raw.len(),
+            bytes_out: 0,
+        };
+        Self {
+            caller,
+            name,
+            arguments,
+            record,
+            ctx,
+        }
+    }
+}
+
+/// Validate: the arguments against the tool's compiled input schema.
+fn validate_arguments(entry: &ToolEntry, arguments: &serde_json::Value) -> Result<(), Failure> {
+    validate::check_arguments(entry.validator(), arguments).map_err(Failure::InvalidArguments)
+}
+
+/// Answer: the unit's output as MCP content, checked, since what a unit writes is untrusted.
+fn answer(dispatched: Dispatched) -> Result<CallToolResult, Failure> {
+    to_call_result(dispatched.output).map_err(Failure::BadOutput)
+}
+
+/// A backend error, read together with why the gateway pulled the call (if it did).
+fn stop_failure(err: BackendError, stopped: Option<StopReason>, timeout_seconds: u32) -> Failure {
+    match (err, stopped) {
+        (BackendError::DeadlineExceeded { .. }, _)
+        | (BackendError::Cancelled { .. }, Some(StopReason::Deadline)) => {
+            Failure::DeadlineExceeded { timeout_seconds }
+        }
+        (BackendError::Cancelled { .. }, Some(StopReason::Shutdown)) => Failure::Shutdown,
+        (BackendError::Cancelled { .. }, _) => Failure::Cancelled,
+        (other, _) => Failure::Backend(other),
+    }
+}
+
+/// Progress: forwards what the unit reports when the client asked for it, only while the value
+/// increases (the spec's MUST); the gateway's own first notification is 0.
+fn forward_progress(
+    ctx: &RequestContext<RoleServer>,
+    backend_name: &'static str,
+    mut reports: mpsc::Receiver<Progress>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let token = ctx.meta.get_progress_token()?;
+    let peer = ctx.peer.clone();
+    Some(tokio::spawn(async move {
+        let mut first = ProgressNotificationParam::new(token.clone(), 0.0);
+        first.message = Some(format!("dispatched to the {backend_name} backend"));
+        let _ = peer.notify_progress(first).await;
+        let mut last = 0.0;
+        while let Some(p) = reports.recv().await {
+            let Some(p) = monotonic(&mut last, p) else {
+                continue;
+            };
+            let mut n = ProgressNotificationParam::new(token.clone(), p.progress);
+            n.total = p.total;
+            n.message = p.message;
+            let _ = peer.notify_progress(n).await;
+        }
+    }))
+}
+
+/// The report to forward after one whose progress was `last`, if any: only a finite value greater
+/// than the last one sent (a non-finite total is left out).
+fn monotonic(last: &mut f64, p: Progress) -> Option<Progress> {
+    if !p.progress.is_finite() || p.progress <= *last {
+        return None;
+    }
+    *last = p.progress;
+    Some(Progress {
+        total: p.total.filter(|t| t.is_finite()),
+        ..p
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(progress: f64, total: Option<f64>) -> Progress {
+        Progress {
+            progress,
+            total,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn progress_forwarded_only_while_it_increases() {
+        let mut last = 0.0;
+        let sent: Vec<f64> = [0.0, 50.0, 50.0, 10.0, f64::NAN, f64::INFINITY, 100.0, 99.0]
+            .into_iter()
+            .filter_map(|v| monotonic(&mut last, report(v, Some(100.0))))
+            .map(|p| p.progress)
+            .collect();
+        assert_eq!(sent, vec![50.0, 100.0]);
+        let p = monotonic(&mut last, report(101.0, Some(f64::NAN))).expect("greater");
+        assert_eq!(p.total, None);
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Outcome`]: how a call ended, decided in one place. Each outcome gives its audit and metric
+//! label, the reason written to the audit line, and what the client gets: a tool result the
+//! agent can read (`isError: true`) or a JSON-RPC error.
+
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResult, ContentBlock};
+
+use crate::backend::BackendError;
+
+/// How a call ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The unit answered; the result may itself be an error (`isError`) the tool reported.
+    Answered(CallToolResult),
+    /// The call did not produce the tool's answer.
+    Failed(Failure),
+}
+
+/// Why a call did not produce the tool's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No such tool. Answers exactly like [`Failure::Denied`].
+    #[error("unknown tool")]
+    UnknownTool,
+    /// The caller may not use the tool. Answers exactly like [`Failure::UnknownTool`].
+    #[error("denied")]
+    Denied,
+    #[error("{0}")]
+    InvalidArguments(String),
+    #[error("gateway is shutting down")]
+    Draining,
+    #[error("too many calls in flight")]
+    Busy { limit: usize },
+    /// What the unit answered cannot be passed on (untrusted content that does not check out).
+    #[error("the execution unit failed: {0}")]
+    BadOutput(String),
+    #[error("the client cancelled the call")]
+    Cancelled,
+    #[error("the call ran past its deadline of {timeout_seconds} s and was stopped")]
+    DeadlineExceeded { timeout_seconds: u32 },
+    #[error("the gateway shut down and stopped the call")]
+    Shutdown,
+    /// Any other failure of the backend or its unit.
+    #[error("{0}")]
+    Backend(BackendError),
+}
+
+impl Outcome {
+    /// The label of audit lines and of the `outcome` metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Answered(result) if result.is_error == Some(true) => "tool_error",
+            Self::Answered(_) => "ok",
+            Self::Failed(failure) => failure.label(),
+        }
+    }
+
+    /// Why the call did not complete, for the audit line.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Answered(_) => None,
+            Self::Failed(Failure::UnknownTool | Failure::Denied) => None,
+            Self::Failed(failure) => Some(failure.to_string()),
+        }
+    }
+
+    /// What the client gets for a call of tool `name`.
+    pub fn into_response(self, name: &str) -> Result<CallToolResult, ErrorData> {
+        match self {
+            Self::Answered(result) => Ok(result),
+            Self::Failed(failure) => failure.into_response(name),
+        }
+    }
+}
+
+impl Failure {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownTool => "unknown_tool",
+            Self::Denied => "denied",
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::Draining | Self::Shutdown => "shutdown",
+            Self::Busy { .. } => "busy",
+            Self::BadOutput(_) => "unit_failed",
+            Self::Cancelled => "cancelled",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Backend(e) => e.outcome(),
+        }
+    }
+
+    /// Tool results for what the agent can act on (its arguments, the tool's own failure, the
+    /// deadline); JSON-RPC errors for what is the gateway's (shutdown, load, a unit
+    /// that could not start).
+    fn into_response(self, name: &str) -> Result<CallToolResult, ErrorData> {
+        let tool_error = |text: String| Ok(CallToolResult::error(vec![ContentBlock::text(text)]));
+        match self {
+            Self::UnknownTool | Self::Denied => Err(super::unknown_tool_error(name)),
+            Self::InvalidArguments(message) => {
+                tool_error(format!("invalid arguments for tool {name:?}: {message}"))
+            }
+            Self::BadOutput(_) | Self::DeadlineExceeded { .. } => {
+                tool_error(format!("tool {name:?} failed: {self}"))
+            }
+            Self::Backend(ref e) if e.is_tool_result() => {
+                tool_error(format!("tool {name:?} failed: {self}"))
+            }
+            Self::Draining => Err(ErrorData::internal_error(
+                "the gateway is shutting down; retry elsewhere",
+                None,
+            )),
+            Self::Busy { limit } => Err(ErrorData::internal_error(
+                format!("the gateway is at its limit of {limit} calls in flight; retry later"),
+                None,
+            )),
+            Self::Cancelled | Self::Shutdown | Self::Backend(_) => Err(ErrorData::internal_error(
+                format!("tool {name:?}: {self}"),
+                None,
+            )),
+        }
+    }
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
+    }
+}
