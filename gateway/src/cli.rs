@@ -1,11 +1,13 @@
 //! The command line: `serve`, `check`, `dev-token`, `schema`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevClaims, DevKey, default_key_path};
+use crate::bindings::{self, BindingsError, BindingsMismatch, Source};
+use crate::catalog::{self, CatalogError};
 
 /// Switchboard: a remote MCP gateway that runs every tool call in its own isolated unit.
 #[derive(Debug, Parser)]
@@ -37,11 +39,20 @@ pub enum Command {
         /// Write logs (standard error) as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// The JSON of `terraform output -json switchboard_bindings`; default:
+        /// SWITCHBOARD_BINDINGS (the document itself, or a path).
+        #[arg(long, value_name = "FILE")]
+        bindings: Option<PathBuf>,
     },
-    /// Check a catalog file; every error names the file, the tool and the field.
+    /// Check a catalog file, and that the deployment's bindings match it when there are any;
+    /// every error names the file, the tool and the field.
     Check {
         /// The catalog file.
         file: PathBuf,
+        /// The JSON of `terraform output -json switchboard_bindings`; default:
+        /// SWITCHBOARD_BINDINGS (the document itself, or a path).
+        #[arg(long, value_name = "FILE")]
+        bindings: Option<PathBuf>,
     },
     /// Print a bearer token signed with the dev key, for `serve --dev`.
     DevToken {
@@ -93,6 +104,59 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
     Ok(seconds)
 }
 
+/// Why `switchboard check` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Bindings(#[from] BindingsError),
+    #[error(
+        "{}: the bindings from {origin} do not match the catalog ({} problem(s)):\n{}",
+        .file.display(),
+        .mismatch.problems.len(),
+        indent(&.mismatch.to_string())
+    )]
+    Mismatch {
+        file: PathBuf,
+        origin: String,
+        mismatch: BindingsMismatch,
+    },
+}
+
+fn indent(lines: &str) -> String {
+    lines
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The body of `check`: loads the catalog and, when the flag or `SWITCHBOARD_BINDINGS` names
+/// bindings, checks them against it. Returns the line to print.
+pub fn check(file: &Path, bindings: Option<&Path>) -> Result<String, CheckError> {
+    check_from(file, Source::locate(bindings))
+}
+
+/// [`check`] with the bindings' source already located.
+pub fn check_from(file: &Path, source: Option<Source>) -> Result<String, CheckError> {
+    let catalog = catalog::load(file)?;
+    let mut line = format!("{}: ok, {} tool(s)", file.display(), catalog.tools.len());
+    if let Some(source) = source {
+        let deployed = source.load()?;
+        bindings::check(&catalog, &deployed).map_err(|mismatch| CheckError::Mismatch {
+            file: file.to_path_buf(),
+            origin: source.to_string(),
+            mismatch,
+        })?;
+        line.push_str(&format!(
+            ", bindings match ({} deployed)",
+            deployed.tools.len()
+        ));
+    }
+    Ok(line)
+}
+
 /// Mints a dev token (the body of `dev-token`).
 pub fn dev_token(
     key_path: &std::path::Path,
@@ -124,6 +188,92 @@ mod tests {
         assert!(parse_ttl("8d").is_err());
         assert!(parse_ttl("1y").is_err());
         assert!(parse_ttl("h").is_err());
+    }
+
+    #[test]
+    fn serve_takes_a_bindings_file() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "serve",
+            "--catalog",
+            "c.yaml",
+            "--bindings",
+            "b.json",
+        ])
+        .expect("parses");
+        let Command::Serve { bindings, .. } = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert_eq!(bindings, Some(PathBuf::from("b.json")));
+    }
+
+    #[test]
+    fn check_takes_an_optional_bindings_file() {
+        let cli = Cli::try_parse_from(["switchboard", "check", "c.yaml", "--bindings", "b.json"])
+            .expect("parses");
+        let Command::Check { file, bindings } = cli.command else {
+            panic!("not check: {cli:?}");
+        };
+        assert_eq!(file, PathBuf::from("c.yaml"));
+        assert_eq!(bindings, Some(PathBuf::from("b.json")));
+        let cli = Cli::try_parse_from(["switchboard", "check", "c.yaml"]).expect("parses");
+        assert!(matches!(cli.command, Command::Check { bindings: None, .. }));
+    }
+
+    const CATALOG: &str = r#"
+version: 1
+tools:
+  - name: echo
+    description: Echo.
+    input_schema: {type: object}
+    backend: lambda
+    lambda: {package: echo.zip}
+    allow: {groups: [dev]}
+"#;
+
+    fn echo_bindings(work_role: Option<&str>) -> String {
+        serde_json::json!({"version": 1, "region": "r", "account_id": "1", "tools": {
+            "echo": {"backend": "lambda", "function_arn": "arn:f", "work_role_arn": work_role,
+                     "session_tags": ["tool", "tenant", "principal", "invocation"]}}})
+        .to_string()
+    }
+
+    #[test]
+    fn check_without_bindings_checks_the_catalog_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, CATALOG).expect("write");
+        let line = check_from(&file, None).expect("ok");
+        assert_eq!(line, format!("{}: ok, 1 tool(s)", file.display()));
+    }
+
+    #[test]
+    fn check_with_matching_bindings_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, CATALOG).expect("write");
+        let doc = echo_bindings(None);
+        let line = check_from(&file, Some(Source::EnvDocument(doc))).expect("ok");
+        assert!(
+            line.ends_with("ok, 1 tool(s), bindings match (1 deployed)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn check_with_mismatched_bindings_names_every_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, CATALOG).expect("write");
+        let bindings = dir.path().join("b.json");
+        std::fs::write(&bindings, echo_bindings(Some("arn:w"))).expect("write");
+        let e = check_from(&file, Some(Source::Flag(bindings)))
+            .expect_err("work role without permissions")
+            .to_string();
+        assert!(
+            e.contains("do not match the catalog (1 problem(s)):\n  \"echo\": "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchboard_gateway::cli::{Cli, Command, dev_token};
+use switchboard_gateway::bindings::Bindings;
+use switchboard_gateway::cli::{self, Cli, Command, dev_token};
 use switchboard_gateway::{catalog, serve};
 
 fn main() -> ExitCode {
@@ -26,7 +27,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dev_key,
             audit_log,
             log_json,
+            bindings,
         } => {
+            let bindings = Bindings::from_env_or_file(bindings.as_deref())?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info".into());
             let logs = tracing_subscriber::fmt()
@@ -44,11 +47,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dev,
                 dev_key,
                 audit_log,
+                bindings,
             }))?;
         }
-        Command::Check { file } => {
-            let c = catalog::load(&file)?;
-            eprintln!("{}: ok, {} tool(s)", file.display(), c.tools.len());
+        Command::Check { file, bindings } => {
+            eprintln!("{}", cli::check(&file, bindings.as_deref())?);
         }
         Command::DevToken {
             sub,

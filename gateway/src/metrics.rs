@@ -31,6 +31,50 @@ impl ToolLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendCallLabels {
+    backend: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabel {
+    backend: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsErrorLabels {
+    service: String,
+    code: String,
+}
+
+/// AWS API errors by service and error code (`switchboard_aws_errors_total`), counted by the
+/// credential broker (service `sts`) and the AWS backends (`lambda`, ...). Cheap to clone; every
+/// clone counts into the same family.
+#[derive(Debug, Clone, Default)]
+pub struct AwsErrors(Family<AwsErrorLabels, Counter>);
+
+impl AwsErrors {
+    pub fn count(&self, service: &str, code: &str) {
+        self.0
+            .get_or_create(&AwsErrorLabels {
+                service: service.into(),
+                code: code.into(),
+            })
+            .inc();
+    }
+
+    /// Errors counted so far for `service` and `code`.
+    pub fn get(&self, service: &str, code: &str) -> u64 {
+        self.0
+            .get_or_create(&AwsErrorLabels {
+                service: service.into(),
+                code: code.into(),
+            })
+            .get()
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -43,6 +87,9 @@ pub struct Metrics {
     latency: Family<ToolLabel, Histogram>,
     in_flight: Gauge,
     rejected: Family<ReasonLabel, Counter>,
+    backend_calls: Family<BackendCallLabels, Counter>,
+    backend_latency: Family<BackendLabel, Histogram>,
+    aws_errors: AwsErrors,
 }
 
 impl Default for Metrics {
@@ -54,12 +101,12 @@ impl Default for Metrics {
 impl Metrics {
     /// The gateway's own metrics only.
     pub fn new() -> Self {
-        Self::with_backends(&Backends::new())
+        Self::with_backends(&Backends::new(), &AwsErrors::default())
     }
 
     /// The gateway's metrics plus what each backend counts (for example the local sandbox's
     /// endpoint-proxy refusals).
-    pub fn with_backends(backends: &Backends) -> Self {
+    pub fn with_backends(backends: &Backends, aws_errors: &AwsErrors) -> Self {
         let mut registry = Registry::with_prefix("switchboard");
         let calls = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -89,6 +136,27 @@ impl Metrics {
             "Requests refused before dispatch, by reason",
             rejected.clone(),
         );
+        let backend_calls = Family::<BackendCallLabels, Counter>::default();
+        registry.register(
+            "backend_calls",
+            "Tool calls by backend and outcome",
+            backend_calls.clone(),
+        );
+        let backend_latency = Family::<BackendLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0, 900.0,
+            ])
+        });
+        registry.register(
+            "backend_call_duration_seconds",
+            "Tool call latency by backend, end to end",
+            backend_latency.clone(),
+        );
+        registry.register(
+            "aws_errors",
+            "AWS API errors by service (sts, lambda) and error code",
+            aws_errors.0.clone(),
+        );
         for backend in backends.all() {
             backend.register_metrics(&mut registry);
         }
@@ -98,10 +166,33 @@ impl Metrics {
             latency,
             in_flight,
             rejected,
+            backend_calls,
+            backend_latency,
+            aws_errors: aws_errors.clone(),
         }
     }
 
-    pub fn call_finished(&self, tool: &str, outcome: &str, seconds: f64) {
+    /// The AWS error counters (shared with the broker and the AWS backends).
+    pub fn aws_errors(&self) -> &AwsErrors {
+        &self.aws_errors
+    }
+
+    /// Counts one finished call; `backend` is `None` when the call never reached one (unknown
+    /// tool, denied).
+    pub fn call_finished(&self, tool: &str, backend: Option<&str>, outcome: &str, seconds: f64) {
+        if let Some(backend) = backend {
+            self.backend_calls
+                .get_or_create(&BackendCallLabels {
+                    backend: backend.into(),
+                    outcome: outcome.into(),
+                })
+                .inc();
+            self.backend_latency
+                .get_or_create(&BackendLabel {
+                    backend: backend.into(),
+                })
+                .observe(seconds);
+        }
         self.calls
             .get_or_create(&CallLabels {
                 tool: tool.into(),

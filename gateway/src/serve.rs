@@ -1,8 +1,10 @@
 //! `switchboard serve`: builds the gateway from a catalog and runs it until a signal, then shuts
 //! down gracefully (stop accepting, let calls finish up to a bound, then cancel them).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,9 +13,14 @@ use crate::audit::AuditSink;
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{KeySource, Verifier};
 use crate::backend::Backends;
+use crate::backend::lambda::LambdaBackend;
+use crate::bindings::Bindings;
+use crate::catalog::BackendKind;
 use crate::catalog::{self, AuthSettings, Catalog, JwksSource};
+use crate::credentials::Broker;
 use crate::http::{AppState, app, authority_of};
 use crate::mcp::{Gateway, GatewayConfig};
+use crate::metrics::AwsErrors;
 use crate::metrics::Metrics;
 
 /// Options of `switchboard serve`.
@@ -24,6 +31,7 @@ pub struct ServeOptions {
     pub dev: bool,
     pub dev_key: PathBuf,
     pub audit_log: Option<PathBuf>,
+    pub bindings: Option<crate::bindings::Bindings>,
 }
 
 /// Why the gateway could not start.
@@ -43,6 +51,16 @@ pub enum ServeError {
     Auth(String),
     #[error("backends: {0}")]
     Backend(String),
+    #[error("the bindings do not match the catalog:\n{0}")]
+    Bindings(#[from] crate::bindings::BindingsMismatch),
+    #[error(
+        "tool {0:?} runs on the {1} backend, which needs the deployment's bindings: pass \
+         --bindings FILE (the JSON of `terraform output -json switchboard_bindings`) or set \
+         SWITCHBOARD_BINDINGS"
+    )]
+    NoBindings(String, &'static str),
+    #[error("credentials: {0}")]
+    Credentials(#[from] crate::credentials::CredentialError),
     #[error("gateway: {0}")]
     Gateway(String),
     #[error("cannot open audit log {0}: {1}")]
@@ -61,22 +79,77 @@ pub struct Prepared {
     pub grace: Duration,
 }
 
-/// Builds the backends the catalog's tools need.
-pub fn backends_for(catalog: &Catalog, catalog_dir: &Path) -> Result<Backends, ServeError> {
+/// Builds the backends the catalog's tools need: the local sandbox for `local` tools, the
+/// Lambda backend (functions from the bindings) for `lambda` tools.
+pub fn backends_for(
+    catalog: &Catalog,
+    catalog_dir: &Path,
+    aws: Option<&Aws>,
+) -> Result<Backends, ServeError> {
     let mut backends = Backends::new();
     if catalog
         .tools
         .iter()
-        .any(|t| t.backend == crate::catalog::BackendKind::Local)
+        .any(|t| t.backend == BackendKind::Local)
     {
         let local = crate::backend::local::LocalBackend::new(catalog_dir, &catalog.tools)
             .map_err(|e| ServeError::Backend(e.to_string()))?;
-        backends = backends.with(
-            crate::catalog::BackendKind::Local,
-            std::sync::Arc::new(local),
-        );
+        backends = backends.with(BackendKind::Local, Arc::new(local));
+    }
+    let lambda_tools: Vec<&str> = catalog
+        .tools
+        .iter()
+        .filter(|t| t.backend == BackendKind::Lambda)
+        .map(|t| t.name.as_str())
+        .collect();
+    if let Some(first) = lambda_tools.first() {
+        let aws = aws.ok_or_else(|| ServeError::NoBindings((*first).to_owned(), "lambda"))?;
+        let functions = lambda_tools
+            .iter()
+            .filter_map(|name| {
+                let arn = aws.bindings.tool(name)?.function_arn.clone()?;
+                Some(((*name).to_owned(), arn))
+            })
+            .collect();
+        let lambda = LambdaBackend::new(&aws.config, functions, aws.errors.clone());
+        backends = backends.with(BackendKind::Lambda, Arc::new(lambda));
     }
     Ok(backends)
+}
+
+/// What the AWS side of a gateway shares: the deployment's bindings, the SDK configuration
+/// (the standard credential chain; `AWS_ENDPOINT_URL` points every client at an emulator) and
+/// the AWS error counters.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub bindings: Bindings,
+    pub config: aws_config::SdkConfig,
+    pub errors: AwsErrors,
+}
+
+impl Aws {
+    /// Checks the bindings against the catalog and loads the SDK configuration.
+    pub async fn load(catalog: &Catalog, bindings: Bindings) -> Result<Self, ServeError> {
+        crate::bindings::check(catalog, &bindings)?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(bindings.region.clone()))
+            .load()
+            .await;
+        Ok(Self {
+            bindings,
+            config,
+            errors: AwsErrors::default(),
+        })
+    }
+
+    /// Work role ARN by tool, for the tools whose binding has one.
+    pub fn work_roles(&self) -> HashMap<String, String> {
+        self.bindings
+            .tools
+            .iter()
+            .filter_map(|(name, b)| Some((name.clone(), b.work_role_arn.clone()?)))
+            .collect()
+    }
 }
 
 /// Loads the catalog, builds auth, backends and the gateway, and binds the listener.
@@ -154,16 +227,31 @@ pub async fn prepare(
         )
     };
 
+    for tool in catalog.tools.iter().filter(|t| !t.permissions.is_empty()) {
+        crate::credentials::check_tool(tool)?;
+    }
+    let aws = match opts.bindings.clone() {
+        Some(bindings) => Some(Aws::load(&catalog, bindings).await?),
+        None => None,
+    };
     let backends = match backends {
         Some(b) => b,
-        None => backends_for(&catalog, &catalog_dir)?,
+        None => backends_for(&catalog, &catalog_dir, aws.as_ref())?,
+    };
+    let aws_errors = aws.as_ref().map(|a| a.errors.clone()).unwrap_or_default();
+    let work_roles = aws.as_ref().map(Aws::work_roles).unwrap_or_default();
+    let broker = if work_roles.is_empty() {
+        None
+    } else {
+        let config = aws.as_ref().map(|a| &a.config);
+        config.map(|c| Broker::with_client(aws_sdk_sts::Client::new(c)))
     };
     let audit = match &opts.audit_log {
         Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
         None => AuditSink::stdout(),
     };
     let limits = &catalog.gateway.limits;
-    let metrics = Metrics::with_backends(&backends);
+    let metrics = Metrics::with_backends(&backends, &aws_errors);
     let gateway = Gateway::new(
         &catalog,
         GatewayConfig {
@@ -171,6 +259,8 @@ pub async fn prepare(
             audit,
             metrics,
             max_in_flight: limits.max_in_flight,
+            work_roles,
+            broker,
         },
     )
     .map_err(ServeError::Gateway)?;

@@ -153,6 +153,8 @@ fn harness() -> Harness {
             audit: AuditSink::writer(Box::new(audit.clone())),
             metrics: Metrics::new(),
             max_in_flight: 8,
+            work_roles: Default::default(),
+            broker: None,
         },
     )
     .expect("gateway");

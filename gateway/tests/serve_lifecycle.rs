@@ -72,6 +72,7 @@ async fn start(grace: u64) -> Running {
         dev: true,
         dev_key: dir.path().join("dev.pem"),
         audit_log: Some(audit.clone()),
+        bindings: None,
     };
     let backends = Backends::new().with(BackendKind::Local, Arc::new(Sleeper));
     let prepared = prepare(&opts, Some(backends)).await.expect("prepare");
@@ -124,6 +125,7 @@ async fn dev_mode_refuses_a_non_loopback_listen_address() {
         dev: true,
         dev_key: dir.path().join("dev.pem"),
         audit_log: None,
+        bindings: None,
     };
     let err = prepare(
         &opts,
@@ -149,6 +151,7 @@ async fn no_auth_section_without_dev_is_refused() {
         dev: false,
         dev_key: dir.path().join("dev.pem"),
         audit_log: None,
+        bindings: None,
     };
     let err = prepare(&opts, None).await.expect_err("must refuse");
     assert!(err.to_string().contains("gateway.auth is missing"), "{err}");

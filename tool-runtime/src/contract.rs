@@ -24,20 +24,45 @@
 
 use std::collections::BTreeMap;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Temporary AWS credentials minted for exactly one invocation.
 ///
-/// `Debug` never prints the secret parts.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The secret parts are [`SecretString`]s: `Debug` never prints them, and the one place they
+/// are exposed is serialization, because the invocation is how they reach the unit. Comparing
+/// two values compares the secrets too.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AwsCredentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
+    #[serde(serialize_with = "expose", deserialize_with = "secret")]
+    pub secret_access_key: SecretString,
+    #[serde(serialize_with = "expose", deserialize_with = "secret")]
+    pub session_token: SecretString,
     /// RFC 3339 expiry.
     pub expiration: String,
 }
+
+/// Writes a secret on the wire (the invocation is where the unit reads it).
+fn expose<S: serde::Serializer>(value: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.expose_secret())
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    String::deserialize(deserializer).map(SecretString::from)
+}
+
+impl PartialEq for AwsCredentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.access_key_id == other.access_key_id
+            && self.secret_access_key.expose_secret() == other.secret_access_key.expose_secret()
+            && self.session_token.expose_secret() == other.session_token.expose_secret()
+            && self.expiration == other.expiration
+    }
+}
+
+impl Eq for AwsCredentials {}
 
 impl std::fmt::Debug for AwsCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -305,6 +330,38 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("very-secret"));
         assert!(!s.contains("token-secret"));
+        let inv = Invocation {
+            invocation_id: "i-1".into(),
+            tool: "t".into(),
+            arguments: serde_json::Map::new(),
+            deadline_unix_ms: 1,
+            credentials: Some(c),
+            session_tags: BTreeMap::new(),
+        };
+        let s = format!("{inv:?}");
+        assert!(
+            !s.contains("very-secret") && !s.contains("token-secret"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn credentials_go_on_the_wire_in_camel_case_and_come_back() {
+        let json = serde_json::json!({
+            "accessKeyId": "ASIA1", "secretAccessKey": "s3cr3t", "sessionToken": "t0k3n",
+            "expiration": "2026-12-01T10:15:00Z"
+        });
+        let c: AwsCredentials = serde_json::from_value(json.clone()).expect("valid credentials");
+        assert_eq!(c.secret_access_key.expose_secret(), "s3cr3t");
+        assert_eq!(c.session_token.expose_secret(), "t0k3n");
+        assert_eq!(serde_json::to_value(&c).expect("serializes"), json);
+        let mut other = c.clone();
+        assert_eq!(other, c);
+        other.session_token = "different".into();
+        assert_ne!(other, c);
+        let mut bad = json;
+        bad["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<AwsCredentials>(bad).is_err());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! Each step either hands the next one what it needs or ends the call with a [`Failure`]; the
 //! [`Outcome`] alone decides what the client gets and what the audit line and the metrics say.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use crate::audit::AuditRecord;
 use crate::auth::Caller;
 use crate::authz;
 use crate::backend::{Backend, BackendError, Dispatch, Dispatched, Progress};
+use crate::credentials::{CredentialError, MintRequest};
 use crate::deadline::Deadline;
 use crate::metrics::InFlight;
 use crate::validate;
@@ -78,10 +78,19 @@ impl Gateway {
         let _admitted = self.admit()?;
         let backend = self.backend_of(entry)?;
         let deadline = Deadline::after(Duration::from_secs(u64::from(entry.def.timeout_seconds)));
-        let invocation = self.invocation(entry, call, &deadline);
-        let dispatched = self
-            .dispatch(entry, &backend, call, invocation, deadline)
+        let mut invocation = self.invocation(entry, call, &deadline);
+        self.mint_credentials(entry, call, &mut invocation, &deadline)
             .await?;
+        let dispatched = match self
+            .dispatch(entry, &backend, call, invocation, deadline)
+            .await
+        {
+            Ok(dispatched) => dispatched,
+            Err((failure, unit_id)) => {
+                call.record.unit_id = unit_id;
+                return Err(failure);
+            }
+        };
         call.record.unit_id = Some(dispatched.unit_id.clone());
         let result = answer(dispatched)?;
         call.record.bytes_out = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
@@ -125,24 +134,30 @@ impl Gateway {
     }
 
     /// The invocation the unit receives: validated arguments, the deadline on the wire, and the
-    /// session tags, whose values come from the verified caller and the gateway only.
+    /// session tags, whose values come from the verified caller and the gateway only (never from
+    /// the arguments).
     fn invocation(
         &self,
         entry: &ToolEntry,
         call: &mut Call<'_>,
         deadline: &Deadline,
     ) -> Invocation {
-        let mut session_tags = BTreeMap::new();
-        for tag in &entry.def.session_tags {
-            use crate::catalog::SessionTag;
-            let value = match tag {
-                SessionTag::Tool => Some(call.name.clone()),
-                SessionTag::Tenant => call.caller.tenant.clone(),
-                SessionTag::Principal => Some(call.caller.subject.clone()),
-                SessionTag::Invocation => Some(call.record.invocation_id.clone()),
-            };
-            if let Some(v) = value {
-                session_tags.insert(tag.as_str().to_owned(), v);
+        // A tool with a work role gets the tags the broker checked and sent to STS (set when the
+        // credentials are minted); for one without, they are informational and an absent tenant
+        // is left out.
+        let mut session_tags = std::collections::BTreeMap::new();
+        if entry.work_role().is_none() {
+            for tag in &entry.def.session_tags {
+                use crate::catalog::SessionTag;
+                let value = match tag {
+                    SessionTag::Tool => Some(call.name.clone()),
+                    SessionTag::Tenant => call.caller.tenant.clone(),
+                    SessionTag::Principal => Some(call.caller.subject.clone()),
+                    SessionTag::Invocation => Some(call.record.invocation_id.clone()),
+                };
+                if let Some(v) = value {
+                    session_tags.insert(tag.as_str().to_owned(), v);
+                }
             }
         }
         Invocation {
@@ -158,6 +173,47 @@ impl Gateway {
         }
     }
 
+    /// Mint credentials: for a tool with a work role, STS `AssumeRole` for this call only; the
+    /// credentials go into the invocation, the role session into the audit line.
+    async fn mint_credentials(
+        &self,
+        entry: &ToolEntry,
+        call: &mut Call<'_>,
+        invocation: &mut Invocation,
+        deadline: &Deadline,
+    ) -> Result<(), Failure> {
+        let (Some(role_arn), Some(broker)) = (entry.work_role(), self.inner().broker.as_ref())
+        else {
+            return Ok(());
+        };
+        let minted = broker
+            .mint(MintRequest {
+                tool: &entry.def,
+                role_arn,
+                session_tags: &entry.def.session_tags,
+                invocation_id: &invocation.invocation_id,
+                caller: &call.caller,
+                deadline,
+            })
+            .await
+            .map_err(|e| {
+                let code = match &e {
+                    CredentialError::Sts { label, .. } => Some(*label),
+                    CredentialError::PackedPolicyTooLarge { .. } => Some("PackedPolicyTooLarge"),
+                    CredentialError::Throttled { .. } => Some("Throttling"),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    self.inner().metrics.aws_errors().count("sts", code);
+                }
+                Failure::Credentials(e)
+            })?;
+        call.record.role_session_arn = Some(minted.assumed_role_arn);
+        invocation.session_tags = minted.session_tags;
+        invocation.credentials = Some(minted.credentials);
+        Ok(())
+    }
+
     /// Dispatch: hands the invocation to the backend and stops it when the client cancels, the
     /// deadline passes or the gateway shuts down; forwards progress while it runs.
     async fn dispatch(
@@ -167,7 +223,7 @@ impl Gateway {
         call: &Call<'_>,
         invocation: Invocation,
         deadline: Deadline,
-    ) -> Result<Dispatched, Failure> {
+    ) -> Result<Dispatched, (Failure, Option<String>)> {
         let (progress_tx, progress_rx) = mpsc::channel::<Progress>(16);
         let progress_task = forward_progress(call.ctx, entry.def.backend.as_str(), progress_rx);
         let cancel = CancellationToken::new();
@@ -202,7 +258,13 @@ impl Gateway {
             // The sender was moved into the dispatch and is gone now, so the task ends by itself.
             let _ = task.await;
         }
-        result.map_err(|err| stop_failure(err, stopped, entry.def.timeout_seconds))
+        result.map_err(|err| {
+            let unit_id = err.unit_id().map(str::to_owned);
+            (
+                stop_failure(err, stopped, entry.def.timeout_seconds),
+                unit_id,
+            )
+        })
     }
 
     /// Audit: one line per call, and the call metrics, from the outcome.
@@ -212,9 +274,12 @@ impl Gateway {
         record.reason = outcome.reason();
         record.duration_ms = elapsed.as_millis() as u64;
         inner.audit.record(&record);
-        inner
-            .metrics
-            .call_finished(&record.tool, record.outcome, elapsed.as_secs_f64());
+        inner.metrics.call_finished(
+            &record.tool,
+            record.backend,
+            record.outcome,
+            elapsed.as_secs_f64(),
+        );
     }
 }
 

@@ -19,6 +19,7 @@ use crate::auth::Caller;
 use crate::authz;
 use crate::backend::Backends;
 use crate::catalog::{Catalog, Tool};
+use crate::credentials::Broker;
 use crate::metrics::Metrics;
 use crate::validate;
 
@@ -28,9 +29,16 @@ pub struct ToolEntry {
     pub def: Arc<Tool>,
     listed: rmcp::model::Tool,
     validator: jsonschema::Validator,
+    /// The role assumed per call, from the bindings; `None`: the tool gets no credentials.
+    work_role: Option<String>,
 }
 
 impl ToolEntry {
+    /// The tool's work role, when it gets credentials.
+    pub fn work_role(&self) -> Option<&str> {
+        self.work_role.as_deref()
+    }
+
     /// The tool's input schema, compiled at start.
     pub fn validator(&self) -> &jsonschema::Validator {
         &self.validator
@@ -44,6 +52,10 @@ pub struct GatewayConfig {
     pub audit: AuditSink,
     pub metrics: Metrics,
     pub max_in_flight: usize,
+    /// Work role ARN by tool name (from the bindings): these tools get credentials per call.
+    pub work_roles: HashMap<String, String>,
+    /// Mints them; required when `work_roles` is not empty.
+    pub broker: Option<Broker>,
 }
 
 /// The shared state behind every MCP request. Cheap to clone.
@@ -61,6 +73,7 @@ pub(super) struct Inner {
     pub(super) metrics: Metrics,
     pub(super) slots: Arc<Semaphore>,
     pub(super) max_in_flight: usize,
+    pub(super) broker: Option<Broker>,
     /// Cancelled when shutdown begins: new calls are refused.
     pub(super) draining: CancellationToken,
     /// Cancelled when the shutdown grace period ends: running calls are stopped.
@@ -72,6 +85,9 @@ impl Gateway {
     /// Builds the gateway from a checked catalog. Fails when a schema does not compile or a tool's
     /// backend is not configured.
     pub fn new(catalog: &Catalog, config: GatewayConfig) -> Result<Self, String> {
+        if !config.work_roles.is_empty() && config.broker.is_none() {
+            return Err("tools have work roles but no credential broker is configured".into());
+        }
         let mut tools = Vec::new();
         let mut by_name = HashMap::new();
         for def in &catalog.tools {
@@ -95,6 +111,7 @@ impl Gateway {
                 def: Arc::new(def.clone()),
                 listed,
                 validator,
+                work_role: config.work_roles.get(&def.name).cloned(),
             });
         }
         Ok(Self {
@@ -106,6 +123,7 @@ impl Gateway {
                 metrics: config.metrics,
                 slots: Arc::new(Semaphore::new(config.max_in_flight)),
                 max_in_flight: config.max_in_flight,
+                broker: config.broker,
                 draining: CancellationToken::new(),
                 stop_calls: CancellationToken::new(),
                 sessions: Default::default(),

@@ -6,6 +6,7 @@ use rmcp::ErrorData;
 use rmcp::model::{CallToolResult, ContentBlock};
 
 use crate::backend::BackendError;
+use crate::credentials::CredentialError;
 
 /// How a call ended.
 #[derive(Debug)]
@@ -31,6 +32,9 @@ pub enum Failure {
     Draining,
     #[error("too many calls in flight")]
     Busy { limit: usize },
+    /// The credential broker refused or could not mint the call's credentials.
+    #[error("{0}")]
+    Credentials(CredentialError),
     /// What the unit answered cannot be passed on (untrusted content that does not check out).
     #[error("the execution unit failed: {0}")]
     BadOutput(String),
@@ -81,6 +85,7 @@ impl Failure {
             Self::InvalidArguments(_) => "invalid_arguments",
             Self::Draining | Self::Shutdown => "shutdown",
             Self::Busy { .. } => "busy",
+            Self::Credentials(_) => "credentials_failed",
             Self::BadOutput(_) => "unit_failed",
             Self::Cancelled => "cancelled",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
@@ -89,7 +94,7 @@ impl Failure {
     }
 
     /// Tool results for what the agent can act on (its arguments, the tool's own failure, the
-    /// deadline); JSON-RPC errors for what is the gateway's (shutdown, load, a unit
+    /// deadline); JSON-RPC errors for what is the gateway's (shutdown, load, credentials, a unit
     /// that could not start).
     fn into_response(self, name: &str) -> Result<CallToolResult, ErrorData> {
         let tool_error = |text: String| Ok(CallToolResult::error(vec![ContentBlock::text(text)]));
@@ -110,6 +115,10 @@ impl Failure {
             )),
             Self::Busy { limit } => Err(ErrorData::internal_error(
                 format!("the gateway is at its limit of {limit} calls in flight; retry later"),
+                None,
+            )),
+            Self::Credentials(ref e) => Err(ErrorData::internal_error(
+                format!("tool {name:?}: no credentials for this call: {e}"),
                 None,
             )),
             Self::Cancelled | Self::Shutdown | Self::Backend(_) => Err(ErrorData::internal_error(

@@ -383,8 +383,13 @@ impl LocalBackend {
         ];
         if let Some(c) = &inv.credentials {
             env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
-            env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
-            env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone()));
+            use secrecy::ExposeSecret as _;
+            let secret = c.secret_access_key.expose_secret().to_owned();
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
+            env.push((
+                "AWS_SESSION_TOKEN".into(),
+                c.session_token.expose_secret().into(),
+            ));
         }
         if plan.proxy_socket.is_some() {
             env.push(("SWITCHBOARD_ENDPOINT_SOCKET".into(), ENDPOINT_SOCKET.into()));
