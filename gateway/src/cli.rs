@@ -80,6 +80,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of the catalog format.
     Schema,
+    /// Print the session policy each tool with permissions would get for a call starting now
+    /// (a JSON object: tool name to policy document), e.g. to lint it with parliament.
+    SessionPolicies {
+        /// The catalog file.
+        file: PathBuf,
+    },
 }
 
 /// Parses `90s`, `30m`, `1h`, `1d` or plain seconds; at most 7 days.

@@ -68,6 +68,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{token}");
             }
         }
+        Command::SessionPolicies { file } => {
+            let policies = session_policies(&file)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&policies)?);
+            }
+        }
         Command::Schema => {
             #[allow(clippy::print_stdout)]
             {
@@ -76,4 +83,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The body of `session-policies`: tool name to the session policy a call starting now gets.
+fn session_policies(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let catalog = switchboard_gateway::catalog::load(file)?;
+    let mut out = serde_json::Map::new();
+    for tool in catalog.tools.iter().filter(|t| !t.permissions.is_empty()) {
+        let deadline = switchboard_gateway::deadline::Deadline::after(
+            std::time::Duration::from_secs(u64::from(tool.timeout_seconds)),
+        );
+        let text = switchboard_gateway::credentials::session_policy(tool, &deadline)?;
+        out.insert(tool.name.clone(), serde_json::from_str(&text)?);
+    }
+    Ok(serde_json::Value::Object(out))
 }

@@ -78,3 +78,28 @@ def test_policy_templates_are_the_only_policies():
             value = m.group(2).strip()
             rendered = "templatefile(" in value or value in ("(", "jsonencode(local.gateway_policy)")
             assert rendered, (path, m.group(0))
+
+
+def test_rendered_session_policies_of_the_example_catalog_pass_parliament():
+    # What the gateway's broker sends to STS per call (`switchboard session-policies` renders it
+    # with a deadline of now + timeout), linted like the deployed policies.
+    import json
+
+    from parliament import analyze_policy_string, enhance_finding
+
+    severities = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    out = subprocess.run(
+        [str(REPO / "target/release/switchboard"), "session-policies", str(REPO / "examples/catalog.aws.yaml")],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout
+    policies = json.loads(out)
+    assert {"terraform-plan", "tenant-files"} <= set(policies), sorted(policies)
+    problems = []
+    for tool, document in policies.items():
+        for st in document["Statement"]:
+            assert "aws:CurrentTime" in st["Condition"]["DateLessThan"], (tool, st)
+        for finding in analyze_policy_string(json.dumps(document)).findings:
+            finding = enhance_finding(finding)
+            if severities.index(finding.severity) >= severities.index("MEDIUM"):
+                problems.append(f"{tool}: {finding.severity} {finding.issue} {finding.detail}")
+    assert not problems, "\n".join(problems)
