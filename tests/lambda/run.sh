@@ -31,6 +31,7 @@ cargo build --release --locked -p switchboard-lambda-host --bin switchboard-lamb
 cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-lambda-probe
 cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-tool
 cargo test --release --locked -p switchboard-lambda-host --test localstack --no-run
+cargo test --release --locked -p switchboard-gateway --test broker_localstack --no-run
 
 say "zipping the probe as bootstrap"
 mkdir -p "$suite"
@@ -65,6 +66,49 @@ say "running the suite"
 LAMBDA_PROBE_ZIP=$zip LAMBDA_TOOLS_ZIP=$tools_zip \
   cargo test --release --locked -p switchboard-lambda-host --test localstack -- \
   --test-threads=6 ${LAMBDA_TEST_ARGS:-}
+
+say "the credential broker against LocalStack STS (gateway/tests/broker_localstack.rs)"
+LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
+  cargo test --release --locked -p switchboard-gateway --test broker_localstack
+
+# --- end to end: the gateway's Lambda backend (tests/lambda/e2e/) -----------------------------
+# The official MCP Python SDK calls lambda tools through `switchboard serve --bindings`; this
+# LocalStack runs switchboard-tool and the probe with credentials the gateway's broker mints per
+# call. pytest's fixtures create the roles and functions, the recording proxy and the gateway,
+# and stop the gateway again. E2E_PYTEST_ARGS are passed to pytest (e.g. `-k whoami`).
+say "end to end: the gateway's Lambda backend"
+cargo build --release --locked -p switchboard-gateway --bin switchboard
+# The MCP suite's SDK 2.x venv, same place, same requirements file and same rebuild rule as
+# tests/mcp/run.sh's venv(), so whichever suite runs first builds it for both.
+mcp_work=$root/.work/mcp
+mcp_python=${MCP_PYTHON:-python3}
+venv() {
+  local name=$1 req=$2 dir="$mcp_work/$1"
+  if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/.requirements"; then
+    return
+  fi
+  say "creating venv $name"
+  rm -rf "$dir"
+  mkdir -p "$mcp_work"
+  "$mcp_python" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$dir/.requirements"
+}
+venv sdk2 "$root/tests/mcp/requirements-sdk2.txt"
+e2e_run=$suite/e2e
+rm -rf "$e2e_run"
+mkdir -p "$e2e_run"
+# shellcheck disable=SC2086
+if ! (cd "$here/e2e" && LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
+  AWS_CLI=$work/localstack/venv-localstack/bin/aws \
+  SWITCHBOARD_BIN=$bin/switchboard \
+  LAMBDA_TOOLS_ZIP=$tools_zip LAMBDA_PROBE_ZIP=$zip \
+  E2E_RUN_DIR=$e2e_run \
+  "$mcp_work/sdk2/bin/python" -m pytest -v ${E2E_PYTEST_ARGS:-}); then
+  echo "FAIL end to end (tests/lambda/e2e); gateway log, audit and wire.jsonl in $e2e_run" >&2
+  exit 1
+fi
+# --- end of the end-to-end block ----------------------------------------------------------------
 
 say "check localstack_shutdown_stops_every_environment"
 aws=$work/localstack/venv-localstack/bin/aws

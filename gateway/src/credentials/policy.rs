@@ -259,7 +259,8 @@ mod tests {
             {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::a/*"],
              "condition": {"DateLessThan": {"aws:currenttime": "2020-01-01T00:00:00Z"}}},
             {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"],
-             "condition": {"DateLessThan": {"aws:CurrentTime": ["2019-01-01T00:00:00Z", "2021-06-01T00:00:00+02:00"]}}},
+             "condition": {"DateLessThan": {"aws:CurrentTime":
+                 ["2019-01-01T00:00:00Z", "2021-06-01T00:00:00+02:00"]}}},
         ]));
         let all = statements(&render(&t, AT).expect("renders"));
         assert_eq!(
@@ -296,8 +297,10 @@ mod tests {
     #[test]
     fn principal_tag_variables_stay_untouched() {
         let t = tool(json!([{"actions": ["s3:GetObject"],
-            "resources": ["arn:aws:s3:::b/${aws:PrincipalTag/tenant}/${aws:PrincipalTag/principal}/*"],
-            "condition": {"StringEquals": {"s3:ExistingObjectTag/tenant": "${aws:PrincipalTag/tenant}"}}}]));
+            "resources":
+                ["arn:aws:s3:::b/${aws:PrincipalTag/tenant}/${aws:PrincipalTag/principal}/*"],
+            "condition": {"StringEquals":
+                {"s3:ExistingObjectTag/tenant": "${aws:PrincipalTag/tenant}"}}}]));
         let text = render(&t, AT).expect("renders");
         assert!(
             text.contains(

@@ -52,7 +52,11 @@ pub struct AssumedRole {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StsFailure {
     /// STS answered with an error.
-    #[error("STS answered HTTP {status} {}: {}", code.as_deref().unwrap_or("(no error code)"), message.as_deref().unwrap_or("(no message)"))]
+    #[error(
+        "STS answered HTTP {status} {}: {}",
+        code.as_deref().unwrap_or("(no error code)"),
+        message.as_deref().unwrap_or("(no message)")
+    )]
     Service {
         code: Option<String>,
         message: Option<String>,

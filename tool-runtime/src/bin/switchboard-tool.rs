@@ -7,6 +7,8 @@
 //!   invocation's `tool` (its catalog name) picks the tool, and a name this binary does not have
 //!   is a tool error naming it.
 //!
+//! Tools: `echo` ([`tools::echo`]), `whoami` ([`tools::whoami`]).
+//!
 //! Deliberately free of argument-parsing crates: in one-shot mode it starts once per call.
 
 use std::io::Write;
@@ -15,22 +17,28 @@ use std::process::ExitCode;
 use switchboard_tool_runtime::lambda::run_lambda;
 use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
+/// The tools this binary has, by catalog name.
+const TOOLS: &[&str] = &["echo", "whoami"];
+
 const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
-                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo";
+                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami";
 
 /// Why a reference tool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum ToolError {
-    #[error("this package has no tool named {0:?} (it has: echo)")]
+    #[error("this package has no tool named {0:?} (it has: echo, whoami)")]
     Unknown(String),
     #[error(transparent)]
     Echo(#[from] tools::echo::EchoError),
+    #[error(transparent)]
+    Whoami(#[from] tools::whoami::WhoamiError),
 }
 
 /// Runs the reference tool called `tool`.
 fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
     match tool {
         "echo" => Ok(tools::echo::echo(invocation)?),
+        "whoami" => Ok(tools::whoami::whoami(invocation)?),
         other => Err(ToolError::Unknown(other.to_owned())),
     }
 }
@@ -44,7 +52,7 @@ fn main() -> ExitCode {
     }
     let tool = std::env::args().nth(1).unwrap_or_default();
     match tool.as_str() {
-        "echo" => run(move |invocation| handle(&tool, invocation)),
+        known if TOOLS.contains(&known) => run(move |invocation| handle(&tool, invocation)),
         _ => {
             let _ = writeln!(std::io::stderr(), "{USAGE}");
             ExitCode::from(64)
@@ -74,8 +82,32 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_tool_is_an_error_that_names_it() {
+    fn whoami_answers_with_its_invocation() {
+        let out = handle("whoami", invocation("whoami")).expect("whoami answers");
+        let content = out.structured_content.expect("structured content");
+        assert_eq!(content["invocationId"], "i-1");
+        assert_eq!(content["tool"], "whoami");
+        assert_eq!(content["credentials"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_unknown_tool_is_an_error_that_names_it_and_the_known_ones() {
         let e = handle("tenant-files", invocation("tenant-files")).expect_err("no such tool");
-        assert!(e.to_string().contains("\"tenant-files\""), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("\"tenant-files\""), "{text}");
+        for tool in TOOLS {
+            assert!(text.contains(tool), "{tool} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn every_listed_tool_is_handled_and_in_the_usage() {
+        for tool in TOOLS {
+            assert!(
+                !matches!(handle(tool, invocation(tool)), Err(ToolError::Unknown(_))),
+                "{tool}"
+            );
+            assert!(USAGE.contains(tool), "{tool} missing from the usage");
+        }
     }
 }

@@ -1,4 +1,9 @@
 //! Reference tools. Each is a function from an [`Invocation`](crate::Invocation) to a result,
 //! run by the `switchboard-tool` binary under a subcommand of the same name.
+//!
+//! - [`echo`]: answers with the message it is given;
+//! - [`whoami`]: answers which call it is and which credentials it received (never the secret
+//!   parts).
 
 pub mod echo;
+pub mod whoami;

@@ -1,0 +1,551 @@
+"""Fixtures of the end-to-end suite: LocalStack resources, a recording proxy, and a running
+`switchboard serve --bindings` whose Lambda tools run in LocalStack.
+
+    MCP Python SDK ──▶ switchboard serve ──▶ recproxy ──▶ LocalStack (STS, Lambda)
+                                               │                 └─▶ switchboard-lambda-host ─▶ switchboard-tool
+                                               └─ every exchange recorded, read by the tests
+
+tests/lambda/run.sh starts LocalStack and runs pytest here with (environment):
+
+    LOCALSTACK_ENDPOINT   http://127.0.0.1:<port>
+    AWS_CLI               the aws CLI of LocalStack's venv
+    SWITCHBOARD_BIN       target/release/switchboard
+    LAMBDA_TOOLS_ZIP      the reference tools' package (scripts/package-lambda)
+    LAMBDA_PROBE_ZIP      the Lambda probe zipped as bootstrap
+    E2E_RUN_DIR           where the catalog, bindings, gateway log, audit log and the recorded
+                          exchanges (wire.jsonl) go; a temporary folder when unset
+
+Session fixtures set everything up once: `deployment` (IAM roles and Lambda functions, deleted
+again at the end), `proxy`, `gateway` (started with AWS_ENDPOINT_URL at the proxy, stopped with
+SIGTERM at the end whatever happens). Tests use `e2e`, which bundles them with helpers. A failing
+test's report carries the tail of the gateway log and the last exchanges on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import awswire  # noqa: E402
+from recproxy import RecordingProxy  # noqa: E402
+
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+WORK_ROLE = "switchboard-e2e-whoami-work"
+EXEC_ROLE = "switchboard-e2e-exec"
+SUBJECT = "alice@example.com"
+TENANT = "acme"
+GROUP = "dev"
+
+# Any principal of the account may assume the work role, tag the session and set its source
+# identity (LocalStack does not enforce trust policies; this is what the test needs on AWS too).
+TRUST_ANY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+        }
+    ],
+}
+TRUST_LAMBDA = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    tool: str  # the catalog name, also the `tool` of the invocation (the probe picks its behaviour by it)
+    name: str
+    package: str  # "tools" or "probe"
+    timeout: int  # the function's timeout, seconds
+    catalog_timeout: int  # the catalog's timeout_seconds
+    input_schema: dict
+    permissions: list
+
+
+FUNCTIONS = [
+    Function(
+        "whoami",
+        "switchboard-e2e-whoami",
+        "tools",
+        10,
+        10,
+        {"type": "object"},
+        [{"actions": ["sts:GetCallerIdentity"], "resources": ["*"]}],
+    ),
+    Function("fail", "switchboard-e2e-fail", "probe", 10, 10, {"type": "object"}, []),
+    Function(
+        "sleep",
+        "switchboard-e2e-sleep",
+        "probe",
+        3,
+        3,
+        {"type": "object", "properties": {"seconds": {"type": "number"}}},
+        [],
+    ),
+]
+SESSION_TAGS = ["tool", "tenant", "principal", "invocation"]
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    localstack: str
+    aws_cli: Path
+    switchboard: Path
+    tools_zip: Path
+    probe_zip: Path
+    run_dir: Path
+
+
+def _required(name: str, is_path: bool = False) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        pytest.fail(f"{name} is not set: run this suite with tests/lambda/run.sh", pytrace=False)
+    if is_path and not Path(value).exists():
+        pytest.fail(f"{name}={value}: no such file", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    run_dir = os.environ.get("E2E_RUN_DIR", "").strip()
+    if run_dir:
+        path = Path(run_dir)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = tmp_path_factory.mktemp("e2e")
+    return Settings(
+        localstack=_required("LOCALSTACK_ENDPOINT").rstrip("/"),
+        aws_cli=Path(_required("AWS_CLI", is_path=True)),
+        switchboard=Path(_required("SWITCHBOARD_BIN", is_path=True)),
+        tools_zip=Path(_required("LAMBDA_TOOLS_ZIP", is_path=True)).resolve(),
+        probe_zip=Path(_required("LAMBDA_PROBE_ZIP", is_path=True)).resolve(),
+        run_dir=path,
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any AWS or Switchboard setting of the caller's, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and not k.startswith("SWITCHBOARD_") and k != "RUST_LOG"
+    }
+    env.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    env.update(extra)
+    return env
+
+
+# --- the aws CLI, straight at LocalStack -------------------------------------------------------
+
+
+class AwsError(Exception):
+    def __init__(self, args: tuple[str, ...], status: int, stderr: str):
+        self.stderr = stderr
+        super().__init__(f"aws {' '.join(args)} exited {status}: {stderr.strip()}")
+
+
+class Aws:
+    """Runs the aws CLI against LocalStack (not through the proxy). Credentials go in the
+    environment, never on the command line."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def __call__(self, *args: str, credentials: dict[str, str] | None = None, timeout: float = 120) -> dict | None:
+        creds = credentials or {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        env = clean_env(AWS_DEFAULT_REGION=REGION, AWS_PAGER="", **creds)
+        command = [str(self.settings.aws_cli), "--endpoint-url", self.settings.localstack, "--output", "json", *args]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise AwsError(args, done.returncode, done.stderr)
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+@pytest.fixture(scope="session")
+def aws(settings) -> Aws:
+    return Aws(settings)
+
+
+# --- LocalStack resources ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployment:
+    work_role_arn: str
+    exec_role_arn: str
+    function_arns: dict[str, str]  # by tool
+
+
+def ensure_role(aws: Aws, name: str, trust: dict) -> str:
+    try:
+        created = aws("iam", "create-role", "--role-name", name, "--assume-role-policy-document", json.dumps(trust))
+        return created["Role"]["Arn"]
+    except AwsError as e:
+        if "EntityAlreadyExists" not in e.stderr:
+            raise
+        return aws("iam", "get-role", "--role-name", name)["Role"]["Arn"]
+
+
+def delete_function(aws: Aws, name: str) -> None:
+    try:
+        aws("lambda", "delete-function", "--function-name", name)
+    except AwsError as e:
+        if "ResourceNotFoundException" not in e.stderr:
+            raise
+
+
+@pytest.fixture(scope="session")
+def deployment(aws, settings):
+    """The work role, the functions' execution role and one function per catalog tool. A function
+    left by an earlier run against the same LocalStack is replaced; the functions are deleted
+    at the end (which stops their execution environments)."""
+    work_role = ensure_role(aws, WORK_ROLE, TRUST_ANY)
+    exec_role = ensure_role(aws, EXEC_ROLE, TRUST_LAMBDA)
+    arns = {}
+    try:
+        for f in FUNCTIONS:
+            delete_function(aws, f.name)
+            package = settings.tools_zip if f.package == "tools" else settings.probe_zip
+            created = aws(
+                "lambda", "create-function",
+                "--function-name", f.name,
+                "--runtime", "provided.al2023",
+                "--handler", "bootstrap",
+                "--architectures", "x86_64",
+                "--role", exec_role,
+                "--timeout", str(f.timeout),
+                "--memory-size", "128",
+                "--ephemeral-storage", "Size=512",
+                "--zip-file", f"fileb://{package}",
+            )  # fmt: skip
+            arns[f.tool] = created["FunctionArn"]
+        for f in FUNCTIONS:
+            aws("lambda", "wait", "function-active-v2", "--function-name", f.name)
+        yield Deployment(work_role_arn=work_role, exec_role_arn=exec_role, function_arns=arns)
+    finally:
+        for f in FUNCTIONS:
+            try:
+                delete_function(aws, f.name)
+            except (AwsError, subprocess.TimeoutExpired) as e:
+                print(f"e2e: could not delete {f.name}: {e}", file=sys.stderr)
+
+
+# --- the recording proxy ----------------------------------------------------------------------
+
+_proxy: RecordingProxy | None = None
+_gateway_log: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def proxy(settings):
+    """Between the gateway and LocalStack. At the end, every exchange goes to wire.jsonl in the
+    run folder (LocalStack's throwaway credentials included: that is what was on the wire)."""
+    global _proxy
+    p = RecordingProxy(settings.localstack).start()
+    _proxy = p
+    try:
+        yield p
+    finally:
+        _proxy = None
+        p.stop()
+        with open(settings.run_dir / "wire.jsonl", "w", encoding="utf-8") as out:
+            for exchange in p.exchanges():
+                out.write(json.dumps(exchange.to_json()) + "\n")
+
+
+# --- the gateway ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def catalog_document(settings: Settings) -> dict:
+    tools = []
+    for f in FUNCTIONS:
+        package = settings.tools_zip if f.package == "tools" else settings.probe_zip
+        tool = {
+            "name": f.tool,
+            "description": f"The end-to-end suite's {f.tool} tool (Lambda function {f.name}).",
+            "input_schema": f.input_schema,
+            "backend": "lambda",
+            "lambda": {"package": str(package)},
+            "timeout_seconds": f.catalog_timeout,
+            "memory_mb": 128,
+            "ephemeral_storage_mb": 512,
+            "allow": {"groups": [GROUP]},
+        }
+        if f.permissions:
+            tool["permissions"] = f.permissions
+        tools.append(tool)
+    return {"version": 1, "tools": tools}
+
+
+def bindings_document(deployment: Deployment) -> dict:
+    return {
+        "version": 1,
+        "region": REGION,
+        "account_id": ACCOUNT,
+        "gateway_role_arn": None,
+        "invocation_bucket": None,
+        "local_tools": [],
+        "tools": {
+            f.tool: {
+                "backend": "lambda",
+                "function_arn": deployment.function_arns[f.tool],
+                "work_role_arn": deployment.work_role_arn if f.permissions else None,
+                "log_group": None,
+                "subnets": [],
+                "security_groups": [],
+                "session_tags": SESSION_TAGS,
+            }
+            for f in FUNCTIONS
+        },
+    }
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when pytest dies, however it dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tail(path: Path | None, lines: int = 60) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+@dataclass
+class Gateway:
+    base: str
+    mcp: str
+    token: str
+    log: Path
+    audit: Path
+    process: subprocess.Popen
+
+
+@pytest.fixture(scope="session")
+def gateway(settings, deployment, proxy):
+    global _gateway_log
+    run = settings.run_dir
+    catalog = run / "catalog.yaml"
+    bindings = run / "bindings.json"
+    dev_key = run / "dev-key.pem"
+    log = run / "gateway.log"
+    audit = run / "audit.jsonl"
+    for stale in (log, audit):
+        stale.unlink(missing_ok=True)
+    # JSON is YAML: no YAML library needed.
+    catalog.write_text(json.dumps(catalog_document(settings), indent=2))
+    bindings.write_text(json.dumps(bindings_document(deployment), indent=2))
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    base = f"http://{listen}"
+    env = clean_env(
+        AWS_ENDPOINT_URL=proxy.url,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_REGION=REGION,
+        RUST_LOG="debug",
+        NO_COLOR="1",
+    )
+    command = [
+        str(settings.switchboard), "serve",
+        "--catalog", str(catalog),
+        "--bindings", str(bindings),
+        "--dev", "--dev-key", str(dev_key),
+        "--listen", listen,
+        "--audit-log", str(audit),
+    ]  # fmt: skip
+    _gateway_log = log
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"switchboard serve exited with status {process.returncode} before answering "
+                    f"/healthz; its log ({log}):\n{tail(log)}",
+                    pytrace=False,
+                )
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"switchboard serve did not answer /healthz within 30 s; its log:\n{tail(log)}")
+            time.sleep(0.2)
+        minted = subprocess.run(
+            [
+                str(settings.switchboard), "dev-token",
+                "--sub", SUBJECT, "--group", GROUP, "--tenant", TENANT,
+                "--audience", f"{base}/mcp", "--dev-key", str(dev_key),
+            ],  # fmt: skip
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
+        yield Gateway(base=base, mcp=f"{base}/mcp", token=minted.stdout.strip(), log=log, audit=audit, process=process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        print(f"e2e: switchboard serve stopped with status {process.returncode}", file=sys.stderr)
+
+
+# --- what the tests use -------------------------------------------------------------------------
+
+
+class E2E:
+    """The running setup and the questions the tests ask of it."""
+
+    def __init__(self, settings: Settings, aws: Aws, deployment: Deployment, proxy: RecordingProxy, gateway: Gateway):
+        self.settings = settings
+        self.aws = aws
+        self.deployment = deployment
+        self.proxy = proxy
+        self.gateway = gateway
+
+    # calls through the SDK
+
+    def call(self, tool: str, arguments: dict | None = None):
+        """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token)."""
+        import httpx2
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        async def body():
+            http = httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {self.gateway.token}"},
+                timeout=httpx2.Timeout(30.0, read=60.0),
+            )
+            async with http:
+                async with Client(streamable_http_client(self.gateway.mcp, http_client=http)) as client:
+                    return await client.call_tool(tool, arguments or {})
+
+        return asyncio.run(asyncio.wait_for(body(), 90))
+
+    def list_tools(self) -> list:
+        import httpx2
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        async def body():
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.gateway.token}"}, timeout=30.0)
+            async with http:
+                async with Client(streamable_http_client(self.gateway.mcp, http_client=http)) as client:
+                    return (await client.list_tools()).tools
+
+        return asyncio.run(asyncio.wait_for(body(), 60))
+
+    # the wire
+
+    def mark(self) -> int:
+        """A point in the recording: pass it as `since` to see only what came after."""
+        return len(self.proxy.exchanges())
+
+    def assume_roles(self, since: int = 0) -> list[awswire.AssumeRole]:
+        return awswire.assume_roles(self.proxy.exchanges()[since:])
+
+    def invokes(self, since: int = 0) -> list[awswire.Invoke]:
+        return awswire.invokes(self.proxy.exchanges()[since:])
+
+    def assume_role_for(self, invocation_id: str) -> awswire.AssumeRole:
+        """The one AssumeRole whose RoleSessionName is this invocation, answered with credentials."""
+        found = [a for a in self.assume_roles() if a.session_name == invocation_id]
+        assert len(found) == 1, (
+            f"expected one AssumeRole with RoleSessionName={invocation_id}, found {len(found)}; "
+            f"AssumeRole sessions on the wire: {[a.session_name for a in self.assume_roles()]}"
+        )
+        call = found[0]
+        assert call.succeeded, (
+            f"AssumeRole for {invocation_id} answered {call.exchange.status}: {call.exchange.response_body[:2000]!r}"
+        )
+        return call
+
+    def invoke_for(self, invocation_id: str) -> awswire.Invoke:
+        found = [i for i in self.invokes() if (i.payload or {}).get("invocationId") == invocation_id]
+        assert len(found) == 1, (
+            f"expected one Lambda Invoke carrying invocation {invocation_id}, found {len(found)}; "
+            f"Invokes on the wire: {[(i.function_name, (i.payload or {}).get('invocationId')) for i in self.invokes()]}"
+        )
+        return found[0]
+
+    # the gateway's own records
+
+    def audit_lines(self) -> list[dict]:
+        if not self.gateway.audit.exists():
+            return []
+        return [json.loads(line) for line in self.gateway.audit.read_text().splitlines() if line.strip()]
+
+    def audit_for(self, invocation_id: str) -> dict:
+        found = [a for a in self.audit_lines() if a.get("invocation_id") == invocation_id]
+        assert len(found) == 1, f"expected one audit line for {invocation_id}, found {found}"
+        return found[0]
+
+    def log_bytes(self) -> bytes:
+        return self.gateway.log.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def e2e(settings, aws, deployment, proxy, gateway) -> E2E:
+    return E2E(settings, aws, deployment, proxy, gateway)
+
+
+# --- failure reports: the gateway's side of the story ----------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "teardown" or not report.failed:
+        return
+    if _gateway_log is not None:
+        report.sections.append(("gateway log (last 60 lines)", tail(_gateway_log)))
+    if _proxy is not None:
+        lines = [e.summary() for e in _proxy.exchanges()[-25:]]
+        report.sections.append(("last exchanges on the wire", "\n".join(lines) or "(none)"))
