@@ -7,7 +7,10 @@
 #      tool-runtime's Lambda mode) and zips the probe as `bootstrap`;
 #   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox on a free port
 #      (localstack/start; stopped again by a trap, whatever happens);
-#   3. runs the Rust suite (lambda-host/tests/localstack/) against it;
+#   3. runs the Rust suite (lambda-host/tests/localstack/) against it, then the credential
+#      broker's test against LocalStack STS (gateway/tests/broker_localstack.rs), then the end to
+#      end suite of the gateway's Lambda backend (tests/lambda/e2e/: the MCP Python SDK through
+#      `switchboard serve --bindings`, the whoami tool in Lambda, STS and Lambda on the wire);
 #   4. leaves one environment warm, stops LocalStack, and checks that no host or sandbox
 #      survives it.
 #
