@@ -373,15 +373,27 @@ async fn mint_logs_one_debug_line_without_secrets() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let sts = FakeSts::new([throttled(Some("Throttling"), 400), Answer::Ok]);
-    mint_with(
-        &sts,
-        Some("acme"),
-        &Deadline::after(Duration::from_secs(30)),
-    )
-    .await
-    .expect("minted");
-    let text = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    // tracing caches each event's interest process-wide: another test thread emitting the same
+    // event while this subscriber registers can leave it cached as "never". Rebuilding the cache
+    // and trying again (at most three rounds) keeps that artefact out of the verdict.
+    let mut text = String::new();
+    for _ in 0..3 {
+        tracing::callsite::rebuild_interest_cache();
+        captured.0.lock().expect("not poisoned").clear();
+        let sts = FakeSts::new([throttled(Some("Throttling"), 400), Answer::Ok]);
+        mint_with(
+            &sts,
+            Some("acme"),
+            &Deadline::after(Duration::from_secs(30)),
+        )
+        .await
+        .expect("minted");
+        text = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+        assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
+        if text.contains("minted credentials") {
+            break;
+        }
+    }
     let minted: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("minted credentials"))
@@ -397,5 +409,4 @@ async fn mint_logs_one_debug_line_without_secrets() {
     ] {
         assert!(line.contains(wanted), "{wanted} missing: {line}");
     }
-    assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
 }
