@@ -92,8 +92,13 @@ pub fn backends_for(
         .iter()
         .any(|t| t.backend == BackendKind::Local)
     {
-        let local = crate::backend::local::LocalBackend::new(catalog_dir, &catalog.tools)
-            .map_err(|e| ServeError::Backend(e.to_string()))?;
+        let backend_error =
+            |e: crate::backend::local::LocalError| ServeError::Backend(e.to_string());
+        let mut options = crate::backend::local::LocalOptions::from_env().map_err(backend_error)?;
+        options.region = aws.map(|a| a.bindings.region.clone());
+        let local =
+            crate::backend::local::LocalBackend::with_options(catalog_dir, &catalog.tools, options)
+                .map_err(backend_error)?;
         backends = backends.with(BackendKind::Local, Arc::new(local));
     }
     let lambda_tools: Vec<&str> = catalog

@@ -7,8 +7,10 @@
 //! [`oneshot::run`] is the entry point of the one-shot mode (the local sandbox and Fargate): one
 //! invocation on stdin, one result on stdout; with [`oneshot::run_with_progress`] the handler may
 //! report progress (lines on stdout before the result) through a [`Progress`]. [`tools`] holds the reference tools that the
-//! `switchboard-tool` binary runs.
+//! `switchboard-tool` binary runs. [`aws`] gives a tool AWS clients that sign with its call's own
+//! credentials and, in a local sandbox, reach AWS through the gateway's endpoint proxy.
 
+pub mod aws;
 pub mod contract;
 pub mod lambda;
 pub mod oneshot;

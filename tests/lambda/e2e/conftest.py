@@ -1,15 +1,18 @@
 """Fixtures of the end-to-end suite: LocalStack resources, a recording proxy, and a running
-`switchboard serve --bindings` whose Lambda tools run in LocalStack.
+`switchboard serve --bindings` whose Lambda tools run in LocalStack and whose one local tool
+runs in the gateway's sandbox.
 
     MCP Python SDK ──▶ switchboard serve ──▶ recproxy ──▶ LocalStack (STS, Lambda)
-                                               │                 └─▶ switchboard-lambda-host ─▶ switchboard-tool
-                                               └─ every exchange recorded, read by the tests
+                          │                    ▲ │                 └─▶ switchboard-lambda-host ─▶ switchboard-tool
+                          │                    │ └─ every exchange recorded, read by the tests
+                          └─▶ sandbox (whoami-local) ─▶ endpoint proxy (CONNECT, sts only)
 
 tests/lambda/run.sh starts LocalStack and runs pytest here with (environment):
 
     LOCALSTACK_ENDPOINT   http://127.0.0.1:<port>
     AWS_CLI               the aws CLI of LocalStack's venv
     SWITCHBOARD_BIN       target/release/switchboard
+    SWITCHBOARD_TOOL_BIN  target/release/switchboard-tool (the local tool's command)
     LAMBDA_TOOLS_ZIP      the reference tools' package (scripts/package-lambda)
     LAMBDA_PROBE_ZIP      the Lambda probe zipped as bootstrap
     E2E_RUN_DIR           where the catalog, bindings, gateway log, audit log and the recorded
@@ -46,6 +49,9 @@ from recproxy import RecordingProxy  # noqa: E402
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 WORK_ROLE = "switchboard-e2e-whoami-work"
+LOCAL_WORK_ROLE = "switchboard-e2e-whoami-local-work"
+# The local tool: whoami in the gateway's sandbox, reaching STS only through its declared endpoint.
+LOCAL_TOOL = "whoami-local"
 EXEC_ROLE = "switchboard-e2e-exec"
 SUBJECT = "alice@example.com"
 TENANT = "acme"
@@ -114,6 +120,7 @@ class Settings:
     localstack: str
     aws_cli: Path
     switchboard: Path
+    tool_bin: Path
     tools_zip: Path
     probe_zip: Path
     run_dir: Path
@@ -140,6 +147,7 @@ def settings(tmp_path_factory) -> Settings:
         localstack=_required("LOCALSTACK_ENDPOINT").rstrip("/"),
         aws_cli=Path(_required("AWS_CLI", is_path=True)),
         switchboard=Path(_required("SWITCHBOARD_BIN", is_path=True)),
+        tool_bin=Path(_required("SWITCHBOARD_TOOL_BIN", is_path=True)).resolve(),
         tools_zip=Path(_required("LAMBDA_TOOLS_ZIP", is_path=True)).resolve(),
         probe_zip=Path(_required("LAMBDA_PROBE_ZIP", is_path=True)).resolve(),
         run_dir=path,
@@ -199,6 +207,7 @@ def aws(settings) -> Aws:
 @dataclass(frozen=True)
 class Deployment:
     work_role_arn: str
+    local_work_role_arn: str
     exec_role_arn: str
     function_arns: dict[str, str]  # by tool
 
@@ -227,6 +236,7 @@ def deployment(aws, settings):
     left by an earlier run against the same LocalStack is replaced; the functions are deleted
     at the end (which stops their execution environments)."""
     work_role = ensure_role(aws, WORK_ROLE, TRUST_ANY)
+    local_work_role = ensure_role(aws, LOCAL_WORK_ROLE, TRUST_ANY)
     exec_role = ensure_role(aws, EXEC_ROLE, TRUST_LAMBDA)
     arns = {}
     try:
@@ -248,7 +258,9 @@ def deployment(aws, settings):
             arns[f.tool] = created["FunctionArn"]
         for f in FUNCTIONS:
             aws("lambda", "wait", "function-active-v2", "--function-name", f.name)
-        yield Deployment(work_role_arn=work_role, exec_role_arn=exec_role, function_arns=arns)
+        yield Deployment(
+            work_role_arn=work_role, local_work_role_arn=local_work_role, exec_role_arn=exec_role, function_arns=arns
+        )
     finally:
         for f in FUNCTIONS:
             try:
@@ -307,29 +319,46 @@ def catalog_document(settings: Settings) -> dict:
         if f.permissions:
             tool["permissions"] = f.permissions
         tools.append(tool)
+    tools.append(
+        {
+            "name": LOCAL_TOOL,
+            "description": "The end-to-end suite's whoami in the local sandbox, with the sts endpoint.",
+            "input_schema": {"type": "object", "properties": {"sts": {"type": "boolean"}}},
+            "backend": "local",
+            "local": {"command": [str(settings.tool_bin), "whoami"]},
+            "endpoints": ["sts"],
+            "timeout_seconds": 20,
+            "memory_mb": 256,
+            "allow": {"groups": [GROUP]},
+            "permissions": [{"actions": ["sts:GetCallerIdentity"], "resources": ["*"]}],
+        }
+    )
     return {"version": 1, "tools": tools}
 
 
 def bindings_document(deployment: Deployment) -> dict:
+    lambda_tools = {
+        f.tool: {
+            "backend": "lambda",
+            "function_arn": deployment.function_arns[f.tool],
+            "work_role_arn": deployment.work_role_arn if f.permissions else None,
+            "log_group": None,
+            "subnets": [],
+            "security_groups": [],
+            "session_tags": SESSION_TAGS,
+        }
+        for f in FUNCTIONS
+    }
+    # What infra/examples writes for a local tool with permissions: only its work role.
+    local_tool = {"backend": "local", "work_role_arn": deployment.local_work_role_arn, "session_tags": SESSION_TAGS}
     return {
         "version": 1,
         "region": REGION,
         "account_id": ACCOUNT,
         "gateway_role_arn": None,
         "invocation_bucket": None,
-        "local_tools": [],
-        "tools": {
-            f.tool: {
-                "backend": "lambda",
-                "function_arn": deployment.function_arns[f.tool],
-                "work_role_arn": deployment.work_role_arn if f.permissions else None,
-                "log_group": None,
-                "subnets": [],
-                "security_groups": [],
-                "session_tags": SESSION_TAGS,
-            }
-            for f in FUNCTIONS
-        },
+        "local_tools": [LOCAL_TOOL],
+        "tools": {**lambda_tools, LOCAL_TOOL: local_tool},
     }
 
 
@@ -375,6 +404,8 @@ def gateway(settings, deployment, proxy):
     base = f"http://{listen}"
     env = clean_env(
         AWS_ENDPOINT_URL=proxy.url,
+        # The local tool's sts endpoint: its tunnel goes to the recording proxy too.
+        SWITCHBOARD_LOCAL_ENDPOINTS="sts=" + proxy.url.removeprefix("http://"),
         AWS_ACCESS_KEY_ID="test",
         AWS_SECRET_ACCESS_KEY="test",
         AWS_REGION=REGION,

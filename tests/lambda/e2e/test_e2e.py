@@ -11,7 +11,8 @@ import re
 import time
 from datetime import UTC, datetime
 
-from conftest import SUBJECT, TENANT, WORK_ROLE
+import awswire
+from conftest import ACCOUNT, LOCAL_TOOL, LOCAL_WORK_ROLE, SUBJECT, TENANT, WORK_ROLE
 
 # STS's character set for SourceIdentity (and role session names): [\w+=,.@-].
 STS_IDENTITY = re.compile(r"^[\w+=,.@-]+$")
@@ -35,9 +36,9 @@ def whoami(e2e, arguments: dict | None = None) -> dict:
     return content
 
 
-def test_sdk_lists_the_lambda_tools(e2e):
+def test_sdk_lists_the_lambda_tools_and_the_local_one(e2e):
     names = {t.name for t in e2e.list_tools()}
-    assert names == {"whoami", "fail", "sleep"}, names
+    assert names == {"whoami", "fail", "sleep", LOCAL_TOOL}, names
 
 
 def test_whoami_runs_in_lambda_with_this_calls_credentials(e2e):
@@ -199,26 +200,6 @@ def test_audit_lines_name_request_id_and_role_session(e2e):
     assert audit["tenant"] == TENANT, audit
 
 
-def test_no_secret_in_logs_or_audit(e2e):
-    content = whoami(e2e)
-    invocation = content["invocationId"]
-    log = e2e.log_bytes()
-    audit = e2e.gateway.audit.read_bytes()
-    # The search means something: debug logging is on, and this call went through the log.
-    assert len(log) > 10_000, f"the gateway log is only {len(log)} bytes"
-    assert invocation.encode() in log, "the whoami call left no trace in the gateway's debug log"
-    assert invocation.encode() in audit
-    minted = [a for a in e2e.assume_roles() if a.succeeded]
-    assert minted, "no AssumeRole answer on the wire"
-    for call in minted:
-        for name, secret in (("SecretAccessKey", call.secret_access_key), ("SessionToken", call.session_token)):
-            assert secret and len(secret) >= 16, (name, call.session_name)
-            half = secret[: len(secret) // 2].encode()
-            for where, text in (("gateway log", log), ("audit log", audit)):
-                assert secret.encode() not in text, f"{name} of session {call.session_name} is in the {where}"
-                assert half not in text, f"half of the {name} of session {call.session_name} is in the {where}"
-
-
 def test_credentials_authenticate_as_the_invocation_session(e2e):
     content = whoami(e2e)
     invocation = content["invocationId"]
@@ -234,3 +215,88 @@ def test_credentials_authenticate_as_the_invocation_session(e2e):
     )
     assert identity["Arn"].endswith(f"/{WORK_ROLE}/{invocation}"), identity
     assert identity["Arn"] == minted.assumed_role_arn, identity
+
+
+# --- a unit that calls AWS itself: the local tool through its declared sts endpoint -------------
+
+
+def caller_identity_calls(e2e, since: int) -> list:
+    return [x for x in e2e.proxy.exchanges()[since:] if awswire.sts_action(x) == "GetCallerIdentity"]
+
+
+def test_a_local_tool_calls_sts_with_this_calls_credentials_and_sts_names_its_session(e2e):
+    mark = e2e.mark()
+    result = e2e.call(LOCAL_TOOL, {"sts": True})
+    assert not result.is_error, text_of(result)
+    content = result.structured_content
+    invocation = content["invocationId"]
+    minted = e2e.assume_role_for(invocation)
+    assert minted.role_arn.endswith(f":role/{LOCAL_WORK_ROLE}"), minted.role_arn
+    assert content["credentials"]["accessKeyId"] == minted.access_key_id
+
+    # What STS answered the tool: the role session of exactly this invocation.
+    expected_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{LOCAL_WORK_ROLE}/{invocation}"
+    assert content["callerIdentity"]["arn"] == expected_arn, content["callerIdentity"]
+    assert content["callerIdentity"]["account"] == ACCOUNT
+
+    # On the wire: the sandbox's request went out through the endpoint proxy, after the mint,
+    # signed with the minted access key, and STS's answer named the session.
+    (asked,) = caller_identity_calls(e2e, mark)
+    authorization = asked.request_header("Authorization") or ""
+    assert f"Credential={minted.access_key_id}/" in authorization, authorization
+    assert asked.request_header("X-Amz-Security-Token"), "the request carried no session token"
+    assert minted.exchange.seq < asked.seq
+    assert asked.status == 200 and expected_arn.encode() in asked.response_body, asked.response_body[:2000]
+
+
+def test_two_local_calls_reach_sts_as_two_sessions(e2e):
+    mark = e2e.mark()
+    arns = []
+    for _ in range(2):
+        result = e2e.call(LOCAL_TOOL, {"sts": True})
+        assert not result.is_error, text_of(result)
+        arns.append(result.structured_content["callerIdentity"]["arn"])
+    assert arns[0] != arns[1], arns
+    signed_with = {
+        re.search(r"Credential=([A-Z0-9]+)/", x.request_header("Authorization") or "").group(1)
+        for x in caller_identity_calls(e2e, mark)
+    }
+    assert len(signed_with) == 2, signed_with
+
+
+def test_a_local_tool_without_the_sts_argument_makes_no_aws_request_of_its_own(e2e):
+    mark = e2e.mark()
+    result = e2e.call(LOCAL_TOOL, {})
+    assert not result.is_error, text_of(result)
+    assert "callerIdentity" not in result.structured_content
+    assert caller_identity_calls(e2e, mark) == []
+    # It still got credentials minted for it (the binding names a work role).
+    assert result.structured_content["credentials"] is not None
+
+
+# --- last: nothing leaked, in all that ran above ----------------------------------------------
+
+
+def test_no_secret_in_logs_or_audit(e2e):
+    # Last in the file, so that every session minted above is searched for: the Lambda calls',
+    # and the local tool's (whose sandbox held its secrets in its environment).
+    local = e2e.call(LOCAL_TOOL, {"sts": True})
+    assert not local.is_error, text_of(local)
+    content = whoami(e2e)
+    invocation = content["invocationId"]
+    log = e2e.log_bytes()
+    audit = e2e.gateway.audit.read_bytes()
+    # The search means something: debug logging is on, and this call went through the log.
+    assert len(log) > 10_000, f"the gateway log is only {len(log)} bytes"
+    assert invocation.encode() in log, "the whoami call left no trace in the gateway's debug log"
+    assert invocation.encode() in audit
+    minted = [a for a in e2e.assume_roles() if a.succeeded]
+    assert minted, "no AssumeRole answer on the wire"
+    assert any(a.role_arn.endswith(f"/{LOCAL_WORK_ROLE}") for a in minted), "no local session searched"
+    for call in minted:
+        for name, secret in (("SecretAccessKey", call.secret_access_key), ("SessionToken", call.session_token)):
+            assert secret and len(secret) >= 16, (name, call.session_name)
+            half = secret[: len(secret) // 2].encode()
+            for where, text in (("gateway log", log), ("audit log", audit)):
+                assert secret.encode() not in text, f"{name} of session {call.session_name} is in the {where}"
+                assert half not in text, f"half of the {name} of session {call.session_name} is in the {where}"

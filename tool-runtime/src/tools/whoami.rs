@@ -2,8 +2,7 @@
 //! that makes the credential broker observable: a test (or an operator) compares its answer with
 //! what STS issued and proves that the call got credentials minted for it, and for it only.
 //!
-//! It takes no arguments (any it is given are ignored) and answers, as structured content and as
-//! the same JSON in its text item:
+//! It answers, as structured content and as the same JSON in its text item:
 //!
 //! ```text
 //! {"invocationId": "<id>", "tool": "<catalog name>",
@@ -11,6 +10,13 @@
 //!  "credentials": null | {"accessKeyId": "ASIA...", "expiration": "<RFC 3339>",
 //!                         "secretAccessKeySha256Prefix": "<12 hex digits>"}}
 //! ```
+//!
+//! Its one argument, `sts` (boolean, default false), makes it also ask AWS who it is: STS
+//! `GetCallerIdentity` signed with this call's credentials, sent the way the unit reaches AWS
+//! ([`crate::aws`]: through the endpoint proxy in a local sandbox, which needs the tool to
+//! declare the `sts` endpoint). The answer then has `"callerIdentity": {"arn", "account",
+//! "userId"}`: the role session STS says these credentials belong to, which names the call's
+//! invocation id. Other arguments are ignored.
 //!
 //! **It never echoes the secret access key or the session token**, whole or in part: the answer
 //! goes to the agent, and from there anywhere. What identifies the secret instead is
@@ -44,12 +50,32 @@ pub enum WhoamiError {
         tagged: String,
         expected: String,
     },
+    /// `sts: true` and the unit cannot call AWS (no credentials, no declared endpoint, ...).
+    #[error("cannot ask STS: {0}")]
+    Setup(#[from] crate::aws::UnitAwsError),
+    /// `sts: true` and STS did not answer with an identity.
+    #[error("STS GetCallerIdentity failed: {0}")]
+    Sts(String),
 }
 
 /// Reports the invocation id, the tool's name, the session tags and the public parts of the
-/// credentials (see the module docs; the secret parts are never in the answer). Refuses when a
-/// session tag `invocation` or `tool` contradicts the invocation itself.
+/// credentials (see the module docs; the secret parts are never in the answer), and with
+/// `sts: true` what STS says of them. Refuses when a session tag `invocation` or `tool`
+/// contradicts the invocation itself.
 pub fn whoami(invocation: Invocation) -> Result<ToolOutput, WhoamiError> {
+    check_tag(
+        &invocation.session_tags,
+        "invocation",
+        &invocation.invocation_id,
+    )?;
+    check_tag(&invocation.session_tags, "tool", &invocation.tool)?;
+    let caller_identity = if invocation.arguments.get("sts") == Some(&Value::Bool(true)) {
+        Some(caller_identity(crate::aws::UnitAws::for_call(
+            &invocation,
+        )?)?)
+    } else {
+        None
+    };
     let Invocation {
         invocation_id,
         tool,
@@ -57,15 +83,43 @@ pub fn whoami(invocation: Invocation) -> Result<ToolOutput, WhoamiError> {
         session_tags,
         ..
     } = invocation;
-    check_tag(&session_tags, "invocation", &invocation_id)?;
-    check_tag(&session_tags, "tool", &tool)?;
     let credentials = credentials.as_ref().map_or(Value::Null, public_parts);
-    Ok(ToolOutput::structured(json!({
+    let mut answer = json!({
         "invocationId": invocation_id,
         "tool": tool,
         "sessionTags": session_tags,
         "credentials": credentials,
-    })))
+    });
+    if let (Some(identity), Some(map)) = (caller_identity, answer.as_object_mut()) {
+        map.insert("callerIdentity".into(), identity);
+    }
+    Ok(ToolOutput::structured(answer))
+}
+
+/// STS `GetCallerIdentity` with this call's credentials, on a thread and runtime of its own (the
+/// handler is synchronous and may run inside the Lambda runtime's tokio context).
+fn caller_identity(aws: crate::aws::UnitAws) -> Result<Value, WhoamiError> {
+    let sts = aws.sts()?;
+    let asked = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            sts.get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())
+        })
+    })
+    .join()
+    .map_err(|_| WhoamiError::Sts("the STS call panicked".into()))?
+    .map_err(WhoamiError::Sts)?;
+    Ok(json!({
+        "arn": asked.arn(),
+        "account": asked.account(),
+        "userId": asked.user_id(),
+    }))
 }
 
 fn check_tag(
@@ -196,6 +250,18 @@ mod tests {
             whoami(with_credentials())
                 .expect("answers")
                 .structured_content
+        );
+    }
+
+    #[test]
+    fn asking_sts_without_credentials_is_a_clear_error() {
+        let mut inv = invocation(json!({}));
+        inv.arguments.insert("sts".into(), Value::Bool(true));
+        let e = whoami(inv).expect_err("no credentials");
+        assert!(
+            e.to_string()
+                .starts_with("cannot ask STS: this call received no AWS credentials"),
+            "{e}"
         );
     }
 

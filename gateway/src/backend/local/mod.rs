@@ -105,6 +105,9 @@ pub struct LocalOptions {
     /// Whether each sandbox gets a control group that limits the memory (and process count) of
     /// all its processes together (`SWITCHBOARD_LOCAL_CGROUPS`: auto, required, off).
     pub cgroups: CgroupMode,
+    /// The deployment's AWS region, passed to every sandbox as `AWS_REGION` (what the tool
+    /// signs its AWS requests for); unset without bindings.
+    pub region: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -121,6 +124,7 @@ impl Default for LocalOptions {
             endpoints: BTreeMap::new(),
             runtime_dir: None,
             cgroups: CgroupMode::Auto,
+            region: None,
         }
     }
 }
@@ -381,6 +385,9 @@ impl LocalBackend {
                 inv.deadline_unix_ms.to_string(),
             ),
         ];
+        if let Some(region) = &self.options.region {
+            env.push(("AWS_REGION".into(), region.clone()));
+        }
         if let Some(c) = &inv.credentials {
             env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
             use secrecy::ExposeSecret as _;
