@@ -18,12 +18,22 @@ locals {
       name   = module.gateway.invocation_bucket.name
       prefix = module.gateway.invocation_bucket.prefix
     } : null
-    tools = {
-      for name, t in module.tool : name => merge(
-        t.binding,
-        t.backend == "fargate" ? { cluster_arn = module.gateway.tools_cluster_arn } : {}
-      )
-    }
+    tools = merge(
+      {
+        for name, t in module.tool : name => merge(
+          t.binding,
+          t.backend == "fargate" ? { cluster_arn = module.gateway.tools_cluster_arn } : {}
+        )
+      },
+      # A local tool with permissions: no unit, only the work role its calls are minted for.
+      {
+        for name, r in module.local_work_role : name => {
+          backend       = "local"
+          work_role_arn = r.arn
+          session_tags  = module.catalog.local_work_roles[name].session_tags
+        }
+      }
+    )
     local_tools = module.catalog.skipped_local_tools
   }
 }
@@ -64,6 +74,18 @@ module "tool" {
   log_retention_days          = var.log_retention_days
 }
 
+module "local_work_role" {
+  source   = "../modules/work-role"
+  for_each = module.catalog.local_work_roles
+
+  name_prefix             = var.name_prefix
+  tool_name               = each.key
+  session_tags            = each.value.session_tags
+  statements              = each.value.statements
+  gateway_role_arn        = module.gateway.role_arn
+  permission_boundary_arn = module.gateway.tool_permission_boundary_arn
+}
+
 module "gateway" {
   source = "../modules/gateway"
 
@@ -84,6 +106,7 @@ module "gateway" {
       task_definition_arn = t.task_definition_arn
     }
   }
+  local_work_role_arns       = [for r in module.local_work_role : r.arn]
   tool_permission_statements = module.catalog.boundary_statements
   tool_ecr_repository_arns   = module.catalog.ecr_repository_arns
 

@@ -115,6 +115,23 @@ rm -rf "$work/catalog" "$work/target"
 mkdir -p "$work/catalog"
 cp examples/catalog.aws.yaml "$work/catalog/catalog.aws.yaml"
 catalog=$work/catalog/catalog.aws.yaml
+# Plus one local tool with permissions, so that the apply also makes (and the tests read back) the
+# work role of a tool that runs on the gateway's machine. The gateway image runs no local tools,
+# which is why the example catalog itself has none.
+cat >>"$catalog" <<'YAML'
+
+  - name: tenant-notes
+    description: The suite's local tool with permissions (a work role, no unit).
+    input_schema: {type: object}
+    backend: local
+    local: {command: [/bin/true]}
+    endpoints: [s3]
+    allow: {groups: [dev]}
+    permissions:
+      - sid: ReadTenantNotes
+        actions: ["s3:GetObject"]
+        resources: ["arn:aws:s3:::switchboard-example-files/${aws:PrincipalTag/tenant}/notes/*"]
+YAML
 package=$(scripts/package-lambda)
 packages=$(python - "$catalog" <<'PY'
 import sys, yaml

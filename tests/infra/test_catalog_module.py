@@ -92,6 +92,25 @@ def test_local_tools_are_left_out(tf_env, tmp_path):
     assert out["has_fargate"] is False and out["endpoint_actions"] == {}
 
 
+def test_a_local_tool_with_permissions_gets_a_work_role_and_nothing_else(tf_env, tmp_path):
+    out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="plain", backend="local", local={"command": ["/bin/true"]}),
+        tool(name="who-am-i", backend="local", local={"command": ["/bin/true"]}, endpoints=["sts"],
+             session_tags=["tool", "invocation"],
+             permissions=[{"sid": "Identity", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]}]),
+    ]})
+    assert out["tools"] == {} and out["skipped_local_tools"] == ["plain", "who-am-i"]
+    assert out["local_work_roles"] == {"who-am-i": {
+        "name": "who-am-i",
+        "session_tags": ["tool", "invocation"],
+        "statements": [{"Sid": "Identity", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": ["*"]}],
+    }}
+    # The shared permission boundary must allow what the work role grants, or the role could do nothing.
+    assert [s["Sid"] for s in out["boundary_statements"]] == ["WhoAmIIdentity"]
+    # No unit, so no VPC endpoint: the tool reaches AWS from the gateway's machine.
+    assert out["endpoint_actions"] == {}
+
+
 def test_a_registry_image_is_kept_and_an_ecr_image_in_another_account_is_named(tf_env, tmp_path):
     out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
         tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,

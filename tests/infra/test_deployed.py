@@ -88,6 +88,29 @@ def test_tools_with_permissions_have_their_own_work_role_and_the_others_none(rol
     assert len(work_arns) == sum(1 for t in aws_tools.values() if t["permissions"])
 
 
+def test_a_local_tool_with_permissions_has_a_work_role_and_no_unit(roles, prefix, catalog, bindings, gateway_role):
+    local = [t for t in catalog["tools"] if t["backend"] == "local" and t.get("permissions")]
+    assert local, "the suite's catalog has no local tool with permissions (tests/infra/run.sh adds one)"
+    for tool in local:
+        name = tool["name"]
+        role = roles.get(f"{prefix}-{name}-work")
+        assert role is not None, f"local tool {name} has permissions but no work role"
+        assert bindings["tools"][name] == {
+            "backend": "local",
+            "work_role_arn": role["Arn"],
+            "session_tags": ["tool", "tenant", "principal", "invocation"],
+        }
+        assert name in bindings["local_tools"]
+        assert f"{prefix}-{name}-exec" not in roles, f"local tool {name} got an execution role"
+        # Its trust policy is checked with every work role's (test_work_roles_*).
+        (policy,) = role["InlinePolicies"].values()
+        granted = [a for st in as_list(policy["Statement"]) for a in as_list(st["Action"])]
+        assert granted == [a for p in tool["permissions"] for a in p["actions"]]
+    (doc,) = gateway_role["InlinePolicies"].values()
+    mint = next(st for st in as_list(doc["Statement"]) if st["Sid"] == "MintToolCredentials")
+    assert {bindings["tools"][t["name"]]["work_role_arn"] for t in local} <= set(as_list(mint["Resource"]))
+
+
 def test_every_tool_role_carries_the_one_shared_permission_boundary(roles, prefix, outputs):
     boundary = outputs["gateway"]["tool_permission_boundary_arn"]
     tool_roles = [r for n, r in roles.items() if n.endswith(("-exec", "-work")) and not n.startswith(f"{prefix}-gateway")]
@@ -276,11 +299,12 @@ def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gate
     assert by_sid["TagToolTasksAtLaunch"]["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
 
 
-def test_permission_boundary_allows_no_more_than_the_catalog_and_the_platform(iam, outputs, aws_tools):
+def test_permission_boundary_allows_no_more_than_the_catalog_and_the_platform(iam, outputs, catalog):
     arn = outputs["gateway"]["tool_permission_boundary_arn"]
     policy = iam.get_policy(PolicyArn=arn)["Policy"]
     doc = as_document(iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"])
-    catalog_actions = {a for t in aws_tools.values() for p in t["permissions"] for a in p["actions"]}
+    # Every tool's permissions, local tools' included: their work roles carry this boundary too.
+    catalog_actions = {a for t in catalog["tools"] for p in t.get("permissions", []) for a in p["actions"]}
     platform = {
         "logs:CreateLogStream", "logs:PutLogEvents",
         "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
@@ -498,9 +522,12 @@ def test_invocation_bucket_is_private_encrypted_and_expires(s3, bindings, gatewa
 
 
 def test_bindings_name_what_is_deployed(bindings, lam, ecs, iam, aws_tools, private_subnet_ids, tool_security_groups, outputs):
-    assert set(bindings["tools"]) == set(aws_tools)
+    local_bound = {n for n, b in bindings["tools"].items() if b["backend"] == "local"}
+    assert set(bindings["tools"]) - local_bound == set(aws_tools)
     assert bindings["gateway_role_arn"] == outputs["gateway"]["role_arn"]
     for name, b in bindings["tools"].items():
+        if name in local_bound:
+            continue  # test_a_local_tool_with_permissions_has_a_work_role_and_no_unit
         assert b["backend"] == aws_tools[name]["backend"]
         assert set(b["subnets"]) == private_subnet_ids
         assert b["security_groups"] == [tool_security_groups[name]["GroupId"]]

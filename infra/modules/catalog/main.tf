@@ -1,6 +1,8 @@
 # The one place Terraform reads the catalog. It resolves the catalog's defaults exactly as the
 # gateway does (gateway/src/catalog/types.rs) and derives what the other modules need; it creates
-# nothing. Tools with backend `local` run on the gateway's machine and are left out.
+# nothing. Tools with backend `local` run on the gateway's machine: no unit is deployed for them,
+# but one with permissions gets a work role (local_work_roles), so that it runs with credentials
+# minted per call exactly as a lambda or fargate tool does.
 
 locals {
   raw = yamldecode(file(var.catalog_path))
@@ -45,17 +47,7 @@ locals {
       declared_endpoints   = sort(distinct(try(t.endpoints, [])))
       reach                = sort(distinct(concat(try(t.endpoints, []), local.platform_endpoints[t.backend])))
       session_tags         = try(t.session_tags, local.default_session_tags)
-      statements = [
-        for i, p in try(t.permissions, []) : merge(
-          {
-            Sid      = try(p.sid, null) != null ? p.sid : "Catalog${i}"
-            Effect   = "Allow"
-            Action   = p.actions
-            Resource = p.resources
-          },
-          try(p.condition, null) != null ? { Condition = p.condition } : {}
-        )
-      ]
+      statements           = local.statements_of[t.name]
       lambda = t.backend != "lambda" ? null : {
         package_path = "${local.dir}/${t.lambda.package}"
         architecture = try(t.lambda.architecture, "x86_64")
@@ -69,19 +61,49 @@ locals {
     }
   }
 
+  # Local tools with permissions: a work role each, nothing else.
+  local_work_roles = {
+    for t in local.raw.tools : t.name => {
+      name         = t.name
+      session_tags = try(t.session_tags, local.default_session_tags)
+      statements   = local.statements_of[t.name]
+    } if t.backend == "local" && length(try(t.permissions, [])) > 0
+  }
+
+  # The catalog's permissions of every tool as IAM statements.
+  statements_of = {
+    for t in local.raw.tools : t.name => [
+      for i, p in try(t.permissions, []) : merge(
+        {
+          Sid      = try(p.sid, null) != null ? p.sid : "Catalog${i}"
+          Effect   = "Allow"
+          Action   = p.actions
+          Resource = p.resources
+        },
+        try(p.condition, null) != null ? { Condition = p.condition } : {}
+      )
+    ]
+  }
+
+  # Every tool whose calls get credentials, with its statements.
+  with_statements = merge(
+    { for name, t in local.tools : name => t.statements },
+    { for name, t in local.local_work_roles : name => t.statements },
+  )
+
   # Sid prefix per tool for the shared boundary: "tenant-files" -> "TenantFiles".
   sid_prefix = {
-    for name in keys(local.tools) :
+    for name in keys(local.with_statements) :
     name => join("", [for w in split("-", replace(name, "_", "-")) : title(w)])
   }
 
   boundary_statements = flatten([
-    for name, t in local.tools : [
-      for s in t.statements : merge(s, { Sid = "${local.sid_prefix[name]}${s.Sid}" })
+    for name, statements in local.with_statements : [
+      for s in statements : merge(s, { Sid = "${local.sid_prefix[name]}${s.Sid}" })
     ]
   ])
 
-  all_actions = distinct(flatten([for t in values(local.tools) : [for s in t.statements : s.Action]]))
+  all_actions = distinct(flatten([for statements in values(local.with_statements) : [for s in statements : s.Action]]))
 
   # The endpoint policies allow, for principals of this account only, what the platform needs
   # through that endpoint plus every catalog action of that service. Private DNS sends the
@@ -111,7 +133,7 @@ locals {
 # catalog the gateway would refuse rather than deploying part of it. (A name declared twice already
 # fails above: it would be a duplicate key of `tools`.)
 resource "terraform_data" "valid" {
-  input = keys(local.tools)
+  input = keys(local.with_statements)
 
   lifecycle {
     precondition {
@@ -134,13 +156,13 @@ resource "terraform_data" "valid" {
     }
     precondition {
       condition = alltrue([
-        for t in values(local.tools) : length(distinct([for s in t.statements : s.Sid])) == length(t.statements)
+        for statements in values(local.with_statements) : length(distinct([for s in statements : s.Sid])) == length(statements)
       ])
       error_message = "${var.catalog_path}: a tool has two permission statements with the same sid."
     }
     precondition {
       condition = alltrue(flatten([
-        for t in values(local.tools) : [for g in t.session_tags : contains(local.default_session_tags, g)]
+        for t in concat(values(local.tools), values(local.local_work_roles)) : [for g in t.session_tags : contains(local.default_session_tags, g)]
       ]))
       error_message = "${var.catalog_path}: session_tags may only be tool, tenant, principal, invocation."
     }

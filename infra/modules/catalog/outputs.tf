@@ -9,8 +9,13 @@ output "endpoint_actions" {
 }
 
 output "boundary_statements" {
-  description = "Every tool's permission statements with tool-prefixed Sids (the gateway module's `tool_permission_statements`)."
+  description = "Every tool's permission statements, local tools' included, with tool-prefixed Sids (the gateway module's `tool_permission_statements`)."
   value       = local.boundary_statements
+}
+
+output "local_work_roles" {
+  description = "Local tools with permissions, by name: session_tags and statements of the work role each gets (the work-role module's inputs)."
+  value       = local.local_work_roles
 }
 
 output "skipped_local_tools" {

@@ -13,7 +13,7 @@ locals {
   region     = data.aws_region.current.name
   role_path  = "/switchboard/${var.name_prefix}/"
 
-  work_role_arns       = sort(compact([for t in var.tools : t.work_role_arn]))
+  work_role_arns       = sort(concat(compact([for t in var.tools : t.work_role_arn]), var.local_work_role_arns))
   function_arns        = sort(compact([for t in var.tools : t.function_arn]))
   task_definition_arns = sort(compact([for t in var.tools : t.task_definition_arn]))
   task_role_arns       = sort([for t in var.tools : t.execution_role_arn if t.backend == "fargate"])

@@ -39,6 +39,12 @@ variable "tools" {
   }))
 }
 
+variable "local_work_role_arns" {
+  description = "Work roles of local tools (they run on the gateway's machine): the gateway may assume these too."
+  type        = list(string)
+  default     = []
+}
+
 variable "tool_permission_statements" {
   description = "Every statement of every tool's catalog permissions, Sids unique: the tool permission boundary allows their union and nothing else besides logs, image pull and Lambda's network interfaces."
   type        = any # a list of IAM statements; their shapes differ (with or without Condition)

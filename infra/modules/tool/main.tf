@@ -194,31 +194,27 @@ resource "aws_iam_role_policy" "execution" {
 
 # --- work role: what the tool may do, for one call, as minted by the gateway ----------------
 
-resource "aws_iam_role" "work" {
-  count = local.has_work_role ? 1 : 0
+module "work_role" {
+  source = "../work-role"
+  count  = local.has_work_role ? 1 : 0
 
-  name                 = "${local.unit_name}-work"
-  path                 = local.role_path
-  description          = "Work role of tool ${local.name}: assumed by the gateway only, per call"
-  permissions_boundary = var.permission_boundary_arn
-  max_session_duration = 3600
-  assume_role_policy = templatefile("${local.policies}/tool-work-trust.json.tftpl", {
-    gateway_role_arn = var.gateway_role_arn
-    session_tags     = local.session_tags
-    tool_name        = local.name
-  })
-
-  tags = merge(local.tags, { "switchboard:role" = "work" })
+  name_prefix             = var.name_prefix
+  tool_name               = local.name
+  session_tags            = local.session_tags
+  statements              = local.work_statements
+  gateway_role_arn        = var.gateway_role_arn
+  permission_boundary_arn = var.permission_boundary_arn
 }
 
-resource "aws_iam_role_policy" "work" {
-  count = local.has_work_role ? 1 : 0
+# The work role was made here before local tools needed one too.
+moved {
+  from = aws_iam_role.work[0]
+  to   = module.work_role[0].aws_iam_role.this
+}
 
-  name = "catalog-permissions"
-  role = aws_iam_role.work[0].id
-  policy = templatefile("${local.policies}/tool-work-permissions.json.tftpl", {
-    statements = local.work_statements
-  })
+moved {
+  from = aws_iam_role_policy.work[0]
+  to   = module.work_role[0].aws_iam_role_policy.this
 }
 
 # --- the unit: Lambda ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ output "execution_role_arn" {
 
 output "work_role_arn" {
   description = "The role the gateway assumes per call (null when the catalog gives the tool no permissions)."
-  value       = one(aws_iam_role.work[*].arn)
+  value       = one(module.work_role[*].arn)
 }
 
 output "security_group_id" {
@@ -53,7 +53,7 @@ output "binding" {
   value = merge(
     {
       backend         = local.backend
-      work_role_arn   = one(aws_iam_role.work[*].arn)
+      work_role_arn   = one(module.work_role[*].arn)
       log_group       = aws_cloudwatch_log_group.this.name
       subnets         = var.subnet_ids
       security_groups = [aws_security_group.this.id]

@@ -38,3 +38,7 @@ output "skipped_local_tools" {
 output "has_fargate" {
   value = module.catalog.has_fargate
 }
+
+output "local_work_roles" {
+  value = module.catalog.local_work_roles
+}
