@@ -30,11 +30,10 @@ started=$(date +%s)
 say() { printf '\n--- lambda: %s\n' "$*"; }
 
 say "building the host, the probe and the suite"
-cargo build --release --locked -p switchboard-lambda-host --bin switchboard-lambda-host
-cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-lambda-probe
-cargo build --release --locked -p switchboard-tool-runtime --bin switchboard-tool
-cargo test --release --locked -p switchboard-lambda-host --test localstack --no-run
-cargo test --release --locked -p switchboard-gateway --test broker_localstack --no-run
+# Workspace-wide, like scripts/test: a build of one package resolves other features for the
+# shared dependencies and would compile them all again.
+cargo build --release --locked --workspace
+cargo test --release --locked --workspace --test localstack --test broker_localstack --no-run
 
 say "zipping the probe as bootstrap"
 mkdir -p "$suite"
@@ -67,12 +66,12 @@ eval "$(
 
 say "running the suite"
 LAMBDA_PROBE_ZIP=$zip LAMBDA_TOOLS_ZIP=$tools_zip \
-  cargo test --release --locked -p switchboard-lambda-host --test localstack -- \
+  cargo test --release --locked --workspace --test localstack -- \
   --test-threads=6 ${LAMBDA_TEST_ARGS:-}
 
 say "the credential broker against LocalStack STS (gateway/tests/broker_localstack.rs)"
 LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
-  cargo test --release --locked -p switchboard-gateway --test broker_localstack
+  cargo test --release --locked --workspace --test broker_localstack
 
 # --- end to end: the gateway's Lambda backend (tests/lambda/e2e/) -----------------------------
 # The official MCP Python SDK calls lambda tools through `switchboard serve --bindings`; this
@@ -80,7 +79,6 @@ LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
 # call. pytest's fixtures create the roles and functions, the recording proxy and the gateway,
 # and stop the gateway again. E2E_PYTEST_ARGS are passed to pytest (e.g. `-k whoami`).
 say "end to end: the gateway's Lambda backend"
-cargo build --release --locked -p switchboard-gateway --bin switchboard
 # The MCP suite's SDK 2.x venv, same place, same requirements file and same rebuild rule as
 # tests/mcp/run.sh's venv(), so whichever suite runs first builds it for both.
 mcp_work=$root/.work/mcp
@@ -104,7 +102,7 @@ mkdir -p "$e2e_run"
 # shellcheck disable=SC2086
 if ! (cd "$here/e2e" && LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
   AWS_CLI=$work/localstack/venv-localstack/bin/aws \
-  SWITCHBOARD_BIN=$bin/switchboard \
+  SWITCHBOARD_BIN=$bin/switchboard SWITCHBOARD_TOOL_BIN=$bin/switchboard-tool \
   LAMBDA_TOOLS_ZIP=$tools_zip LAMBDA_PROBE_ZIP=$zip \
   E2E_RUN_DIR=$e2e_run \
   "$mcp_work/sdk2/bin/python" -m pytest -v ${E2E_PYTEST_ARGS:-}); then

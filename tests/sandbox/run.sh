@@ -11,7 +11,7 @@ if ! command -v bwrap >/dev/null; then
 fi
 
 # The gateway, the probe and echo, built for the profile the suite runs in.
-cargo build --release --locked -p switchboard-tool-runtime -p switchboard-gateway --bins
+cargo build --release --locked --workspace
 
 # A private temporary folder: the suite plants secrets, sockets and a setuid binary there.
 work=$(mktemp -d)
@@ -19,7 +19,7 @@ chmod 755 "$work"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 
-TMPDIR="$work" cargo test --release --locked -p switchboard-gateway --test sandbox_escape -- --test-threads 4
+TMPDIR="$work" cargo test --release --locked --workspace --test sandbox_escape -- --test-threads 4
 
 # The suite's gateway dies with the test process; nothing of it may be left.
 for cmdline in /proc/[0-9]*/cmdline; do
