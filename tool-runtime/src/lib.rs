@@ -9,8 +9,11 @@
 //! report progress (lines on stdout before the result) through a [`Progress`]. [`tools`] holds the reference tools that the
 //! `switchboard-tool` binary runs. [`aws`] gives a tool AWS clients that sign with its call's own
 //! credentials and, in a local sandbox, reach AWS through the gateway's endpoint proxy.
+//! [`container`] is the mode of a Fargate task: the invocation and the result travel through
+//! two presigned URLs.
 
 pub mod aws;
+pub mod container;
 pub mod contract;
 pub mod lambda;
 pub mod oneshot;

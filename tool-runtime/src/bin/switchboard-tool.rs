@@ -2,6 +2,9 @@
 //!
 //! - One-shot mode (local sandbox, Fargate): `switchboard-tool TOOL < invocation.json`; the
 //!   argument picks the tool, one result goes to stdout.
+//! - Container mode (a Fargate task): when `SWITCHBOARD_INVOCATION_URL` is set, the invocation
+//!   is fetched from that presigned URL and the result `PUT` to `SWITCHBOARD_RESULT_URL`
+//!   ([`switchboard_tool_runtime::container`]); the invocation's `tool` picks the tool.
 //! - Lambda mode: when `AWS_LAMBDA_RUNTIME_API` is set (the binary is the `bootstrap` of a
 //!   `provided.al2023` function), it serves invocations until the environment ends; each
 //!   invocation's `tool` (its catalog name) picks the tool, and a name this binary does not have
@@ -14,6 +17,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use switchboard_tool_runtime::container;
 use switchboard_tool_runtime::lambda::run_lambda;
 use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
@@ -44,6 +48,12 @@ fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
 }
 
 fn main() -> ExitCode {
+    if container::is_container_mode() {
+        return container::run_container(|invocation: Invocation| {
+            let tool = invocation.tool.clone();
+            handle(&tool, invocation)
+        });
+    }
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return run_lambda(|invocation: Invocation| {
             let tool = invocation.tool.clone();
