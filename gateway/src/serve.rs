@@ -13,6 +13,7 @@ use crate::audit::AuditSink;
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{KeySource, Verifier};
 use crate::backend::Backends;
+use crate::backend::fargate::FargateBackend;
 use crate::backend::lambda::LambdaBackend;
 use crate::bindings::Bindings;
 use crate::catalog::BackendKind;
@@ -80,7 +81,8 @@ pub struct Prepared {
 }
 
 /// Builds the backends the catalog's tools need: the local sandbox for `local` tools, the
-/// Lambda backend (functions from the bindings) for `lambda` tools.
+/// Lambda backend (functions from the bindings) for `lambda` tools, the Fargate backend (task
+/// definitions and the invocation bucket from the bindings) for `fargate` tools.
 pub fn backends_for(
     catalog: &Catalog,
     catalog_dir: &Path,
@@ -118,6 +120,21 @@ pub fn backends_for(
             .collect();
         let lambda = LambdaBackend::new(&aws.config, functions, aws.errors.clone());
         backends = backends.with(BackendKind::Lambda, Arc::new(lambda));
+    }
+    if let Some(first) = catalog
+        .tools
+        .iter()
+        .find(|t| t.backend == BackendKind::Fargate)
+    {
+        let aws = aws.ok_or_else(|| ServeError::NoBindings(first.name.clone(), "fargate"))?;
+        let fargate = FargateBackend::new(
+            &aws.config,
+            &aws.bindings,
+            &catalog.tools,
+            aws.errors.clone(),
+        )
+        .map_err(ServeError::Backend)?;
+        backends = backends.with(BackendKind::Fargate, Arc::new(fargate));
     }
     Ok(backends)
 }

@@ -4,6 +4,7 @@
 //! it to the backend named by the tool's catalog entry. A backend runs the call in a unit that
 //! exists for this call only and answers with the tool's [`ToolOutput`] and the unit's id.
 
+pub mod fargate;
 pub mod lambda;
 pub mod local;
 
