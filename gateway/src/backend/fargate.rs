@@ -21,7 +21,7 @@
 //!
 //! `clientToken` makes `RunTask` idempotent, so the SDK's retries cannot start a second task.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
 use super::{Backend, BackendError, Dispatch, Dispatched, Progress};
 use crate::bindings::{Bindings, InvocationBucket};
 use crate::catalog::{BackendKind, Tool};
+use crate::credentials::Backoff;
 use crate::metrics::AwsErrors;
 
 /// The largest result object the gateway reads (the local backend's stdout cap).
@@ -65,19 +66,13 @@ pub struct TaskTarget {
     pub security_groups: Vec<String>,
 }
 
-/// How often the backend looks at a task: full-jitter backoff from `first` up to `cap`.
-#[derive(Debug, Clone, Copy)]
-pub struct Polling {
-    pub first: Duration,
-    pub cap: Duration,
-}
-
-impl Default for Polling {
-    fn default() -> Self {
-        Self {
-            first: Duration::from_millis(250),
-            cap: Duration::from_secs(3),
-        }
+/// How often the backend looks at a task, and how RunTask throttling is spaced: the broker's
+/// capped, full-jitter [`Backoff`] (its attempt limit is not used; the deadline bounds the wait).
+fn polling() -> Backoff {
+    Backoff {
+        base: Duration::from_millis(250),
+        cap: Duration::from_secs(3),
+        max_attempts: u32::MAX,
     }
 }
 
@@ -88,7 +83,7 @@ pub struct FargateBackend {
     s3: aws_sdk_s3::Client,
     bucket: InvocationBucket,
     targets: HashMap<String, TaskTarget>,
-    polling: Polling,
+    polling: Backoff,
     errors: AwsErrors,
     /// Tasks of calls in flight (task ARN → cluster), stopped at shutdown.
     running: Arc<Mutex<HashMap<String, String>>>,
@@ -135,14 +130,14 @@ impl FargateBackend {
             s3: aws_sdk_s3::Client::from_conf(s3),
             bucket,
             targets,
-            polling: Polling::default(),
+            polling: polling(),
             errors,
             running: Arc::default(),
         })
     }
 
     /// Uses `polling` instead of the default.
-    pub fn with_polling(mut self, polling: Polling) -> Self {
+    pub fn with_polling(mut self, polling: Backoff) -> Self {
         self.polling = polling;
         self
     }
@@ -314,8 +309,8 @@ impl FargateBackend {
                     format!("{code}: {message}")
                 }
             };
-            let pause = backoff(retry, self.polling.first, self.polling.cap);
             retry += 1;
+            let pause = self.polling.pause(retry);
             if pause >= call.deadline.remaining() {
                 return Err(BackendError::Start {
                     message: format!(
@@ -377,8 +372,8 @@ impl FargateBackend {
                     tracing::debug!(task = task_arn, code, "DescribeTasks failed; retrying");
                 }
             }
-            let pause = backoff(retry, self.polling.first, self.polling.cap);
             retry = (retry + 1).min(16);
+            let pause = self.polling.pause(retry);
             tokio::time::sleep(pause).await;
         }
     }
@@ -541,14 +536,6 @@ fn storage_gib(mb: u32) -> i32 {
     (mb.div_ceil(1024) as i32).clamp(MIN_STORAGE_GIB, 200)
 }
 
-/// Full-jitter backoff: a random pause up to `min(cap, first * 2^retry)`.
-fn backoff(retry: u32, first: Duration, cap: Duration) -> Duration {
-    use rand::Rng as _;
-    let ceiling = first.saturating_mul(1 << retry.min(16)).min(cap);
-    let ms = ceiling.as_millis() as u64;
-    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms.max(1)))
-}
-
 #[async_trait]
 impl Backend for FargateBackend {
     async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
@@ -643,15 +630,12 @@ impl Backend for FargateBackend {
             .drain()
             .collect();
         let mut stops = Vec::new();
-        let mut seen = HashSet::new();
         for (task, cluster) in tasks {
-            if seen.insert(task.clone()) {
-                let reason = "switchboard: the gateway is shutting down".to_owned();
-                let (ecs, errors) = (self.ecs.clone(), self.errors.clone());
-                stops.push(tokio::spawn(async move {
-                    stop_task(&ecs, &errors, &cluster, &task, reason).await
-                }));
-            }
+            let reason = "switchboard: the gateway is shutting down".to_owned();
+            let (ecs, errors) = (self.ecs.clone(), self.errors.clone());
+            stops.push(tokio::spawn(async move {
+                stop_task(&ecs, &errors, &cluster, &task, reason).await
+            }));
         }
         for stop in stops {
             let _ = stop.await;
@@ -669,15 +653,6 @@ mod tests {
         assert_eq!(storage_gib(21 * 1024), 21);
         assert_eq!(storage_gib(21 * 1024 + 1), 22);
         assert_eq!(storage_gib(1 << 30), 200);
-    }
-
-    #[test]
-    fn backoff_is_capped_and_grows() {
-        let (first, cap) = (Duration::from_millis(100), Duration::from_secs(2));
-        for retry in 0..40 {
-            assert!(backoff(retry, first, cap) <= cap);
-        }
-        assert!(backoff(0, first, cap) <= first);
     }
 
     #[test]
