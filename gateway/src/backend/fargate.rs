@@ -579,6 +579,17 @@ impl Backend for FargateBackend {
                 }),
                 r = self.wait(&call, target, &arn, &result_key) => r,
             };
+            // The gateway cancels every call at its deadline too: a cancel once the deadline has
+            // passed is the deadline, and the StopTask says so.
+            let waited = match waited {
+                Err(BackendError::Cancelled { unit_id }) if call.deadline.passed() => {
+                    Err(BackendError::DeadlineExceeded {
+                        unit_id,
+                        timeout_seconds,
+                    })
+                }
+                other => other,
+            };
             self.running.lock().expect("running tasks").remove(&arn);
             if let Err(
                 e @ (BackendError::Cancelled { .. } | BackendError::DeadlineExceeded { .. }),
