@@ -476,7 +476,7 @@ tools:
     input_schema: {type: object}
     backend: fargate
     ephemeral_storage_mb: 21504
-    fargate: {image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/plan:1"}
+    fargate: {image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/plan@sha256:abababababababababababababababababababababababababababababababab"}
     allow: {groups: [dev]}
     session_tags: [tool, tenant, invocation]
     permissions: [{actions: ["s3:GetObject"], resources: ["arn:aws:s3:::state/*"]}]

@@ -68,7 +68,7 @@ def test_example_catalog_defaults_and_platform_endpoints(tf_env, tmp_path):
     assert echo["session_tags"] == ["tool", "tenant", "principal", "invocation"]
     assert echo["lambda"]["package_path"].endswith("/../target/lambda/switchboard-tool/bootstrap.zip")
     assert plan_tool["reach"] == ["ecr.api", "ecr.dkr", "logs", "s3"]
-    assert plan_tool["fargate"]["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools:latest"
+    assert plan_tool["fargate"]["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools@sha256:0000000000000000000000000000000000000000000000000000000000000000"
     assert plan_tool["fargate"]["ecr_repository_arn"] == "arn:aws:ecr:eu-west-1:123456789012:repository/switchboard-tools"
     assert files["reach"] == ["s3", "sts"]
     assert set(out["endpoint_actions"]) == {"ecr.api", "ecr.dkr", "logs", "s3", "sts"}
@@ -114,7 +114,7 @@ def test_a_local_tool_with_permissions_gets_a_work_role_and_nothing_else(tf_env,
 def test_a_registry_image_is_kept_and_an_ecr_image_in_another_account_is_named(tf_env, tmp_path):
     out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
         tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,
-             fargate={"image": "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/tool@sha256:abc"}),
+             fargate={"image": "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/tool@sha256:abababababababababababababababababababababababababababababababab"}),
     ]})
     assert out["tools"]["t"]["fargate"]["ecr_repository_arn"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/tool"
 
@@ -137,9 +137,17 @@ def test_unknown_endpoints_are_refused(tf_env, tmp_path):
 def test_non_ecr_images_are_refused(tf_env, tmp_path):
     text = refused(tf_env, tmp_path, {"version": 1, "tools": [
         tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,
-             fargate={"image": "docker.io/library/alpine:3"}),
+             fargate={"image": "docker.io/library/alpine@sha256:abababababababababababababababababababababababababababababababab"}),
     ]})
     assert "ECR" in text
+
+
+def test_images_not_pinned_by_digest_are_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="fargate", memory_mb=512, ephemeral_storage_mb=21504,
+             fargate={"image": "switchboard-tools:latest"}),
+    ]})
+    assert "pinned by digest" in text
 
 
 def test_repeated_sids_are_refused(tf_env, tmp_path):

@@ -250,7 +250,7 @@ def test_execution_roles_reach_only_their_own_logs_and_image(roles, prefix, aws_
                 if actions == {"ecr:GetAuthorizationToken"}:
                     assert resources == ["*"], st  # ECR login has no resource
                 else:
-                    repository = tool["fargate"]["image"].split(":")[0]
+                    repository = tool["fargate"]["image"].split("@")[0]
                     assert resources and all(r.endswith(f":repository/{repository}") for r in resources), st
             elif services == {"ec2"}:
                 assert tool["backend"] == "lambda", "only Lambda's execution role manages interfaces"

@@ -49,7 +49,7 @@ with open(src, "rb") as f, zipfile.ZipFile(out, "w") as z:
 PY
 
 say "packaging the reference tools (scripts/package-lambda)"
-tools_zip=$root/$(scripts/package-lambda --no-build)
+tools_zip=$root/$(scripts/package-lambda)
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 stop() { localstack/stop || true; }

@@ -277,9 +277,32 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             if ![256, 512, 1024, 2048, 4096].contains(&unit.cpu) {
                 return Err(("fargate.cpu", "must be 256, 512, 1024, 2048 or 4096".into()));
             }
+            if !pinned_by_digest(&unit.image) {
+                return Err((
+                    "fargate.image",
+                    format!(
+                        "{:?} is not pinned by digest: name the image as <repository>@sha256:<64 hex \
+                         digits> (scripts/build-image prints the digest); a tag such as :latest can \
+                         be moved to other code after review",
+                        unit.image
+                    ),
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// `<repository>@sha256:<64 lowercase hex digits>`: the one image reference that cannot come to
+/// mean other bytes.
+fn pinned_by_digest(image: &str) -> bool {
+    image.split_once("@sha256:").is_some_and(|(repo, hex)| {
+        !repo.is_empty()
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// An input schema must be an object schema that compiles and refers to nothing remote.
@@ -375,6 +398,38 @@ tools:
             e.contains("field \"input_schema\"") && e.contains("not local"),
             "{e}"
         );
+    }
+
+    fn fargate_with(image: &str) -> String {
+        GOOD.replace("backend: local", "backend: fargate").replace(
+            "local: {command: [/bin/cat]}",
+            &format!(
+                "fargate: {{image: \"{image}\"}}\n    memory_mb: 512\n    ephemeral_storage_mb: 21504"
+            ),
+        )
+    }
+
+    #[test]
+    fn a_fargate_image_must_be_pinned_by_digest() {
+        let digest = "0123456789abcdef".repeat(4);
+        parse(
+            Path::new("c.yaml"),
+            &fargate_with(&format!("switchboard-tools@sha256:{digest}")),
+        )
+        .expect("a digest is accepted");
+        for image in [
+            "switchboard-tools:latest".to_owned(),
+            "switchboard-tools".to_owned(),
+            format!("switchboard-tools@sha256:{}", &digest[..63]),
+            format!("switchboard-tools@sha256:{}", digest.to_uppercase()),
+            format!("@sha256:{digest}"),
+        ] {
+            let e = err(&fargate_with(&image));
+            assert!(
+                e.contains("field \"fargate.image\"") && e.contains("not pinned by digest"),
+                "{image}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -147,6 +147,10 @@ resource "terraform_data" "valid" {
       error_message = "${var.catalog_path}: endpoints may only be ${join(", ", local.known_endpoints)}."
     }
     precondition {
+      condition     = alltrue([for image in values(local.images) : length(regexall("@sha256:[0-9a-f]{64}$", image)) > 0])
+      error_message = "${var.catalog_path}: every fargate.image must be pinned by digest (<repository>@sha256:<64 hex digits>, as scripts/build-image prints it); a tag can be moved to other code."
+    }
+    precondition {
       condition     = alltrue([for arn in values(local.ecr_repository_arns) : arn != null])
       error_message = "${var.catalog_path}: the private subnets reach only ECR; every fargate.image must be an ECR image or a bare repository name."
     }
