@@ -41,9 +41,8 @@ variable "gateway_log_retention_days" {
 }
 
 variable "gateway_image" {
-  description = "The gateway's container image (a bare repository name means this account's ECR)."
+  description = "The gateway's container image, pinned by digest: <repository>@sha256:<digest> as scripts/build-image gateway prints it (a bare repository name means this account's ECR)."
   type        = string
-  default     = "switchboard-gateway:latest"
 }
 
 variable "expose_gateway" {

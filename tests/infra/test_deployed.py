@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 
 import pytest
@@ -552,6 +553,15 @@ def test_gateway_task_receives_the_bindings_in_its_environment(ecs, prefix, bind
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     assert json.loads(env["SWITCHBOARD_BINDINGS"]) == bindings
     assert td["taskRoleArn"] == bindings["gateway_role_arn"]
+
+
+def test_gateway_task_runs_its_image_pinned_by_digest(ecs, prefix):
+    td = ecs.describe_task_definition(taskDefinition=f"{prefix}-gateway")["taskDefinition"]
+    (container,) = td["containerDefinitions"]
+    image = os.environ["SWITCHBOARD_GATEWAY_IMAGE"]
+    assert re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", image)
+    assert container["image"].endswith(".amazonaws.com/" + image), container["image"]
+    assert container["user"] == "65534:65534" and container["readonlyRootFilesystem"] is True
 
 
 def test_everything_is_tagged_with_the_stack(iam, roles, prefix):

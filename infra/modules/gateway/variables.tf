@@ -92,8 +92,13 @@ variable "log_retention_days" {
 }
 
 variable "image" {
-  description = "The gateway's container image (ECR image, or a bare repository name for this account's ECR)."
+  description = "The gateway's container image, pinned by digest (<repository>@sha256:<digest>; a bare repository name means this account's ECR)."
   type        = string
+
+  validation {
+    condition     = length(regexall("^[^@]+@sha256:[0-9a-f]{64}$", var.image)) > 0
+    error_message = "The gateway image must be pinned by digest (<repository>@sha256:<64 hex digits>, as scripts/build-image prints it); a tag such as :latest can be moved to other code after review."
+  }
 }
 
 variable "cpu" {
