@@ -30,7 +30,7 @@ command -v bwrap >/dev/null || {
 }
 if [ ! -x "$bin/switchboard" ] || [ ! -x "$bin/switchboard-tool" ]; then
   say "building the gateway and the tool runtime"
-  cargo build --release --locked --workspace --all-targets
+  scripts/build
 fi
 
 python=${FARGATE_PYTHON:-}

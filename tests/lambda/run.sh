@@ -30,9 +30,7 @@ started=$(date +%s)
 say() { printf '\n--- lambda: %s\n' "$*"; }
 
 say "building the host, the probe and the suite"
-# Workspace-wide and every target, like scripts/test: another selection resolves other features
-# for the shared dependencies and would compile them all again.
-cargo build --release --locked --workspace --all-targets
+scripts/build
 cargo test --release --locked --workspace --test localstack --test broker_localstack --no-run
 
 say "zipping the probe as bootstrap"

@@ -23,7 +23,7 @@ say() { printf '\n--- mcp: %s\n' "$*"; }
 
 for b in switchboard switchboard-tool; do
   if [ ! -x "$bin/$b" ]; then
-    echo "tests/mcp: $bin/$b is missing; build it first: cargo build --release --workspace" >&2
+    echo "tests/mcp: $bin/$b is missing; build it first: scripts/build" >&2
     exit 1
   fi
 done

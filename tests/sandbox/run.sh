@@ -11,7 +11,7 @@ if ! command -v bwrap >/dev/null; then
 fi
 
 # The gateway, the probe and echo, built for the profile the suite runs in.
-cargo build --release --locked --workspace --all-targets
+scripts/build
 
 # A private temporary folder: the suite plants secrets, sockets and a setuid binary there.
 work=$(mktemp -d)
