@@ -246,6 +246,12 @@ pub struct LocalUnit {
     /// libraries it needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_only_paths: Vec<String>,
+    /// Folder of the tenants' files, one folder per tenant (`<tenant_root>/<tenant>`), relative
+    /// to the catalog file. Each call sees its caller's tenant's folder, read-only, at
+    /// `/run/switchboard/tenant` (`SWITCHBOARD_TENANT_DIR`) and no other tenant's; a caller
+    /// without a tenant is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_root: Option<String>,
 }
 
 /// CPU architecture of a Lambda function.

@@ -49,7 +49,7 @@ pub use retry::Backoff;
 pub use sts::{AssumeRoleRequest, AssumedRole, Sts, StsFailure};
 pub use tags::{
     MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, MAX_TENANT_CHARS, session_tags,
-    source_identity,
+    source_identity, tenant_problem,
 };
 
 use crate::auth::Caller;

@@ -68,7 +68,20 @@ pub fn session_tags(
 /// A tenant is `^[a-z0-9][a-z0-9-]{0,62}$`: it becomes an S3 prefix and part of resource names
 /// through `${aws:PrincipalTag/tenant}`, so `/`, `..` or upper case would name someone else's.
 fn check_tenant(tool: &str, tenant: &str) -> Result<(), CredentialError> {
-    let reason = if tenant.is_empty() {
+    match tenant_problem(tenant) {
+        None => Ok(()),
+        Some(reason) => Err(CredentialError::BadTenant {
+            tool: tool.into(),
+            tenant: shorten(tenant),
+            reason,
+        }),
+    }
+}
+
+/// What makes `tenant` unusable as a tenant (an S3 prefix, a folder name, part of a resource
+/// name), or `None` when it is `^[a-z0-9][a-z0-9-]{0,62}$`.
+pub fn tenant_problem(tenant: &str) -> Option<String> {
+    if tenant.is_empty() {
         Some("it is empty".to_owned())
     } else if tenant.chars().count() > MAX_TENANT_CHARS {
         Some(format!("it is longer than {MAX_TENANT_CHARS} characters"))
@@ -84,14 +97,6 @@ fn check_tenant(tool: &str, tenant: &str) -> Result<(), CredentialError> {
                 c if c.is_uppercase() => format!("it contains upper-case {c:?}"),
                 c => format!("it contains {c:?}"),
             })
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(CredentialError::BadTenant {
-            tool: tool.into(),
-            tenant: shorten(tenant),
-            reason,
-        }),
     }
 }
 

@@ -43,6 +43,30 @@ def echo_tool(bin_dir: Path, name: str = "echo", groups: tuple[str, ...] = ("dev
     }
 
 
+def state_validate_tool(bin_dir: Path, tenant_root: Path) -> dict:
+    """The reference tool `state_validate` on the repository's example tenants, as the day-one
+    catalog declares it."""
+    return {
+        "name": "state_validate",
+        "description": "Checks a Terraform state of the caller's tenant against review rules.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"state": {"type": "string", "minLength": 1, "maxLength": 1024}},
+            "required": ["state"],
+            "additionalProperties": False,
+        },
+        "backend": "local",
+        "local": {
+            "command": [str(bin_dir / "switchboard-tool"), "state_validate"],
+            "tenant_root": str(tenant_root),
+        },
+        "timeout_seconds": 20,
+        "memory_mb": 256,
+        "ephemeral_storage_mb": 16,
+        "allow": {"groups": ["dev"]},
+    }
+
+
 NO_ARGS = {"type": "object", "properties": {}, "additionalProperties": False}
 
 # The input schema the conformance suite's json-schema-2020-12 scenario expects to find, keyword
@@ -131,7 +155,9 @@ def main() -> None:
     # `echo` for group dev; `echo-other` for group other, so that a caller of group other has a
     # tool it may use (a caller who may use none is refused with 403 before MCP) but not `echo`.
     tools = [echo_tool(bin_dir), echo_tool(bin_dir, "echo-other", ("other",))]
-    tools += conformance_tools(Path(__file__).resolve().parent.parent)
+    here = Path(__file__).resolve().parent.parent
+    tools.append(state_validate_tool(bin_dir, here.parent.parent / "examples" / "tenants"))
+    tools += conformance_tools(here)
     catalog = {
         "version": 1,
         "gateway": {

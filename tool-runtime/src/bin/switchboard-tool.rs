@@ -10,7 +10,8 @@
 //!   invocation's `tool` (its catalog name) picks the tool, and a name this binary does not have
 //!   is a tool error naming it.
 //!
-//! Tools: `echo` ([`tools::echo`]), `whoami` ([`tools::whoami`]).
+//! Tools: `echo` ([`tools::echo`]), `whoami` ([`tools::whoami`]), `state_validate`
+//! ([`tools::state_validate`]).
 //!
 //! Deliberately free of argument-parsing crates: in one-shot mode it starts once per call.
 
@@ -22,20 +23,22 @@ use switchboard_tool_runtime::lambda::run_lambda;
 use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
 /// The tools this binary has, by catalog name.
-const TOOLS: &[&str] = &["echo", "whoami"];
+const TOOLS: &[&str] = &["echo", "whoami", "state_validate"];
 
 const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
-                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami";
+                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami, state_validate";
 
 /// Why a reference tool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum ToolError {
-    #[error("this package has no tool named {0:?} (it has: echo, whoami)")]
+    #[error("this package has no tool named {0:?} (it has: echo, whoami, state_validate)")]
     Unknown(String),
     #[error(transparent)]
     Echo(#[from] tools::echo::EchoError),
     #[error(transparent)]
     Whoami(#[from] tools::whoami::WhoamiError),
+    #[error(transparent)]
+    StateValidate(#[from] tools::state_validate::StateError),
 }
 
 /// Runs the reference tool called `tool`.
@@ -43,6 +46,10 @@ fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
     match tool {
         "echo" => Ok(tools::echo::echo(invocation)?),
         "whoami" => Ok(tools::whoami::whoami(invocation)?),
+        "state_validate" => {
+            let view = tools::state_validate::TenantView::from_env()?;
+            Ok(tools::state_validate::state_validate(&invocation, &view)?)
+        }
         other => Err(ToolError::Unknown(other.to_owned())),
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! - [`echo`]: answers with the message it is given;
 //! - [`whoami`]: answers which call it is and which credentials it received (never the secret
-//!   parts).
+//!   parts);
+//! - [`state_validate`]: checks a Terraform state of the caller's tenant against review rules.
 
 pub mod echo;
+pub mod state_validate;
 pub mod whoami;

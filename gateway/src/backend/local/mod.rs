@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use self::identity::UidPool;
-use self::plan::{ENDPOINT_SOCKET, SCRATCH, ToolPlan};
+use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
 use self::proxy::EgressCounters;
 use self::spawn::{Ended, KillReason, Launch, Rlimits};
 use super::{Backend, BackendError, Dispatch, Dispatched};
@@ -398,6 +398,12 @@ impl LocalBackend {
                 c.session_token.expose_secret().into(),
             ));
         }
+        if plan.tenant_root.is_some() {
+            env.push(("SWITCHBOARD_TENANT_DIR".into(), TENANT_DIR.into()));
+            if let Some(tenant) = &call.caller.tenant {
+                env.push(("SWITCHBOARD_TENANT".into(), tenant.clone()));
+            }
+        }
         if plan.proxy_socket.is_some() {
             env.push(("SWITCHBOARD_ENDPOINT_SOCKET".into(), ENDPOINT_SOCKET.into()));
             let names: Vec<&str> = plan.endpoints.iter().map(|e| endpoint_name(*e)).collect();
@@ -411,6 +417,32 @@ impl LocalBackend {
         }
         env
     }
+}
+
+/// The host folder a call of a tool with a tenant root sees: its caller's tenant's, or none
+/// (an empty folder) when that tenant has no folder. A caller without a tenant, or with one that
+/// is not a plain name, is refused before any sandbox starts.
+fn tenant_dir(plan: &ToolPlan, call: &Dispatch) -> Result<Option<PathBuf>, BackendError> {
+    let Some(tenant) = call.caller.tenant.as_deref() else {
+        return Err(BackendError::Refused {
+            message: format!(
+                "tool {:?} reads its caller's tenant's files, and the caller's token names no \
+                 tenant",
+                plan.name
+            ),
+            label: "no_tenant",
+        });
+    };
+    if let Some(reason) = crate::credentials::tenant_problem(tenant) {
+        return Err(BackendError::Refused {
+            message: format!(
+                "tool {:?}: the caller's tenant cannot name a folder: {reason}",
+                plan.name
+            ),
+            label: "bad_tenant",
+        });
+    }
+    Ok(plan.tenant_dir(tenant))
 }
 
 fn endpoint_name(e: Endpoint) -> &'static str {
@@ -482,6 +514,10 @@ impl Backend for LocalBackend {
                 message: "the gateway is shutting down".into(),
             });
         }
+        let args = match &plan.tenant_root {
+            None => prepared.args.clone(),
+            Some(_) => plan.bwrap_args_for(tenant_dir(plan, &call)?.as_deref()),
+        };
         let _guard = InFlightGuard::new(&self.in_flight);
         let lease = match &self.uids {
             Some(pool) => Some(pool.lease().map_err(|e| BackendError::Start {
@@ -507,7 +543,7 @@ impl Backend for LocalBackend {
         };
         let launch = Launch {
             bwrap: &self.bwrap,
-            args: prepared.args.clone(),
+            args,
             argv: &plan.argv,
             seccomp: &self.seccomp,
             env: self.environment(&call, plan),

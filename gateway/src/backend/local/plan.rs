@@ -17,6 +17,9 @@ pub const ENDPOINT_SOCKET: &str = "/run/switchboard/endpoints.sock";
 /// that the tool's own folder is never writable (not even when the host keeps the executable
 /// under `/tmp`, where the scratch tmpfs is mounted).
 pub const TOOL_DIR: &str = "/run/switchboard/tool";
+/// Where the caller's tenant's folder appears inside a sandbox of a tool with a `tenant_root`
+/// (`SWITCHBOARD_TENANT_DIR`); an empty folder when the tenant has none.
+pub const TENANT_DIR: &str = "/run/switchboard/tenant";
 /// The sandbox's scratch directory (a size-capped tmpfs), also `HOME` and `TMPDIR`.
 pub const SCRATCH: &str = "/tmp";
 
@@ -59,6 +62,8 @@ pub struct ToolPlan {
     /// argv, starting with `sandbox_executable`.
     pub argv: Vec<String>,
     pub read_only_paths: Vec<PathBuf>,
+    /// The folder of the tenants' folders (canonical), when the tool sees its caller's tenant's.
+    pub tenant_root: Option<PathBuf>,
     pub timeout_seconds: u32,
     pub memory_bytes: u64,
     pub scratch_bytes: u64,
@@ -110,8 +115,16 @@ impl ToolPlan {
             .iter()
             .map(|p| canonical(&name, &catalog_dir.join(p)))
             .collect::<Result<Vec<_>, _>>()?;
+        let tenant_root = unit
+            .tenant_root
+            .as_ref()
+            .map(|p| canonical(&name, &catalog_dir.join(p)))
+            .transpose()?;
         if check_reachable {
-            for path in std::iter::once(&executable).chain(&read_only_paths) {
+            let all = std::iter::once(&executable)
+                .chain(&read_only_paths)
+                .chain(&tenant_root);
+            for path in all {
                 if let Some(blocker) = unreadable_part(path) {
                     return Err(PlanError::Unreachable {
                         tool: name,
@@ -138,6 +151,7 @@ impl ToolPlan {
             sandbox_executable,
             argv,
             read_only_paths,
+            tenant_root,
             timeout_seconds: tool.timeout_seconds,
             memory_bytes: u64::from(tool.memory_mb) << 20,
             scratch_bytes: u64::from(tool.ephemeral_storage_mb) << 20,
@@ -148,6 +162,22 @@ impl ToolPlan {
 
     /// The bubblewrap arguments of this tool, up to (not including) `--seccomp FD -- argv`.
     pub fn bwrap_args(&self) -> Vec<OsString> {
+        self.bwrap_args_for(None)
+    }
+
+    /// The folder of `tenant` on the host, when the tool has a tenant root and the tenant has a
+    /// folder in it: `<tenant_root>/<tenant>`, canonical, and still inside the root (a symbolic
+    /// link out of it counts as no folder). `tenant` must already be a valid tenant name.
+    pub fn tenant_dir(&self, tenant: &str) -> Option<PathBuf> {
+        let root = self.tenant_root.as_ref()?;
+        let dir = std::fs::canonicalize(root.join(tenant)).ok()?;
+        (dir.starts_with(root) && dir != *root && dir.is_dir()).then_some(dir)
+    }
+
+    /// [`Self::bwrap_args`] for a call that sees `tenant_dir` (from [`Self::tenant_dir`])
+    /// read-only at [`TENANT_DIR`]; a tool with a tenant root and no folder for the caller's
+    /// tenant gets an empty folder there.
+    pub fn bwrap_args_for(&self, tenant_dir: Option<&Path>) -> Vec<OsString> {
         let mut b = Bwrap::new()
             .unshare_all_but_cgroup()
             .unshare_cgroup(true)
@@ -167,6 +197,11 @@ impl ToolPlan {
         }
         if let Some(socket) = &self.proxy_socket {
             b = b.bind(socket, ENDPOINT_SOCKET);
+        }
+        match tenant_dir {
+            Some(dir) => b = b.ro_bind(dir, TENANT_DIR),
+            None if self.tenant_root.is_some() => b = b.dir(TENANT_DIR),
+            None => {}
         }
         b.remount_root_read_only().chdir(SCRATCH).into_args()
     }
@@ -302,5 +337,59 @@ mod tests {
             plan.sandbox_executable.display()
         );
         assert!(joined.ends_with(&tail), "{joined}");
+    }
+
+    #[test]
+    fn a_call_sees_only_its_tenants_folder_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("tenants");
+        std::fs::create_dir_all(root.join("acme/states")).expect("mkdir");
+        std::fs::create_dir_all(root.join("globex")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("outside")).expect("mkdir");
+        std::os::unix::fs::symlink("../outside", root.join("escapee")).expect("symlink");
+        std::os::unix::fs::symlink("globex", root.join("alias")).expect("symlink");
+        let mut t = tool(&["sh"]);
+        t.local.as_mut().expect("local").tenant_root = Some("tenants".into());
+        let plan = ToolPlan::new(&t, dir.path(), 4242, false).expect("plan");
+        let root = std::fs::canonicalize(&root).expect("canonical");
+        assert_eq!(plan.tenant_root.as_deref(), Some(root.as_path()));
+        assert_eq!(plan.tenant_dir("acme"), Some(root.join("acme")));
+        assert_eq!(plan.tenant_dir("initech"), None, "no folder");
+        assert_eq!(plan.tenant_dir("escapee"), None, "a link out of the root");
+        assert_eq!(
+            plan.tenant_dir("alias"),
+            Some(root.join("globex")),
+            "a link inside it"
+        );
+        let joined = |dir: Option<&Path>| {
+            plan.bwrap_args_for(dir)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let acme = joined(plan.tenant_dir("acme").as_deref());
+        let bind = format!(
+            "--ro-bind {} /run/switchboard/tenant --remount-ro /",
+            root.join("acme").display()
+        );
+        assert!(acme.contains(&bind), "{acme}");
+        assert!(!acme.contains("globex"), "{acme}");
+        let none = joined(None);
+        assert!(
+            none.contains("--dir /run/switchboard/tenant --remount-ro /"),
+            "{none}"
+        );
+        assert!(!none.contains(&root.display().to_string()), "{none}");
+        let plain = ToolPlan::new(&tool(&["sh"]), dir.path(), 4242, false).expect("plan");
+        let args = plain
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        assert!(
+            !args.iter().any(|a| a.contains("/run/switchboard/tenant")),
+            "{args:?}"
+        );
     }
 }
