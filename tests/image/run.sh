@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# The tool image: builds it with scripts/build-image (no Docker daemon) and checks it with tools
-# that did not write it (Debian's skopeo and umoci):
+# The two images, the tool's and the gateway's: builds them with scripts/build-image (no Docker
+# daemon) and checks them with tools that did not write them (Debian's skopeo and umoci). For
+# each image (the test names carry it: tool_image_..., gateway_image_...):
 #
-#   image_config_runs_the_binary_as_nobody       User 65534:65534, Entrypoint [/switchboard-tool],
-#                                                no Cmd, amd64/linux, one layer
-#   image_holds_only_the_binary_and_its_files    the unpacked root is exactly the binary, the CA
-#                                                bundle, passwd, group and /tmp: no shell, no
-#                                                package manager, nothing setuid
-#   image_binary_is_static                       no ELF interpreter (PT_INTERP), no needed library
-#   image_is_small                               the compressed layer under 16 MiB
-#   image_build_is_reproducible                  packing the same binary again gives the same
+#   <image>_config_runs_the_binary_as_nobody     User 65534:65534, Entrypoint [/<binary>], no Cmd,
+#                                                amd64/linux, one layer
+#   <image>_holds_only_the_binary_and_its_files  the unpacked root is exactly the binary, the CA
+#                                                bundle, passwd, group and /tmp (and the gateway's
+#                                                catalog): no shell, no package manager, nothing
+#                                                setuid
+#   <image>_binary_is_static                     no ELF interpreter (PT_INTERP), no needed library
+#   <image>_is_small                             the compressed layer under its bound
+#   <image>_build_is_reproducible                packing the same files again gives the same
 #                                                manifest digest
-#   image_runs_read_only_as_nobody               the unpacked root, mounted read-only, as uid 65534,
-#                                                with only a tmpfs at /tmp (the task's scratch
-#                                                mount) and no network: switchboard-tool answers
-#                                                an echo invocation
+#
+# and each image's root, mounted read-only, run as uid 65534 with only a tmpfs at /tmp (the task's
+# scratch mount):
+#
+#   tool_image_runs_read_only_as_nobody          with no network: switchboard-tool answers an echo
+#                                                invocation
+#   gateway_image_checks_its_catalog             `switchboard check` passes on the baked catalog
+#   gateway_image_serves_read_only_as_nobody     the command infra/modules/gateway gives the task
+#                                                (serve --catalog /etc/switchboard/catalog.yaml),
+#                                                with a bindings document in SWITCHBOARD_BINDINGS:
+#                                                /healthz answers, /mcp without a token is 401
+#                                                naming the resource metadata, and a token of this
+#                                                suite's issuer (RS256, JWKS fetched by URL) lists
+#                                                the catalog's tool
 #
 # Installs skopeo and umoci when run as root (Debian); scripts/build-image installs what it needs.
 set -euo pipefail
@@ -24,8 +36,7 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 started=$(date +%s)
 work=${SWITCHBOARD_WORK:-$root/.work}/image
-layout=$root/target/image/switchboard-tool
-ref="oci:$layout:switchboard-tool"
+bundle_ca=/etc/ssl/certs/ca-certificates.crt
 
 say() { printf '\n--- image: %s\n' "$*"; }
 fail() {
@@ -35,77 +46,212 @@ fail() {
 ok() { echo "ok $1"; }
 
 need=()
-for tool in skopeo umoci readelf; do
+for tool in skopeo umoci readelf curl openssl; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || fail setup "missing: ${need[*]} (apt-get install skopeo umoci binutils)"
-  pkgs=(skopeo umoci binutils)
+  [ "$(id -u)" = 0 ] || fail setup "missing: ${need[*]} (apt-get install skopeo umoci binutils curl openssl)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo umoci binutils curl openssl >/dev/null
 fi
 
-say "building the image (scripts/build-image tool)"
-scripts/build-image tool
-digest=$(cat "$root/target/image/switchboard-tool.digest")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 rm -rf "$work"
 mkdir -p "$work"
 
-say "checking $digest"
-config=$(skopeo inspect --config "$ref")
-inspect=$(skopeo inspect "$ref")
-[ "$(jq -r .Digest <<<"$inspect")" = "$digest" ] ||
-  fail image_build_digest "skopeo reads $(jq -r .Digest <<<"$inspect"), the script printed $digest"
-user=$(jq -r .config.User <<<"$config")
-entry=$(jq -c .config.Entrypoint <<<"$config")
-cmd=$(jq -c '.config.Cmd // null' <<<"$config")
-platform=$(jq -r '"\(.os)/\(.architecture)"' <<<"$config")
-layers=$(jq '.Layers | length' <<<"$inspect")
-[ "$user" = "65534:65534" ] || fail image_config_runs_the_binary_as_nobody "User is $user"
-[ "$entry" = '["/switchboard-tool"]' ] || fail image_config_runs_the_binary_as_nobody "Entrypoint is $entry"
-[ "$cmd" = null ] || fail image_config_runs_the_binary_as_nobody "Cmd is $cmd"
-[ "$platform" = linux/amd64 ] || fail image_config_runs_the_binary_as_nobody "platform is $platform"
-[ "$layers" = 1 ] || fail image_config_runs_the_binary_as_nobody "$layers layers"
-ok image_config_runs_the_binary_as_nobody
+# The gateway's catalog, baked into its image: one Lambda tool (a gateway on Fargate has no
+# sandbox, so no local tool) and this suite's issuer, whose JWKS a loopback server serves.
+jwks_port=$(free_port)
+gateway_port=$(free_port)
+issuer=https://issuer.image-check.invalid
+cat >"$work/gateway-catalog.yaml" <<EOF
+version: 1
+gateway:
+  auth:
+    issuer: $issuer
+    jwks: { url: "http://127.0.0.1:$jwks_port/jwks.json" }
+    algorithms: [RS256]
+tools:
+  - name: echo
+    description: Returns the message it is given.
+    input_schema:
+      type: object
+      properties: { message: { type: string, maxLength: 64 } }
+      required: [message]
+      additionalProperties: false
+    backend: lambda
+    lambda: { package: bootstrap.zip, architecture: x86_64 }
+    timeout_seconds: 10
+    memory_mb: 128
+    ephemeral_storage_mb: 512
+    allow: { groups: [dev] }
+EOF
 
-bundle=$work/bundle
-(cd "$work" && umoci unpack --rootless --image "$layout:switchboard-tool" bundle >/dev/null)
-rootfs=$bundle/rootfs
-listing=$(cd "$rootfs" && find . -mindepth 1 | sort | tr '\n' ' ')
-expected="./etc ./etc/group ./etc/passwd ./etc/ssl ./etc/ssl/certs ./etc/ssl/certs/ca-certificates.crt ./switchboard-tool ./tmp "
-[ "$listing" = "$expected" ] || fail image_holds_only_the_binary_and_its_files "the root holds: $listing"
-for sh in bin/sh bin/bash usr/bin/sh bin/busybox usr/bin/apt usr/bin/dpkg sbin/apk; do
-  [ ! -e "$rootfs/$sh" ] || fail image_holds_only_the_binary_and_its_files "/$sh is in the image"
-done
-setuid=$(find "$rootfs" -perm /6000 -type f)
-[ -z "$setuid" ] || fail image_holds_only_the_binary_and_its_files "setuid or setgid files: $setuid"
-ok image_holds_only_the_binary_and_its_files
+say "building the images (scripts/build-image tool gateway)"
+GATEWAY_CATALOG=$work/gateway-catalog.yaml scripts/build-image tool gateway
 
-if readelf -l "$rootfs/switchboard-tool" | grep -q 'Requesting program interpreter'; then
-  fail image_binary_is_static "switchboard-tool names an ELF interpreter"
-fi
-if readelf -d "$rootfs/switchboard-tool" | grep -q '(NEEDED)'; then
-  fail image_binary_is_static "switchboard-tool needs shared libraries: $(readelf -d "$rootfs/switchboard-tool" | grep NEEDED)"
-fi
-ok image_binary_is_static
+# check_image NAME BINARY MAX_LAYER_BYTES EXTRA_FILES: the checks every image passes; leaves the
+# unpacked root in $work/NAME/rootfs.
+check_image() {
+  local name=$1 bin=$2 max=$3 extra=$4
+  local layout=$root/target/image/$bin
+  local ref="oci:$layout:$bin"
+  local digest
+  digest=$(cat "$root/target/image/$bin.digest")
+  say "checking the $name image, $digest"
+  local config inspect
+  config=$(skopeo inspect --config "$ref")
+  inspect=$(skopeo inspect "$ref")
+  [ "$(jq -r .Digest <<<"$inspect")" = "$digest" ] ||
+    fail "${name}_image_build_digest" "skopeo reads $(jq -r .Digest <<<"$inspect"), the script printed $digest"
+  local user entry cmd platform layers
+  user=$(jq -r .config.User <<<"$config")
+  entry=$(jq -c .config.Entrypoint <<<"$config")
+  cmd=$(jq -c '.config.Cmd // null' <<<"$config")
+  platform=$(jq -r '"\(.os)/\(.architecture)"' <<<"$config")
+  layers=$(jq '.Layers | length' <<<"$inspect")
+  local t=${name}_image_config_runs_the_binary_as_nobody
+  [ "$user" = "65534:65534" ] || fail "$t" "User is $user"
+  [ "$entry" = "[\"/$bin\"]" ] || fail "$t" "Entrypoint is $entry"
+  [ "$cmd" = null ] || fail "$t" "Cmd is $cmd"
+  [ "$platform" = linux/amd64 ] || fail "$t" "platform is $platform"
+  [ "$layers" = 1 ] || fail "$t" "$layers layers"
+  ok "$t"
 
-size=$(skopeo inspect --raw "$ref" | jq '[.layers[].size] | add')
-[ "$size" -lt $((16 * 1024 * 1024)) ] || fail image_is_small "the layer is $size bytes"
-ok "image_is_small ($size bytes compressed, $(stat -c %s "$rootfs/switchboard-tool") bytes of binary)"
+  (cd "$work" && umoci unpack --rootless --image "$layout:$bin" "$name" >/dev/null)
+  local rootfs=$work/$name/rootfs listing expected
+  listing=$(cd "$rootfs" && find . -mindepth 1 | sort | tr '\n' ' ')
+  expected=$(printf '%s\n' ./etc ./etc/group ./etc/passwd ./etc/ssl ./etc/ssl/certs \
+    ./etc/ssl/certs/ca-certificates.crt "./$bin" ./tmp $extra | sort | tr '\n' ' ')
+  t=${name}_image_holds_only_the_binary_and_its_files
+  [ "$listing" = "$expected" ] || fail "$t" "the root holds: $listing (expected: $expected)"
+  for sh in bin/sh bin/bash usr/bin/sh bin/busybox usr/bin/apt usr/bin/dpkg sbin/apk usr/bin/bwrap; do
+    [ ! -e "$rootfs/$sh" ] || fail "$t" "/$sh is in the image"
+  done
+  local setuid
+  setuid=$(find "$rootfs" -perm /6000 -type f)
+  [ -z "$setuid" ] || fail "$t" "setuid or setgid files: $setuid"
+  ok "$t"
 
-again=$(python3 "$root/scripts/oci_image.py" --binary "$rootfs/switchboard-tool" --name switchboard-tool \
-  --ca-bundle /etc/ssl/certs/ca-certificates.crt --out "$work/again")
-[ "$again" = "$digest" ] || fail image_build_is_reproducible "packed again: $again, first: $digest"
-ok image_build_is_reproducible
+  t=${name}_image_binary_is_static
+  if readelf -l "$rootfs/$bin" | grep -q 'Requesting program interpreter'; then
+    fail "$t" "$bin names an ELF interpreter"
+  fi
+  if readelf -d "$rootfs/$bin" | grep -q '(NEEDED)'; then
+    fail "$t" "$bin needs shared libraries: $(readelf -d "$rootfs/$bin" | grep NEEDED)"
+  fi
+  ok "$t"
 
+  local size
+  size=$(skopeo inspect --raw "$ref" | jq '[.layers[].size] | add')
+  [ "$size" -lt "$max" ] || fail "${name}_image_is_small" "the layer is $size bytes (bound: $max)"
+  ok "${name}_image_is_small ($size bytes compressed, $(stat -c %s "$rootfs/$bin") bytes of binary; bound $max)"
+
+  local add=() again
+  [ "$name" != gateway ] || add=(--add "$rootfs/etc/switchboard/catalog.yaml=/etc/switchboard/catalog.yaml")
+  again=$(python3 "$root/scripts/oci_image.py" --binary "$rootfs/$bin" --name "$bin" \
+    --ca-bundle "$bundle_ca" --out "$work/$name-again" "${add[@]}")
+  [ "$again" = "$digest" ] || fail "${name}_image_build_is_reproducible" "packed again: $again, first: $digest"
+  ok "${name}_image_build_is_reproducible"
+}
+
+check_image tool switchboard-tool $((16 * 1024 * 1024)) ""
+check_image gateway switchboard $((40 * 1024 * 1024)) "./etc/switchboard ./etc/switchboard/catalog.yaml"
+
+# What a task with readonlyRootFilesystem, user 65534 and a scratch mount at /tmp gets.
+read_only_as_nobody=(--die-with-parent --new-session --unshare-user --unshare-pid --unshare-ipc
+  --unshare-uts --unshare-cgroup-try --uid 65534 --gid 65534 --chdir /tmp --clearenv)
+
+say "running the tool image"
 invocation='{"invocationId":"image-check","tool":"echo","arguments":{"message":"from the image"},"deadlineUnixMs":4102444800000}'
-answer=$(bwrap --unshare-all --die-with-parent --new-session \
-  --ro-bind "$rootfs" / --tmpfs /tmp \
-  --uid 65534 --gid 65534 --chdir /tmp --clearenv \
-  /switchboard-tool echo <<<"$invocation") ||
-  fail image_runs_read_only_as_nobody "switchboard-tool exited $?"
-grep -q 'from the image' <<<"$answer" || fail image_runs_read_only_as_nobody "it answered: $answer"
-ok image_runs_read_only_as_nobody
+answer=$(bwrap "${read_only_as_nobody[@]}" --unshare-net --ro-bind "$work/tool/rootfs" / \
+  --tmpfs /tmp /switchboard-tool echo <<<"$invocation") ||
+  fail tool_image_runs_read_only_as_nobody "switchboard-tool exited $?"
+grep -q 'from the image' <<<"$answer" || fail tool_image_runs_read_only_as_nobody "it answered: $answer"
+ok tool_image_runs_read_only_as_nobody
+
+say "running the gateway image"
+# The image has no /proc or /dev to mount on (a container runtime makes them; bwrap cannot on a
+# read-only root), and the gateway needs neither.
+gw=(bwrap "${read_only_as_nobody[@]}" --ro-bind "$work/gateway/rootfs" / --tmpfs /tmp)
+out=$("${gw[@]}" /switchboard check /etc/switchboard/catalog.yaml 2>&1) ||
+  fail gateway_image_checks_its_catalog "switchboard check exited $?: $out"
+ok gateway_image_checks_its_catalog
+
+# This suite's issuer: an RSA key, its JWKS served on loopback, a token signed with it.
+keys=$work/issuer
+mkdir -p "$keys/www"
+openssl genrsa -out "$keys/key.pem" 2048 2>/dev/null
+modulus=$(openssl rsa -in "$keys/key.pem" -noout -modulus | cut -d= -f2)
+python3 - "$modulus" >"$keys/www/jwks.json" <<'PY'
+import base64, json, sys
+n = int(sys.argv[1], 16).to_bytes((len(sys.argv[1]) + 1) // 2, "big")
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+print(json.dumps({"keys": [{"kty": "RSA", "kid": "image-check", "alg": "RS256", "use": "sig",
+                            "n": b64(n), "e": b64((65537).to_bytes(3, "big"))}]}))
+PY
+python3 -m http.server --bind 127.0.0.1 --directory "$keys/www" "$jwks_port" >"$work/jwks.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$jwks_port/jwks.json" >/dev/null && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$jwks_port/jwks.json" >/dev/null ||
+  fail gateway_image_serves_read_only_as_nobody "the suite's JWKS server did not start: $(cat "$work/jwks.log")"
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+header=$(printf '{"alg":"RS256","typ":"JWT","kid":"image-check"}' | b64url)
+claims=$(printf '{"iss":"%s","aud":"http://127.0.0.1:%s/mcp","sub":"image-check","groups":["dev"],"iat":%s,"exp":%s}' \
+  "$issuer" "$gateway_port" "$now" $((now + 600)) | b64url)
+signature=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha256 -sign "$keys/key.pem" -binary | b64url)
+token=$header.$claims.$signature
+
+bindings='{"version":1,"region":"eu-west-1","account_id":"123456789012","gateway_role_arn":null,
+  "invocation_bucket":null,"local_tools":[],"tools":{"echo":{"backend":"lambda",
+  "function_arn":"arn:aws:lambda:eu-west-1:123456789012:function:switchboard-echo",
+  "subnets":[],"security_groups":[],"session_tags":["tool","tenant","principal","invocation"]}}}'
+t=gateway_image_serves_read_only_as_nobody
+"${gw[@]}" --setenv SWITCHBOARD_BINDINGS "$bindings" --setenv RUST_LOG info \
+  /switchboard serve --catalog /etc/switchboard/catalog.yaml --listen "127.0.0.1:$gateway_port" \
+  >"$work/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$gateway_port/healthz" >/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || fail "$t" "the gateway exited: $(tail -5 "$work/gateway.log")"
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$gateway_port/healthz" >/dev/null || fail "$t" "/healthz does not answer"
+
+mcp() {
+  curl -s -D "$work/headers" -o "$work/body" -w '%{http_code}' "http://127.0.0.1:$gateway_port/mcp" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' "$@" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{
+         "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+         "io.modelcontextprotocol/clientInfo":{"name":"image-check","version":"1"},
+         "io.modelcontextprotocol/clientCapabilities":{}}}}'
+}
+status=$(mcp)
+[ "$status" = 401 ] || fail "$t" "/mcp without a token answered $status"
+grep -qi '^www-authenticate: Bearer resource_metadata=' "$work/headers" ||
+  fail "$t" "the 401 names no resource metadata: $(cat "$work/headers")"
+status=$(mcp -H "Authorization: Bearer $token")
+[ "$status" = 200 ] || fail "$t" "tools/list answered $status: $(cat "$work/body"); log: $(tail -20 "$work/gateway.log"); jwks: $(cat "$work/jwks.log")"
+if grep -q '^data: ' "$work/body"; then
+  answer=$(sed -n 's/^data: //p' "$work/body")
+else
+  answer=$(cat "$work/body")
+fi
+tools=$(jq -r '.result.tools[].name' <<<"$answer")
+[ "$tools" = echo ] || fail "$t" "tools/list named: $tools ($(cat "$work/body"))"
+ok "$t"
 
 say "passed in $(($(date +%s) - started))s"
