@@ -29,3 +29,60 @@ for cmdline in /proc/[0-9]*/cmdline; do
   fi
 done
 echo "sandbox escape suite: every attempt was stopped"
+
+# --- Works from any checkout -------------------------------------------------------------------
+# The day-one pieces of a checkout (the gateway, the tool binary, the example catalog and tenants)
+# under a 0700 folder, as a clone in root's home on Debian is: the sandboxes' unprivileged uids
+# cannot reach them, so the gateway stages copies where they can (gateway/src/backend/local/stage.rs).
+echo "--- the gateway from a checkout under a 0700 folder"
+private=$work/home
+checkout=$private/checkout
+mkdir -p "$checkout/examples" "$checkout/target/release" "$work/tmp"
+chmod 755 "$work/tmp"
+cp -r examples/catalog.yaml examples/tenants "$checkout/examples/"
+cp target/release/switchboard target/release/switchboard-tool "$checkout/target/release/"
+chmod 700 "$private"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url=http://127.0.0.1:$port/mcp
+key=$private/dev-key.pem
+TMPDIR=$work/tmp "$checkout/target/release/switchboard" serve --catalog "$checkout/examples/catalog.yaml" \
+  --dev --dev-key "$key" --listen "127.0.0.1:$port" >"$work/serve.out" 2>"$work/serve.err" &
+gateway=$!
+stop_gateway() { kill "$gateway" 2>/dev/null && wait "$gateway" 2>/dev/null || true; }
+fail() {
+  echo "from a private checkout: $1" >&2
+  sed 's/^/  gateway: /' "$work/serve.err" >&2
+  stop_gateway
+  exit 1
+}
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$gateway" 2>/dev/null || fail "the gateway did not start"
+  sleep 0.1
+done
+token=$("$checkout/target/release/switchboard" dev-token --dev-key "$key" --sub me --group dev \
+  --tenant acme --audience "$url")
+call() { # TOOL ARGUMENTS-JSON: prints the JSON-RPC answer
+  curl -sS "$url" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
+    -H 'Mcp-Method: tools/call' -H "Mcp-Name: $1" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"'"$1"'","arguments":'"$2"',
+         "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+                  "io.modelcontextprotocol/clientInfo":{"name":"curl","version":"1"},
+                  "io.modelcontextprotocol/clientCapabilities":{}}}}'
+}
+answer=$(call echo '{"message":"from a private checkout"}')
+grep -q '"text":"from a private checkout"' <<<"$answer" || fail "echo answered: $answer"
+answer=$(call state_validate '{"state":"states/violations.tfstate"}')
+grep -q '13 findings in 12 resource instances' <<<"$answer" || fail "state_validate answered: $answer"
+if [ "$(id -u)" = 0 ]; then
+  grep -q "staged a copy of $checkout/target/release/switchboard-tool" "$work/serve.err" ||
+    fail "the gateway does not say that it staged the tool"
+  ls -d "$work/tmp"/switchboard-stage-* >/dev/null 2>&1 || fail "no stage folder while running"
+fi
+stop_gateway
+if ls -d "$work/tmp"/switchboard-stage-* >/dev/null 2>&1; then
+  echo "from a private checkout: the stage folder outlived the gateway" >&2
+  exit 1
+fi
+echo "the gateway served echo and state_validate from a checkout under a 0700 folder"

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod proxy;
 pub mod seccomp;
 pub mod spawn;
+pub mod stage;
 pub mod stdout;
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +60,8 @@ pub enum LocalError {
     Proxy(#[from] proxy::ProxyError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Stage(#[from] stage::StageError),
     #[error("cannot create the runtime folder {path}: {source}")]
     RuntimeDir {
         path: PathBuf,
@@ -220,6 +223,8 @@ pub struct LocalBackend {
     runtime_dir: std::sync::Mutex<Option<RuntimeDir>>,
     /// The gateway's control groups, when this machine lets it make them.
     cgroups: Option<Cgroups>,
+    /// Copies of what the sandboxes could not reach (removed at shutdown, or with the backend).
+    stage: std::sync::Mutex<Option<stage::Stage>>,
 }
 
 impl LocalBackend {
@@ -293,10 +298,25 @@ impl LocalBackend {
         } else {
             None
         };
+        // As root, sandboxes run under unprivileged uids: what they cannot reach is staged.
+        let stage = if root && !local_tools.is_empty() {
+            Some(stage::Stage::new(&std::env::temp_dir())?)
+        } else {
+            None
+        };
         let mut prepared = HashMap::new();
         for (index, tool) in local_tools {
             let sandbox_uid = 10_000 + index as u32;
-            let mut plan = ToolPlan::new(tool, catalog_dir, sandbox_uid, root)?;
+            let mut plan = ToolPlan::new(tool, catalog_dir, sandbox_uid, root, stage.as_ref())?;
+            for (path, blocker) in &plan.staged {
+                tracing::info!(
+                    tool = %plan.name,
+                    "staged a copy of {} for the sandboxes: their uids cannot reach it ({} is \
+                     private); changes to it are not seen until the gateway restarts",
+                    path.display(),
+                    blocker.display()
+                );
+            }
             if let (Some(dir), false) = (&runtime_dir, plan.endpoints.is_empty()) {
                 let socket = dir.0.join(format!("{}.sock", plan.name));
                 proxy::start(
@@ -323,6 +343,7 @@ impl LocalBackend {
             egress,
             runtime_dir: std::sync::Mutex::new(runtime_dir),
             cgroups,
+            stage: std::sync::Mutex::new(stage),
         };
         backend.smoke_test()?;
         Ok(backend)
@@ -672,6 +693,9 @@ impl Backend for LocalBackend {
         // The proxies stopped with the shutdown token; their sockets go with the folder.
         if let Ok(mut dir) = self.runtime_dir.lock() {
             dir.take();
+        }
+        if let Ok(mut stage) = self.stage.lock() {
+            stage.take();
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use switchboard_sandbox::Bwrap;
 use switchboard_sandbox::paths::{find_executable, unreadable_part};
 
+use super::stage::{Stage, StageError};
 use crate::catalog::{Endpoint, Tool};
 
 /// Where the endpoint proxy's socket appears inside a sandbox.
@@ -47,6 +48,8 @@ pub enum PlanError {
         path: PathBuf,
         blocker: PathBuf,
     },
+    #[error("tool {tool:?}: {source}")]
+    Stage { tool: String, source: StageError },
 }
 
 /// One tool's sandbox, ready to be started many times.
@@ -61,7 +64,12 @@ pub struct ToolPlan {
     pub sandbox_executable: PathBuf,
     /// argv, starting with `sandbox_executable`.
     pub argv: Vec<String>,
-    pub read_only_paths: Vec<PathBuf>,
+    /// The declared read-only paths: (the host path bound, the path in the sandbox). The two
+    /// differ when the host path was staged.
+    pub read_only_paths: Vec<(PathBuf, PathBuf)>,
+    /// Paths the sandboxes' uids could not reach, copied into the stage: (the original, the
+    /// part that blocked it).
+    pub staged: Vec<(PathBuf, PathBuf)>,
     /// The folder of the tenants' folders (canonical), when the tool sees its caller's tenant's.
     pub tenant_root: Option<PathBuf>,
     pub timeout_seconds: u32,
@@ -74,13 +82,15 @@ pub struct ToolPlan {
 
 impl ToolPlan {
     /// Resolves a catalog entry. `catalog_dir` anchors relative paths; `sandbox_uid` is the
-    /// tool's own uid; `check_reachable` refuses paths another uid could not open (used when the
-    /// gateway runs as root and starts sandboxes under unprivileged uids).
+    /// tool's own uid; `check_reachable` makes sure another uid can open every path (used when
+    /// the gateway runs as root and starts sandboxes under unprivileged uids): a path it could
+    /// not is copied into `stage` and the copy bound instead, or refused when there is no stage.
     pub fn new(
         tool: &Tool,
         catalog_dir: &Path,
         sandbox_uid: u32,
         check_reachable: bool,
+        stage: Option<&Stage>,
     ) -> Result<Self, PlanError> {
         let name = tool.name.clone();
         let unit = tool
@@ -98,7 +108,7 @@ impl ToolPlan {
                     name: first.clone(),
                 })?
         };
-        let executable = canonical(&name, &raw)?;
+        let mut executable = canonical(&name, &raw)?;
         let meta = std::fs::metadata(&executable).map_err(|source| PlanError::Resolve {
             tool: name.clone(),
             path: executable.clone(),
@@ -110,28 +120,41 @@ impl ToolPlan {
                 path: executable,
             });
         }
-        let read_only_paths = unit
+        let mut read_only_paths = unit
             .read_only_paths
             .iter()
-            .map(|p| canonical(&name, &catalog_dir.join(p)))
+            .map(|p| canonical(&name, &catalog_dir.join(p)).map(|p| (p.clone(), p)))
             .collect::<Result<Vec<_>, _>>()?;
-        let tenant_root = unit
+        let mut tenant_root = unit
             .tenant_root
             .as_ref()
             .map(|p| canonical(&name, &catalog_dir.join(p)))
             .transpose()?;
+        let mut staged = Vec::new();
         if check_reachable {
-            let all = std::iter::once(&executable)
-                .chain(&read_only_paths)
-                .chain(&tenant_root);
+            let all = std::iter::once(&mut executable)
+                .chain(read_only_paths.iter_mut().map(|(host, _)| host))
+                .chain(tenant_root.as_mut());
             for path in all {
-                if let Some(blocker) = unreadable_part(path) {
-                    return Err(PlanError::Unreachable {
-                        tool: name,
-                        path: path.clone(),
-                        blocker,
-                    });
+                let Some(blocker) = unreadable_part(path) else {
+                    continue;
+                };
+                let unreachable = |path: &Path, blocker| PlanError::Unreachable {
+                    tool: name.clone(),
+                    path: path.to_path_buf(),
+                    blocker,
+                };
+                let Some(stage) = stage else {
+                    return Err(unreachable(path, blocker));
+                };
+                let copy = stage.place(path).map_err(|source| PlanError::Stage {
+                    tool: name.clone(),
+                    source,
+                })?;
+                if let Some(still) = unreadable_part(&copy) {
+                    return Err(unreachable(&copy, still));
                 }
+                staged.push((std::mem::replace(path, copy), blocker));
             }
         }
         let file_name = executable
@@ -151,6 +174,7 @@ impl ToolPlan {
             sandbox_executable,
             argv,
             read_only_paths,
+            staged,
             tenant_root,
             timeout_seconds: tool.timeout_seconds,
             memory_bytes: u64::from(tool.memory_mb) << 20,
@@ -192,8 +216,8 @@ impl ToolPlan {
             .minimal_dev(SCRATCH)
             .scratch(SCRATCH, self.scratch_bytes)
             .ro_bind(&self.executable, &self.sandbox_executable);
-        for path in &self.read_only_paths {
-            b = b.ro_bind(path, path);
+        for (host, sandbox) in &self.read_only_paths {
+            b = b.ro_bind(host, sandbox);
         }
         if let Some(socket) = &self.proxy_socket {
             b = b.bind(socket, ENDPOINT_SOCKET);
@@ -236,6 +260,7 @@ mod tests {
             Path::new("/nonexistent"),
             7,
             false,
+            None,
         )
         .expect("sh is on PATH");
         assert!(plan.executable.is_absolute());
@@ -246,7 +271,7 @@ mod tests {
     #[test]
     fn relative_path_is_anchored_at_the_catalog_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let e = ToolPlan::new(&tool(&["./missing-tool"]), dir.path(), 7, false)
+        let e = ToolPlan::new(&tool(&["./missing-tool"]), dir.path(), 7, false, None)
             .expect_err("missing executable");
         assert!(e.to_string().contains("missing-tool"), "{e}");
     }
@@ -255,8 +280,8 @@ mod tests {
     fn non_executable_file_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("data"), b"x").expect("write");
-        let e =
-            ToolPlan::new(&tool(&["./data"]), dir.path(), 7, false).expect_err("not executable");
+        let e = ToolPlan::new(&tool(&["./data"]), dir.path(), 7, false, None)
+            .expect_err("not executable");
         assert!(matches!(e, PlanError::NotExecutable { .. }), "{e}");
     }
 
@@ -269,14 +294,14 @@ mod tests {
         std::fs::write(&exe, b"#!/bin/sh\n").expect("write");
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        let e = ToolPlan::new(&tool(&["./private/tool"]), dir.path(), 7, true)
+        let e = ToolPlan::new(&tool(&["./private/tool"]), dir.path(), 7, true, None)
             .expect_err("unreachable");
         assert!(matches!(e, PlanError::Unreachable { .. }), "{e}");
     }
 
     #[test]
     fn arguments_unshare_everything_and_make_the_root_read_only() {
-        let plan = ToolPlan::new(&tool(&["sh"]), Path::new("/"), 4242, false).expect("plan");
+        let plan = ToolPlan::new(&tool(&["sh"]), Path::new("/"), 4242, false, None).expect("plan");
         let args: Vec<String> = plan
             .bwrap_args()
             .iter()
@@ -350,7 +375,7 @@ mod tests {
         std::os::unix::fs::symlink("globex", root.join("alias")).expect("symlink");
         let mut t = tool(&["sh"]);
         t.local.as_mut().expect("local").tenant_root = Some("tenants".into());
-        let plan = ToolPlan::new(&t, dir.path(), 4242, false).expect("plan");
+        let plan = ToolPlan::new(&t, dir.path(), 4242, false, None).expect("plan");
         let root = std::fs::canonicalize(&root).expect("canonical");
         assert_eq!(plan.tenant_root.as_deref(), Some(root.as_path()));
         assert_eq!(plan.tenant_dir("acme"), Some(root.join("acme")));
@@ -381,7 +406,7 @@ mod tests {
             "{none}"
         );
         assert!(!none.contains(&root.display().to_string()), "{none}");
-        let plain = ToolPlan::new(&tool(&["sh"]), dir.path(), 4242, false).expect("plan");
+        let plain = ToolPlan::new(&tool(&["sh"]), dir.path(), 4242, false, None).expect("plan");
         let args = plain
             .bwrap_args()
             .iter()
