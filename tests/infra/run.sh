@@ -80,9 +80,10 @@ gateway_bin=$repo/target/release/switchboard
 
 step "terraform fmt -check"
 terraform fmt -check -recursive -diff infra
+terraform fmt -check -recursive -diff examples/tenants
 
-step "terraform validate (every module and root, offline)"
-for dir in infra/modules/* infra/examples; do
+step "terraform validate (every module and root, and the example tenants' projects, offline)"
+for dir in infra/modules/* infra/examples examples/tenants/*/projects/*; do
   name=$(basename "$dir")
   export TF_DATA_DIR=$work/tfdata/validate-$name
   terraform -chdir="$dir" init -backend=false -input=false -no-color >"$work/init-$name.log" ||
