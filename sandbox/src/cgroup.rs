@@ -96,6 +96,8 @@ enum Layout {
 #[derive(Debug)]
 pub struct Cgroups {
     layout: Layout,
+    /// Groups left by gateway processes that are gone, removed at start.
+    leftovers_removed: usize,
 }
 
 impl Cgroups {
@@ -109,6 +111,8 @@ impl Cgroups {
         let name = format!("switchboard-{}", std::process::id());
         let v1_memory = root.join("memory");
         if v1_memory.join("memory.limit_in_bytes").is_file() {
+            let leftovers_removed =
+                remove_leftovers(&v1_memory) + remove_leftovers(&root.join("pids"));
             let memory = v1_memory.join(&name);
             make_dir(&memory).map_err(|e| CgroupError::Unavailable(e.to_string()))?;
             let pids_root = root.join("pids");
@@ -121,6 +125,7 @@ impl Cgroups {
             let swap = memory.join("memory.memsw.limit_in_bytes").is_file();
             return Ok(Self {
                 layout: Layout::V1 { memory, pids, swap },
+                leftovers_removed,
             });
         }
         let Some(own) = own_v2 else {
@@ -138,6 +143,7 @@ impl Cgroups {
             )));
         }
         let pids = controllers.split_whitespace().any(|c| c == "pids");
+        let leftovers_removed = remove_leftovers(&own_dir);
         let parent = own_dir.join(&name);
         make_dir(&parent).map_err(|e| CgroupError::Unavailable(e.to_string()))?;
         let wanted = if pids { "+memory +pids" } else { "+memory" };
@@ -150,7 +156,14 @@ impl Cgroups {
         }
         Ok(Self {
             layout: Layout::V2 { parent, pids },
+            leftovers_removed,
         })
+    }
+
+    /// How many control groups of gateway processes that are gone (`switchboard-<pid>` folders
+    /// and the per-call groups in them) were removed at start.
+    pub fn leftovers_removed(&self) -> usize {
+        self.leftovers_removed
     }
 
     /// A short description for the start-up log line.
@@ -338,6 +351,61 @@ impl Drop for SandboxCgroup {
     }
 }
 
+/// Removes, from the hierarchy folder `dir`, the `switchboard-<pid>` folders of gateway processes
+/// that are gone (a gateway killed with SIGKILL cannot remove its own), with the per-call groups
+/// inside them, after killing whatever still runs in those. Returns how many groups it removed.
+/// A folder whose pid names a live process is kept, whoever that process is: a pid reused by
+/// another process only delays the removal to a later start.
+fn remove_leftovers(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("switchboard-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let parent = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let children: Vec<PathBuf> = std::fs::read_dir(&parent)
+            .map(|it| {
+                it.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for child in children {
+            let group = SandboxCgroup {
+                dirs: vec![child],
+                procs: Vec::new(),
+                memory_dir: PathBuf::new(),
+                v2: false,
+            };
+            let gone = group.dirs[0].clone();
+            // Dropping it kills what is left and removes the folder.
+            drop(group);
+            if !gone.exists() {
+                removed += 1;
+            }
+        }
+        if std::fs::remove_dir(&parent).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Enters the groups behind `fds`. Runs in the forked child before exec: only raw `write(2)`
 /// on descriptors opened by the parent, no allocation.
 pub fn enter(fds: &[RawFd]) -> std::io::Result<()> {
@@ -433,6 +501,34 @@ mod tests {
         assert!(!group.oom_killed());
         assert!(group.pids().is_empty());
         assert!(cgroups.describe().starts_with("cgroup v1"));
+    }
+
+    #[test]
+    fn groups_of_gateways_that_are_gone_are_removed_at_start() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let memory = root.path().join("memory");
+        std::fs::create_dir(&memory).expect("mkdir");
+        std::fs::write(memory.join("memory.limit_in_bytes"), "max").expect("write");
+        // 4194304 is above the kernel's largest pid: that gateway is gone. Process 1 is alive.
+        let dead = memory.join("switchboard-4194304");
+        let live = memory.join("switchboard-1");
+        let other = memory.join("someone-else");
+        for d in [
+            dead.join("sbx-1"),
+            dead.join("sbx-2"),
+            live.join("sbx-3"),
+            other.clone(),
+        ] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let cgroups = Cgroups::under(root.path(), &None).expect("v1 found");
+        assert!(!dead.exists(), "a dead gateway's groups are left");
+        assert_eq!(
+            cgroups.leftovers_removed(),
+            3,
+            "two call groups and their parent"
+        );
+        assert!(live.join("sbx-3").is_dir() && other.is_dir());
     }
 
     #[test]

@@ -86,3 +86,43 @@ if ls -d "$work/tmp"/switchboard-stage-* >/dev/null 2>&1; then
   exit 1
 fi
 echo "the gateway served echo and state_validate from a checkout under a 0700 folder"
+
+# --- Leftovers of a killed gateway -------------------------------------------------------------
+# A gateway killed with SIGKILL cannot remove its control groups (its switchboard-<pid> folder and
+# the per-call groups in it) or its stage folder; the next gateway removes them and says so.
+echo "--- the control groups and stage folder of a gateway killed with SIGKILL"
+start_gateway() { # LOG: starts a gateway of the private checkout, waits for /healthz
+  SWITCHBOARD_LOCAL_CGROUPS=required TMPDIR=$work/tmp "$checkout/target/release/switchboard" serve \
+    --catalog "$checkout/examples/catalog.yaml" --dev --dev-key "$key" --listen "127.0.0.1:$port" \
+    >/dev/null 2>"$1" &
+  gateway=$!
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$gateway" 2>/dev/null || { cat "$1" >&2; echo "the gateway did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "the gateway did not answer /healthz" >&2
+  exit 1
+}
+if [ "$(id -u)" = 0 ]; then
+  start_gateway "$work/killed.err"
+  killed=$gateway
+  group=$(sed 's/\x1b\[[0-9;]*m//g' "$work/killed.err" | grep -o 'cgroup v[12] at [^ )]*' | head -n 1 | cut -d' ' -f4)
+  [ -n "$group" ] && [ -d "$group" ] || { cat "$work/killed.err" >&2; echo "no control group folder named in the log" >&2; exit 1; }
+  mkdir "$group/sbx-left-by-a-call"   # what a call in flight at the kill leaves
+  stage=$(ls -d "$work/tmp"/switchboard-stage-"$killed"-*)
+  kill -KILL "$killed"
+  wait "$killed" 2>/dev/null || true
+  [ -d "$group/sbx-left-by-a-call" ] && [ -d "$stage" ] || { echo "the killed gateway left nothing to clean" >&2; exit 1; }
+  start_gateway "$work/next.err"
+  grep -Eq "removed [0-9]+ control group\(s\) left by gateway processes that are gone" "$work/next.err" ||
+    { cat "$work/next.err" >&2; echo "the next gateway does not say it removed the killed one's groups" >&2; exit 1; }
+  grep -q "the stage folder of gateway process $killed" "$work/next.err" ||
+    { cat "$work/next.err" >&2; echo "the next gateway does not say it removed the killed one's stage" >&2; exit 1; }
+  [ ! -e "$group" ] || { echo "the killed gateway's control group $group is still there" >&2; exit 1; }
+  [ ! -e "$stage" ] || { echo "the killed gateway's stage $stage is still there" >&2; exit 1; }
+  stop_gateway
+  echo "the next gateway removed the control groups and the stage folder of one killed with SIGKILL"
+else
+  echo "not root: no stage folder to leave, and control groups need root; nothing to check" >&2
+fi

@@ -277,6 +277,16 @@ impl LocalBackend {
                 }
             },
         };
+        if let Some(n) = cgroups
+            .as_ref()
+            .map(Cgroups::leftovers_removed)
+            .filter(|n| *n > 0)
+        {
+            tracing::info!(
+                "removed {n} control group(s) left by gateway processes that are gone (killed \
+                 before they could remove them)"
+            );
+        }
         if let Some(c) = &cgroups {
             tracing::info!(
                 "each sandbox gets its own control group ({}): one memory limit for all its processes",
