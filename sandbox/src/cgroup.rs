@@ -300,53 +300,68 @@ impl SandboxCgroup {
 
     /// Processes still in the group.
     pub fn pids(&self) -> Vec<libc::pid_t> {
-        let mut pids: Vec<libc::pid_t> = self
-            .dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|s| {
-                s.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        pids_in(&self.dirs)
     }
 
     /// Kills every process of the group and waits (briefly) until it is empty.
     pub fn kill_all(&self) {
-        for _ in 0..50 {
-            let pids = self.pids();
-            if pids.is_empty() {
-                return;
+        kill_all_in(&self.dirs);
+    }
+}
+
+/// Processes in the groups `dirs`.
+fn pids_in(dirs: &[PathBuf]) -> Vec<libc::pid_t> {
+    let mut pids: Vec<libc::pid_t> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Kills every process in the groups `dirs` and waits (briefly) until they are empty.
+fn kill_all_in(dirs: &[PathBuf]) {
+    for _ in 0..50 {
+        let pids = pids_in(dirs);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from the group's own cgroup.procs.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
-            for pid in pids {
-                // SAFETY: kill(2) with a pid read from this group's own cgroup.procs.
-                #[allow(unsafe_code)]
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes the emptied group `dir`, giving its last processes a moment to be reaped. True when
+/// it is gone.
+fn remove_group(dir: &Path) -> bool {
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == ErrorKind::NotFound => return true,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
+    false
 }
 
 impl Drop for SandboxCgroup {
     fn drop(&mut self) {
-        self.kill_all();
+        kill_all_in(&self.dirs);
         self.procs.clear();
         for dir in &self.dirs {
-            // A group is removable once its last process has been reaped; give it a moment.
-            for _ in 0..50 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
+            remove_group(dir);
         }
     }
 }
@@ -357,26 +372,8 @@ impl Drop for SandboxCgroup {
 /// A folder whose pid names a live process is kept, whoever that process is: a pid reused by
 /// another process only delays the removal to a later start.
 fn remove_leftovers(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("switchboard-"))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        let parent = entry.path();
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
+    for (parent, _) in crate::paths::left_by_gone_processes(dir, "switchboard-") {
         let children: Vec<PathBuf> = std::fs::read_dir(&parent)
             .map(|it| {
                 it.flatten()
@@ -386,16 +383,8 @@ fn remove_leftovers(dir: &Path) -> usize {
             })
             .unwrap_or_default();
         for child in children {
-            let group = SandboxCgroup {
-                dirs: vec![child],
-                procs: Vec::new(),
-                memory_dir: PathBuf::new(),
-                v2: false,
-            };
-            let gone = group.dirs[0].clone();
-            // Dropping it kills what is left and removes the folder.
-            drop(group);
-            if !gone.exists() {
+            kill_all_in(std::slice::from_ref(&child));
+            if remove_group(&child) {
                 removed += 1;
             }
         }

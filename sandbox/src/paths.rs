@@ -47,6 +47,27 @@ pub fn unreadable_part(path: &Path) -> Option<PathBuf> {
     unreachable_part(path, needs)
 }
 
+/// The folders in `dir` named `<prefix><pid>` or `<prefix><pid>-<anything>` whose process is
+/// gone, with that pid: what a gateway killed before it could clean up leaves behind. A folder
+/// whose pid names a live process is not listed, whoever that process is (a reused pid only
+/// delays the removal), nor this process's own, nor a symbolic link.
+pub fn left_by_gone_processes(dir: &Path, prefix: &str) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let rest = name.to_str()?.strip_prefix(prefix)?;
+            let pid: u32 = rest.split('-').next()?.parse().ok()?;
+            let gone = pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
+            let folder = entry.file_type().is_ok_and(|t| t.is_dir());
+            (gone && folder).then(|| (entry.path(), pid))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

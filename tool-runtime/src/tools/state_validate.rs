@@ -447,40 +447,15 @@ fn check_instance(
         |rule, severity, reason: String| report_push(findings, rule, severity, at, reason);
     match instance.kind {
         "aws_security_group" => {
-            for rule in list(a.get("ingress")) {
-                let r = Ingress {
-                    cidrs: strings(rule.get("cidr_blocks"))
-                        .chain(strings(rule.get("ipv6_cidr_blocks")))
-                        .collect(),
-                    from: rule.get("from_port").and_then(Value::as_i64),
-                    to: rule.get("to_port").and_then(Value::as_i64),
-                    protocol: rule.get("protocol").and_then(Value::as_str).unwrap_or(""),
-                };
-                r.check(&mut add);
+            for rule in list(a.get("ingress")).iter().filter_map(Value::as_object) {
+                Ingress::of(rule, ["cidr_blocks", "ipv6_cidr_blocks"], "protocol").check(&mut add);
             }
         }
         "aws_security_group_rule" if a.get("type").and_then(Value::as_str) == Some("ingress") => {
-            Ingress {
-                cidrs: strings(a.get("cidr_blocks"))
-                    .chain(strings(a.get("ipv6_cidr_blocks")))
-                    .collect(),
-                from: a.get("from_port").and_then(Value::as_i64),
-                to: a.get("to_port").and_then(Value::as_i64),
-                protocol: a.get("protocol").and_then(Value::as_str).unwrap_or(""),
-            }
-            .check(&mut add);
+            Ingress::of(a, ["cidr_blocks", "ipv6_cidr_blocks"], "protocol").check(&mut add);
         }
         "aws_vpc_security_group_ingress_rule" => {
-            Ingress {
-                cidrs: [a.get("cidr_ipv4"), a.get("cidr_ipv6")]
-                    .into_iter()
-                    .filter_map(|v| v.and_then(Value::as_str))
-                    .collect(),
-                from: a.get("from_port").and_then(Value::as_i64),
-                to: a.get("to_port").and_then(Value::as_i64),
-                protocol: a.get("ip_protocol").and_then(Value::as_str).unwrap_or(""),
-            }
-            .check(&mut add);
+            Ingress::of(a, ["cidr_ipv4", "cidr_ipv6"], "ip_protocol").check(&mut add);
         }
         "aws_iam_policy"
         | "aws_iam_role_policy"
@@ -628,7 +603,25 @@ struct Ingress<'a> {
     protocol: &'a str,
 }
 
-impl Ingress<'_> {
+impl<'a> Ingress<'a> {
+    /// The rule whose attributes are `rule`: `cidr_keys` name its IPv4 and IPv6 sources (a
+    /// CIDR or a list of them, depending on the resource type), `protocol_key` its protocol.
+    fn of(
+        rule: &'a serde_json::Map<String, Value>,
+        cidr_keys: [&str; 2],
+        protocol_key: &str,
+    ) -> Self {
+        Self {
+            cidrs: cidr_keys
+                .iter()
+                .flat_map(|key| one_or_many(rule.get(*key)))
+                .collect(),
+            from: rule.get("from_port").and_then(Value::as_i64),
+            to: rule.get("to_port").and_then(Value::as_i64),
+            protocol: rule.get(protocol_key).and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
     fn check(&self, add: &mut impl FnMut(&'static str, Severity, String)) {
         let Some(world) = self
             .cidrs
@@ -771,10 +764,6 @@ fn check_output(name: &str, output: &Value, findings: &mut Vec<Finding>) {
 
 fn list(value: Option<&Value>) -> &[Value] {
     value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
-    list(value).iter().filter_map(Value::as_str)
 }
 
 fn one_or_many(value: Option<&Value>) -> impl Iterator<Item = &str> {

@@ -205,7 +205,7 @@ impl Drop for InFlightGuard {
 #[derive(Debug)]
 struct PreparedTool {
     plan: ToolPlan,
-    args: Vec<std::ffi::OsString>,
+    args: plan::SandboxArgs,
 }
 
 /// Runs each call of a local tool in a fresh bubblewrap sandbox.
@@ -339,7 +339,7 @@ impl LocalBackend {
                 )?;
                 plan.proxy_socket = Some(socket);
             }
-            let args = plan.bwrap_args();
+            let args = plan.sandbox_args();
             prepared.insert(plan.name.clone(), PreparedTool { plan, args });
         }
         let backend = Self {
@@ -366,7 +366,7 @@ impl LocalBackend {
             return Ok(());
         };
         let mut cmd = std::process::Command::new(&self.bwrap);
-        cmd.args(&prepared.args)
+        cmd.args(prepared.args.for_call(None))
             .args(["--", "/usr/bin/true"])
             .env_clear()
             .stdin(std::process::Stdio::null())
@@ -545,10 +545,11 @@ impl Backend for LocalBackend {
                 message: "the gateway is shutting down".into(),
             });
         }
-        let args = match &plan.tenant_root {
-            None => prepared.args.clone(),
-            Some(_) => plan.bwrap_args_for(tenant_dir(plan, &call)?.as_deref()),
+        let tenant = match &plan.tenant_root {
+            None => None,
+            Some(_) => tenant_dir(plan, &call)?,
         };
+        let args = prepared.args.for_call(tenant.as_deref());
         let _guard = InFlightGuard::new(&self.in_flight);
         let lease = match &self.uids {
             Some(pool) => Some(pool.lease().map_err(|e| BackendError::Start {

@@ -186,7 +186,7 @@ impl ToolPlan {
 
     /// The bubblewrap arguments of this tool, up to (not including) `--seccomp FD -- argv`.
     pub fn bwrap_args(&self) -> Vec<OsString> {
-        self.bwrap_args_for(None)
+        self.sandbox_args().for_call(None)
     }
 
     /// The folder of `tenant` on the host, when the tool has a tenant root and the tenant has a
@@ -202,6 +202,11 @@ impl ToolPlan {
     /// read-only at [`TENANT_DIR`]; a tool with a tenant root and no folder for the caller's
     /// tenant gets an empty folder there.
     pub fn bwrap_args_for(&self, tenant_dir: Option<&Path>) -> Vec<OsString> {
+        self.sandbox_args().for_call(tenant_dir)
+    }
+
+    /// This tool's bubblewrap arguments, made once: [`SandboxArgs::for_call`] adds a call's.
+    pub fn sandbox_args(&self) -> SandboxArgs {
         let mut b = Bwrap::new()
             .unshare_all_but_cgroup()
             .unshare_cgroup(true)
@@ -222,12 +227,41 @@ impl ToolPlan {
         if let Some(socket) = &self.proxy_socket {
             b = b.bind(socket, ENDPOINT_SOCKET);
         }
-        match tenant_dir {
-            Some(dir) => b = b.ro_bind(dir, TENANT_DIR),
-            None if self.tenant_root.is_some() => b = b.dir(TENANT_DIR),
-            None => {}
+        SandboxArgs {
+            head: b.into_args(),
+            tenant: self.tenant_root.is_some(),
+            tail: Bwrap::new()
+                .remount_root_read_only()
+                .chdir(SCRATCH)
+                .into_args(),
         }
-        b.remount_root_read_only().chdir(SCRATCH).into_args()
+    }
+}
+
+/// A tool's bubblewrap arguments, made at start. What differs between its calls (the caller's
+/// tenant's folder) goes between `head` and `tail`, before the root is remounted read-only.
+#[derive(Debug, Clone)]
+pub struct SandboxArgs {
+    head: Vec<OsString>,
+    /// The tool has a tenant root: every call gets [`TENANT_DIR`].
+    tenant: bool,
+    tail: Vec<OsString>,
+}
+
+impl SandboxArgs {
+    /// The arguments of one call that sees `tenant_dir` read-only at [`TENANT_DIR`] (an empty
+    /// folder there when it is `None` and the tool has a tenant root).
+    pub fn for_call(&self, tenant_dir: Option<&Path>) -> Vec<OsString> {
+        let tenant = match tenant_dir {
+            Some(dir) => Bwrap::new().ro_bind(dir, TENANT_DIR).into_args(),
+            None if self.tenant => Bwrap::new().dir(TENANT_DIR).into_args(),
+            None => Vec::new(),
+        };
+        let mut args = Vec::with_capacity(self.head.len() + tenant.len() + self.tail.len());
+        args.extend_from_slice(&self.head);
+        args.extend(tenant);
+        args.extend_from_slice(&self.tail);
+        args
     }
 }
 

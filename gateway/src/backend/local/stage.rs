@@ -143,25 +143,10 @@ impl Drop for Stage {
 
 /// Removes the stage folders in `parent` whose gateway process is gone.
 fn remove_leftovers(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        let path = entry.path();
-        // Only folders this code made: owned by this uid, not a link.
-        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| {
-            m.is_dir() && Some(std::os::unix::fs::MetadataExt::uid(&m)) == own_uid()
-        });
+    for (path, pid) in switchboard_sandbox::paths::left_by_gone_processes(parent, PREFIX) {
+        // Only folders this code made: owned by this uid.
+        let ours = std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| Some(std::os::unix::fs::MetadataExt::uid(&m)) == own_uid());
         if ours && std::fs::remove_dir_all(&path).is_ok() {
             tracing::info!(
                 "removed {}, the stage folder of gateway process {pid}, which is gone",
