@@ -56,7 +56,7 @@ trap stop EXIT
 say "starting LocalStack on 127.0.0.1:$port with the switchboard-sandbox executor"
 eval "$(
   LOCALSTACK_PORT=$port START_MOTO=0 \
-    LOCALSTACK_SERVICES=iam,sts,lambda,logs,s3 \
+    LOCALSTACK_SERVICES=iam,sts,lambda,logs,s3,secretsmanager \
     LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox \
     SWITCHBOARD_LAMBDA_HOST="$bin/switchboard-lambda-host" \
     localstack/start

@@ -162,6 +162,22 @@ impl UnitAws {
         Ok(aws_sdk_sts::Client::from_conf(config.build()))
     }
 
+    /// A Secrets Manager client that signs with this call's credentials (endpoint
+    /// `secretsmanager`).
+    pub fn secrets_manager(&self) -> Result<aws_sdk_secretsmanager::Client, UnitAwsError> {
+        use aws_sdk_secretsmanager::config as sm;
+        let mut config = sm::Builder::new()
+            .behavior_version(sm::BehaviorVersion::latest())
+            .region(sm::Region::new(self.region.clone()))
+            .credentials_provider(self.credentials.clone());
+        if let Some((endpoint_url, connector)) = self.through_proxy("secretsmanager")? {
+            config = config
+                .endpoint_url(endpoint_url)
+                .http_client(http_client_fn(move |_, _| connector.clone()));
+        }
+        Ok(aws_sdk_secretsmanager::Client::from_conf(config.build()))
+    }
+
     /// For a sandboxed unit: the endpoint URL of `endpoint`'s upstream and a connector that
     /// tunnels to it. `None` when the unit reaches AWS directly.
     fn through_proxy(

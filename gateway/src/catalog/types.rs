@@ -170,6 +170,8 @@ pub enum Endpoint {
     EcrApi,
     #[serde(rename = "ecr.dkr")]
     EcrDkr,
+    #[serde(rename = "secretsmanager")]
+    SecretsManager,
 }
 
 /// Session tag keys the gateway can set from what it verified (never from arguments).

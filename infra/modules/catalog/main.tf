@@ -9,7 +9,7 @@ locals {
   dir = dirname(var.catalog_path)
 
   default_session_tags = ["tool", "tenant", "principal", "invocation"]
-  known_endpoints      = ["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr"]
+  known_endpoints      = ["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager"]
 
   # A Fargate task pulls its image, ships its logs and fetches its invocation through its own
   # network interface: it always reaches ECR, S3 (image layers, presigned hand-over URLs) and
@@ -116,9 +116,12 @@ locals {
     "kms"     = ["kms:DescribeKey"]
     "ecr.api" = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"]
     "ecr.dkr" = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"]
+    # Nothing of the platform: only what the catalog's tools are granted.
+    "secretsmanager" = []
   }
   endpoint_service = {
-    "s3" = "s3", "sts" = "sts", "logs" = "logs", "kms" = "kms", "ecr.api" = "ecr", "ecr.dkr" = "ecr"
+    "s3"             = "s3", "sts" = "sts", "logs" = "logs", "kms" = "kms", "ecr.api" = "ecr", "ecr.dkr" = "ecr",
+    "secretsmanager" = "secretsmanager"
   }
   all_endpoints = sort(distinct(flatten([for t in values(local.tools) : t.reach])))
   endpoint_actions = {

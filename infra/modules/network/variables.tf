@@ -25,7 +25,7 @@ variable "az_count" {
 
 variable "endpoints" {
   description = <<-EOT
-    The VPC endpoints to create, by catalog name (s3, sts, logs, kms, ecr.api, ecr.dkr), each mapped
+    The VPC endpoints to create, by catalog name (s3, sts, logs, kms, ecr.api, ecr.dkr, secretsmanager), each mapped
     to the actions its endpoint policy allows. s3 becomes a gateway endpoint, the others interface
     endpoints with private DNS and a security group of their own.
   EOT
@@ -33,9 +33,9 @@ variable "endpoints" {
   default     = {}
   validation {
     condition = alltrue([
-      for name in keys(var.endpoints) : contains(["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr"], name)
+      for name in keys(var.endpoints) : contains(["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager"], name)
     ])
-    error_message = "endpoints: only s3, sts, logs, kms, ecr.api and ecr.dkr are known."
+    error_message = "endpoints: only s3, sts, logs, kms, ecr.api, ecr.dkr and secretsmanager are known."
   }
   validation {
     condition = alltrue(flatten([

@@ -52,6 +52,15 @@ WORK_ROLE = "switchboard-e2e-whoami-work"
 LOCAL_WORK_ROLE = "switchboard-e2e-whoami-local-work"
 # The local tool: whoami in the gateway's sandbox, reaching STS only through its declared endpoint.
 LOCAL_TOOL = "whoami-local"
+# The reference tool secret_lookup in the gateway's sandbox, reaching Secrets Manager only.
+SECRET_TOOL = "secret_lookup"
+SECRET_WORK_ROLE = "switchboard-e2e-secret-lookup-work"
+SECRET_PERMISSIONS = [
+    {
+        "actions": ["secretsmanager:DescribeSecret"],
+        "resources": ["arn:aws:secretsmanager:*:*:secret:switchboard/${aws:PrincipalTag/tenant}/*"],
+    }
+]
 EXEC_ROLE = "switchboard-e2e-exec"
 SUBJECT = "alice@example.com"
 TENANT = "acme"
@@ -208,6 +217,7 @@ def aws(settings) -> Aws:
 class Deployment:
     work_role_arn: str
     local_work_role_arn: str
+    secret_work_role_arn: str
     exec_role_arn: str
     function_arns: dict[str, str]  # by tool
 
@@ -237,6 +247,7 @@ def deployment(aws, settings):
     at the end (which stops their execution environments)."""
     work_role = ensure_role(aws, WORK_ROLE, TRUST_ANY)
     local_work_role = ensure_role(aws, LOCAL_WORK_ROLE, TRUST_ANY)
+    secret_work_role = ensure_role(aws, SECRET_WORK_ROLE, TRUST_ANY)
     exec_role = ensure_role(aws, EXEC_ROLE, TRUST_LAMBDA)
     arns = {}
     try:
@@ -259,7 +270,11 @@ def deployment(aws, settings):
         for f in FUNCTIONS:
             aws("lambda", "wait", "function-active-v2", "--function-name", f.name)
         yield Deployment(
-            work_role_arn=work_role, local_work_role_arn=local_work_role, exec_role_arn=exec_role, function_arns=arns
+            work_role_arn=work_role,
+            local_work_role_arn=local_work_role,
+            secret_work_role_arn=secret_work_role,
+            exec_role_arn=exec_role,
+            function_arns=arns,
         )
     finally:
         for f in FUNCTIONS:
@@ -333,6 +348,25 @@ def catalog_document(settings: Settings) -> dict:
             "permissions": [{"actions": ["sts:GetCallerIdentity"], "resources": ["*"]}],
         }
     )
+    tools.append(
+        {
+            "name": SECRET_TOOL,
+            "description": "Says whether a secret of the caller's tenant exists, never its value.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 256}},
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+            "backend": "local",
+            "local": {"command": [str(settings.tool_bin), "secret_lookup"]},
+            "endpoints": ["secretsmanager"],
+            "timeout_seconds": 20,
+            "memory_mb": 256,
+            "allow": {"groups": [GROUP]},
+            "permissions": SECRET_PERMISSIONS,
+        }
+    )
     return {"version": 1, "tools": tools}
 
 
@@ -351,14 +385,15 @@ def bindings_document(deployment: Deployment) -> dict:
     }
     # What infra/examples writes for a local tool with permissions: only its work role.
     local_tool = {"backend": "local", "work_role_arn": deployment.local_work_role_arn, "session_tags": SESSION_TAGS}
+    secret_tool = {"backend": "local", "work_role_arn": deployment.secret_work_role_arn, "session_tags": SESSION_TAGS}
     return {
         "version": 1,
         "region": REGION,
         "account_id": ACCOUNT,
         "gateway_role_arn": None,
         "invocation_bucket": None,
-        "local_tools": [LOCAL_TOOL],
-        "tools": {**lambda_tools, LOCAL_TOOL: local_tool},
+        "local_tools": [LOCAL_TOOL, SECRET_TOOL],
+        "tools": {**lambda_tools, LOCAL_TOOL: local_tool, SECRET_TOOL: secret_tool},
     }
 
 
@@ -383,6 +418,7 @@ class Gateway:
     log: Path
     audit: Path
     process: subprocess.Popen
+    dev_key: Path
 
 
 @pytest.fixture(scope="session")
@@ -405,7 +441,9 @@ def gateway(settings, deployment, proxy):
     env = clean_env(
         AWS_ENDPOINT_URL=proxy.url,
         # The local tool's sts endpoint: its tunnel goes to the recording proxy too.
-        SWITCHBOARD_LOCAL_ENDPOINTS="sts=" + proxy.url.removeprefix("http://"),
+        SWITCHBOARD_LOCAL_ENDPOINTS=",".join(
+            f"{name}={proxy.url.removeprefix('http://')}" for name in ("sts", "secretsmanager")
+        ),
         AWS_ACCESS_KEY_ID="test",
         AWS_SECRET_ACCESS_KEY="test",
         AWS_REGION=REGION,
@@ -455,7 +493,15 @@ def gateway(settings, deployment, proxy):
             timeout=30,
         )
         assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
-        yield Gateway(base=base, mcp=f"{base}/mcp", token=minted.stdout.strip(), log=log, audit=audit, process=process)
+        yield Gateway(
+            base=base,
+            mcp=f"{base}/mcp",
+            token=minted.stdout.strip(),
+            log=log,
+            audit=audit,
+            process=process,
+            dev_key=dev_key,
+        )
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -482,7 +528,23 @@ class E2E:
 
     # calls through the SDK
 
-    def call(self, tool: str, arguments: dict | None = None):
+    def token_for(self, tenant: str) -> str:
+        """A dev token like the suite's own, for another tenant."""
+        minted = subprocess.run(
+            [
+                str(self.settings.switchboard), "dev-token",
+                "--sub", SUBJECT, "--group", GROUP, "--tenant", tenant,
+                "--audience", self.gateway.mcp, "--dev-key", str(self.gateway.dev_key),
+            ],  # fmt: skip
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
+        return minted.stdout.strip()
+
+    def call(self, tool: str, arguments: dict | None = None, token: str | None = None):
         """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token)."""
         import httpx2
         from mcp import Client
@@ -490,7 +552,7 @@ class E2E:
 
         async def body():
             http = httpx2.AsyncClient(
-                headers={"Authorization": f"Bearer {self.gateway.token}"},
+                headers={"Authorization": f"Bearer {token or self.gateway.token}"},
                 timeout=httpx2.Timeout(30.0, read=60.0),
             )
             async with http:

@@ -11,7 +11,7 @@
 //!   is a tool error naming it.
 //!
 //! Tools: `echo` ([`tools::echo`]), `whoami` ([`tools::whoami`]), `state_validate`
-//! ([`tools::state_validate`]).
+//! ([`tools::state_validate`]), `secret_lookup` ([`tools::secret_lookup`]).
 //!
 //! Deliberately free of argument-parsing crates: in one-shot mode it starts once per call.
 
@@ -23,15 +23,15 @@ use switchboard_tool_runtime::lambda::run_lambda;
 use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
 /// The tools this binary has, by catalog name.
-const TOOLS: &[&str] = &["echo", "whoami", "state_validate"];
+const TOOLS: &[&str] = &["echo", "whoami", "state_validate", "secret_lookup"];
 
 const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
-                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami, state_validate";
+                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami, state_validate, secret_lookup";
 
 /// Why a reference tool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum ToolError {
-    #[error("this package has no tool named {0:?} (it has: echo, whoami, state_validate)")]
+    #[error("this package has no tool named {0:?} (it has: echo, whoami, state_validate, secret_lookup)")]
     Unknown(String),
     #[error(transparent)]
     Echo(#[from] tools::echo::EchoError),
@@ -39,6 +39,8 @@ enum ToolError {
     Whoami(#[from] tools::whoami::WhoamiError),
     #[error(transparent)]
     StateValidate(#[from] tools::state_validate::StateError),
+    #[error(transparent)]
+    SecretLookup(#[from] tools::secret_lookup::SecretError),
 }
 
 /// Runs the reference tool called `tool`.
@@ -50,6 +52,7 @@ fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
             let view = tools::state_validate::TenantView::from_env()?;
             Ok(tools::state_validate::state_validate(&invocation, &view)?)
         }
+        "secret_lookup" => Ok(tools::secret_lookup::secret_lookup(&invocation)?),
         other => Err(ToolError::Unknown(other.to_owned())),
     }
 }

@@ -4,8 +4,10 @@
 //! - [`echo`]: answers with the message it is given;
 //! - [`whoami`]: answers which call it is and which credentials it received (never the secret
 //!   parts);
-//! - [`state_validate`]: checks a Terraform state of the caller's tenant against review rules.
+//! - [`state_validate`]: checks a Terraform state of the caller's tenant against review rules;
+//! - [`secret_lookup`]: says whether a secret of the caller's tenant exists, never its value.
 
 pub mod echo;
+pub mod secret_lookup;
 pub mod state_validate;
 pub mod whoami;

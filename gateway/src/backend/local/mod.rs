@@ -483,6 +483,7 @@ fn endpoint_name(e: Endpoint) -> &'static str {
         Endpoint::Logs => "logs",
         Endpoint::Kms => "kms",
         Endpoint::EcrApi => "ecr.api",
+        Endpoint::SecretsManager => "secretsmanager",
         Endpoint::EcrDkr => "ecr.dkr",
     }
 }
