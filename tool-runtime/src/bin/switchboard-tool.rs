@@ -31,7 +31,9 @@ const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
 /// Why a reference tool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum ToolError {
-    #[error("this package has no tool named {0:?} (it has: echo, whoami, state_validate, secret_lookup)")]
+    #[error(
+        "this package has no tool named {0:?} (it has: echo, whoami, state_validate, secret_lookup)"
+    )]
     Unknown(String),
     #[error(transparent)]
     Echo(#[from] tools::echo::EchoError),

@@ -208,11 +208,14 @@ mod tests {
         let e = secret_lookup(&invocation(json!({"name": "db"}), json!({"tool": "t"})))
             .expect_err("no tenant");
         assert!(matches!(e, SecretError::NoTenant), "{e}");
-        let e = secret_lookup(&invocation(json!({"name": "db"}), json!({"tenant": "acme"})))
-            .expect_err("no credentials");
+        let e = secret_lookup(&invocation(
+            json!({"name": "db"}),
+            json!({"tenant": "acme"}),
+        ))
+        .expect_err("no credentials");
         assert!(e.to_string().contains("no AWS credentials"), "{e}");
-        let e = secret_lookup(&invocation(json!({}), json!({"tenant": "acme"})))
-            .expect_err("no name");
+        let e =
+            secret_lookup(&invocation(json!({}), json!({"tenant": "acme"}))).expect_err("no name");
         assert!(matches!(e, SecretError::NoName), "{e}");
     }
 }
