@@ -682,6 +682,68 @@ blocked_syscalls! {
     syscall_x32_abi => "x32_getpid",
 }
 
+// A network namespace isolates only some socket families; the filter refuses every other one,
+// for socket() and socketpair() alike. EPERM is the filter's answer: without it these fail with
+// another errno (no such module, no capability) or, like vsock on a virtual machine, open.
+macro_rules! refused_socket_families {
+    ($($test:ident => $family:literal),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $test() {
+            let report = attempt("probe", json!({"attempt": "socket_family", "family": $family})).await;
+            assert_eq!(report["socket_errno"], json!(libc::EPERM), "{report}");
+            assert_eq!(report["socketpair_errno"], json!(libc::EPERM), "{report}");
+        }
+    )*};
+}
+
+refused_socket_families! {
+    socket_af_vsock => "vsock",
+    socket_af_alg => "alg",
+    socket_af_key => "key",
+    socket_af_packet => "packet",
+    socket_af_bluetooth => "bluetooth",
+    socket_af_tipc => "tipc",
+    socket_af_rds => "rds",
+    socket_af_can => "can",
+    socket_af_kcm => "kcm",
+    socket_af_qipcrtr => "qipcrtr",
+    socket_af_smc => "smc",
+    socket_af_xdp => "xdp",
+    socket_af_mctp => "mctp",
+    socket_af_llc => "llc",
+    socket_af_appletalk => "appletalk",
+    socket_af_ax25 => "ax25",
+    socket_af_x25 => "x25",
+}
+
+#[tokio::test]
+async fn the_socket_families_tools_use_still_open() {
+    for family in ["unix", "inet", "inet6", "netlink"] {
+        let response = call(
+            "probe",
+            json!({"attempt": "socket_family", "family": family}),
+        )
+        .await;
+        let report = &response["result"]["structuredContent"];
+        for key in ["socket_errno", "socketpair_errno"] {
+            assert_ne!(report[key], json!(libc::EPERM), "{family}: {report}");
+        }
+        if matches!(family, "unix" | "inet") {
+            assert_eq!(report["socket_errno"], json!(0), "{family}: {report}");
+        }
+    }
+    let response = call(
+        "probe",
+        json!({"attempt": "socket_family", "family": "unix"}),
+    )
+    .await;
+    assert_eq!(
+        response["result"]["structuredContent"]["socketpair_errno"],
+        json!(0),
+        "{response}"
+    );
+}
+
 // ---- resources -------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -9,7 +9,10 @@
 //! - kernel attack surface no tool needs: keyrings, `bpf`, `perf_event_open`, `io_uring_*`,
 //!   `userfaultfd`, module and kexec loading, `open_by_handle_at`, `quotactl`, swap, reboot;
 //! - terminal injection: `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)`, compared on the low 32 bits
-//!   so that a request with high bits set (which the kernel truncates) is caught too.
+//!   so that a request with high bits set (which the kernel truncates) is caught too;
+//! - sockets of any family but [`SOCKET_FAMILIES`] (`socket` and `socketpair`): a network
+//!   namespace contains only some families, and `AF_VSOCK` for one reaches the hypervisor
+//!   whatever `--unshare-net` says (the reasons per family: docs/sandbox.md).
 //!
 //! Two rules sit in front of the compiled rule set because `seccompiler` cannot express them:
 //! x32-ABI system calls (numbers with bit 30 set, which would otherwise slip past a deny list
@@ -74,6 +77,17 @@ const DENIED: &[i64] = &[
     libc::SYS_acct,
     libc::SYS_syslog,
     libc::SYS_personality,
+];
+
+/// The socket families a tool may open: those a network namespace contains and tools use
+/// (`AF_UNIX` for the endpoint proxy and local IPC, `AF_INET`/`AF_INET6` for loopback and the
+/// C library, `AF_NETLINK` for the interface queries of name resolution). Every other family is
+/// refused by `socket` and `socketpair`.
+pub const SOCKET_FAMILIES: &[libc::c_int] = &[
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_NETLINK,
 ];
 
 /// Every namespace flag `clone` could be asked for.
@@ -141,6 +155,22 @@ fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
         })
         .collect::<Result<Vec<_>, SeccompError>>()?;
     rules.insert(libc::SYS_clone, clone);
+    // socket(family, ...) and socketpair(family, ...) with a family not in SOCKET_FAMILIES: one
+    // rule whose conditions all hold (the family is none of them), on the low 32 bits (an int).
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        let other_family = SOCKET_FAMILIES
+            .iter()
+            .map(|family| {
+                cond(
+                    0,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Ne,
+                    u64::from(family.unsigned_abs()),
+                )
+            })
+            .collect::<Result<Vec<_>, SeccompError>>()?;
+        rules.insert(nr, vec![SeccompRule::new(other_family)?]);
+    }
     Ok(rules)
 }
 
@@ -222,6 +252,17 @@ mod tests {
             program[2].k, 0x8000_0000,
             "a foreign architecture kills the process"
         );
+    }
+
+    #[test]
+    fn sockets_are_limited_to_the_namespaced_families() {
+        let rules = rules().expect("rules");
+        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+            assert_eq!(rules[&nr].len(), 1, "one rule for {nr}");
+        }
+        assert!(!SOCKET_FAMILIES.contains(&libc::AF_VSOCK));
+        assert!(!SOCKET_FAMILIES.contains(&libc::AF_ALG));
+        assert!(!SOCKET_FAMILIES.contains(&libc::AF_PACKET));
     }
 
     #[test]

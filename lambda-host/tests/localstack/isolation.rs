@@ -80,3 +80,46 @@ async fn the_code_is_read_only_and_tmp_is_writable() {
     assert_eq!(out.result()["tmp_writable"], true);
     f.delete().await;
 }
+
+/// The Lambda host's sandbox runs under the same seccomp filter as the gateway's: socket families
+/// that a network namespace does not isolate are refused (EPERM, the filter's answer), for
+/// socket() and socketpair() alike, and the families tools use still open.
+#[tokio::test]
+async fn socket_families_outside_the_network_namespace_are_refused() {
+    let f = Function::create("sockets", Spec::default()).await;
+    for family in ["vsock", "alg", "key", "packet", "tipc", "xdp"] {
+        let out = f.invoke("socket", json!({"family": family})).await;
+        let result = out.result();
+        assert_eq!(
+            result["socket_errno"],
+            json!(libc::EPERM),
+            "{family}: {result}"
+        );
+        assert_eq!(
+            result["socketpair_errno"],
+            json!(libc::EPERM),
+            "{family}: {result}"
+        );
+    }
+    let unix = f.invoke("socket", json!({"family": "unix"})).await;
+    assert_eq!(
+        unix.result()["socket_errno"],
+        json!(0),
+        "{:?}",
+        unix.payload
+    );
+    assert_eq!(
+        unix.result()["socketpair_errno"],
+        json!(0),
+        "{:?}",
+        unix.payload
+    );
+    let inet = f.invoke("socket", json!({"family": "inet"})).await;
+    assert_eq!(
+        inet.result()["socket_errno"],
+        json!(0),
+        "{:?}",
+        inet.payload
+    );
+    f.delete().await;
+}

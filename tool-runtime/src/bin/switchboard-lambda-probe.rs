@@ -12,7 +12,9 @@
 //! - `litter`: leaves a marker file in `/tmp` and a stray process behind;
 //! - `log` `{token}`: writes the token to stdout and stderr;
 //! - `alloc` `{mb}`: tries to allocate and touch that much memory;
-//! - `fill-tmp` `{mb}`: writes that much into `/tmp` until it fails.
+//! - `fill-tmp` `{mb}`: writes that much into `/tmp` until it fails;
+//! - `socket` `{family}`: tries `socket()` and `socketpair()` of that family (`vsock`, `alg`,
+//!   `unix`, ...); answers the errno of each, 0 for one that opened.
 //!
 //! With `PROBE_FAIL_INIT=1` in its environment, the init fails.
 
@@ -24,6 +26,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_tool_runtime::lambda::run_lambda_with_init;
 use switchboard_tool_runtime::{Invocation, ToolOutput, tools};
+
+#[path = "probe/sockets.rs"]
+mod sockets;
 
 const MARKER: &str = "switchboard-probe-marker";
 
@@ -100,6 +105,15 @@ impl Probe {
             }
             "alloc" => alloc(arg_u64(&invocation, "mb", 1)),
             "fill-tmp" => fill_tmp(arg_u64(&invocation, "mb", 1)),
+            "socket" => {
+                let family = arg_str(&invocation, "family").unwrap_or("");
+                match sockets::try_family(family) {
+                    Some((single, pair)) => {
+                        json!({"family": family, "socket_errno": single, "socketpair_errno": pair})
+                    }
+                    None => json!({"family": family, "unknown": true}),
+                }
+            }
             other => return Err(ProbeError::UnknownTool(other.to_owned())),
         };
         Ok(ToolOutput::structured(value))
