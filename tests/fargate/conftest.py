@@ -23,11 +23,9 @@ log, the last exchanges on the wire and what the player did.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +43,7 @@ sys.path.insert(1, str(HERE.parent / "lambda" / "e2e"))
 
 import awswire  # noqa: E402
 import player as playmod  # noqa: E402
+from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import Exchange, RecordingProxy  # noqa: E402
 from sandbox import Relay, run_in_sandbox  # noqa: E402
 
@@ -90,22 +89,6 @@ TOOLS = [
     Tool("oversize", "oversize", 30, 21504, [], {"type": "object"}),
     Tool("invalid", "invalid", 30, 21504, [], {"type": "object"}),
 ]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any AWS or Switchboard setting of the caller's, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and not k.startswith("SWITCHBOARD_") and k != "RUST_LOG"
-    }
-    env.update(
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass(frozen=True)
@@ -271,12 +254,6 @@ def ecs_player(settings, deployment, proxy, relay):
 # --- the gateway ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def catalog_document() -> dict:
     tools = []
     for t in TOOLS:
@@ -323,17 +300,6 @@ def bindings_document(d: Deployment) -> dict:
     }
 
 
-def _die_with_parent() -> None:
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def tail(path: Path | None, lines: int = 60) -> str:
-    if path is None or not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @dataclass
 class Gateway:
     base: str
@@ -375,7 +341,7 @@ def start_gateway(settings: Settings, deployment: Deployment, proxy: RecordingPr
     ]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=die_with_parent
         )
     deadline = time.monotonic() + 30
     while True:
@@ -395,19 +361,10 @@ def start_gateway(settings: Settings, deployment: Deployment, proxy: RecordingPr
             process.kill()
             pytest.fail(f"switchboard serve did not answer /healthz within 30 s; its log:\n{tail(log)}")
         time.sleep(0.2)
-    minted = subprocess.run(
-        [
-            str(settings.switchboard), "dev-token",
-            "--sub", SUBJECT, "--group", GROUP, "--tenant", TENANT,
-            "--audience", f"{base}/mcp", "--dev-key", str(dev_key),
-        ],  # fmt: skip
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
+    token = dev_token(
+        settings.switchboard, sub=SUBJECT, group=GROUP, tenant=TENANT, audience=f"{base}/mcp", dev_key=dev_key
     )
-    assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
-    return Gateway(base=base, mcp=f"{base}/mcp", token=minted.stdout.strip(), log=log, audit=audit, process=process)
+    return Gateway(base=base, mcp=f"{base}/mcp", token=token, log=log, audit=audit, process=process)
 
 
 def stop_gateway(gateway: Gateway, timeout: float = 20) -> int:

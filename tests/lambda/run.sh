@@ -95,12 +95,15 @@ venv() {
 }
 venv sdk2 "$root/tests/mcp/requirements-sdk2.txt"
 e2e_run=$suite/e2e
+say "terraform and its provider mirror for terraform_plan (scripts/terraform-kit)"
+terraform_kit=$("$root/scripts/terraform-kit")
 rm -rf "$e2e_run"
 mkdir -p "$e2e_run"
 # shellcheck disable=SC2086
 if ! (cd "$here/e2e" && LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
   AWS_CLI=$work/localstack/venv-localstack/bin/aws \
   SWITCHBOARD_BIN=$bin/switchboard SWITCHBOARD_TOOL_BIN=$bin/switchboard-tool \
+  TERRAFORM_KIT=$terraform_kit \
   LAMBDA_TOOLS_ZIP=$tools_zip LAMBDA_PROBE_ZIP=$zip \
   E2E_RUN_DIR=$e2e_run \
   "$mcp_work/sdk2/bin/python" -m pytest -v ${E2E_PYTEST_ARGS:-}); then

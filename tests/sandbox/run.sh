@@ -41,6 +41,9 @@ mkdir -p "$checkout/examples" "$checkout/target/release" "$work/tmp"
 chmod 755 "$work/tmp"
 cp -r examples/catalog.yaml examples/tenants "$checkout/examples/"
 cp target/release/switchboard target/release/switchboard-tool "$checkout/target/release/"
+# terraform and the provider mirror, as scripts/terraform-kit links them (the links are copied).
+mkdir -p "$checkout/.work"
+cp -a "$(scripts/terraform-kit)" "$checkout/.work/"
 chmod 700 "$private"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port/mcp
@@ -75,6 +78,9 @@ answer=$(call echo '{"message":"from a private checkout"}')
 grep -q '"text":"from a private checkout"' <<<"$answer" || fail "echo answered: $answer"
 answer=$(call state_validate '{"state":"states/violations.tfstate"}')
 grep -q '13 findings in 12 resource instances' <<<"$answer" || fail "state_validate answered: $answer"
+answer=$(call terraform_plan '{"project":"storefront"}')
+grep -q 'plan of storefront: 10 to create, 0 to update, 0 to delete, 0 to replace' <<<"$answer" ||
+  fail "terraform_plan answered: $answer"
 if [ "$(id -u)" = 0 ]; then
   grep -q "staged a copy of $checkout/target/release/switchboard-tool" "$work/serve.err" ||
     fail "the gateway does not say that it staged the tool"
@@ -85,7 +91,7 @@ if ls -d "$work/tmp"/switchboard-stage-* >/dev/null 2>&1; then
   echo "from a private checkout: the stage folder outlived the gateway" >&2
   exit 1
 fi
-echo "the gateway served echo and state_validate from a checkout under a 0700 folder"
+echo "the gateway served echo, state_validate and terraform_plan from a checkout under a 0700 folder"
 
 # --- Leftovers of a killed gateway -------------------------------------------------------------
 # A gateway killed with SIGKILL cannot remove its control groups (its switchboard-<pid> folder and

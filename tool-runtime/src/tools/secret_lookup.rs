@@ -124,23 +124,15 @@ fn describe(
     id: String,
 ) -> Result<Option<Described>, SecretError> {
     use aws_sdk_secretsmanager::error::ProvideErrorMetadata as _;
-    let answer = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            match client.describe_secret().secret_id(id).send().await {
-                Ok(out) => Ok(Some(out)),
-                Err(e) => match e.code() {
-                    Some("ResourceNotFoundException" | "AccessDeniedException") => Ok(None),
-                    _ => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()),
-                },
-            }
-        })
+    let answer = crate::aws::block_on(async move {
+        match client.describe_secret().secret_id(id).send().await {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match e.code() {
+                Some("ResourceNotFoundException" | "AccessDeniedException") => Ok(None),
+                _ => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()),
+            },
+        }
     })
-    .join()
-    .map_err(|_| SecretError::Describe("the call panicked".into()))?
     .map_err(SecretError::Describe)?;
     let Some(out) = answer else {
         return Ok(None);

@@ -96,24 +96,15 @@ pub fn whoami(invocation: Invocation) -> Result<ToolOutput, WhoamiError> {
     Ok(ToolOutput::structured(answer))
 }
 
-/// STS `GetCallerIdentity` with this call's credentials, on a thread and runtime of its own (the
-/// handler is synchronous and may run inside the Lambda runtime's tokio context).
+/// STS `GetCallerIdentity` with this call's credentials ([`crate::aws::block_on`]).
 fn caller_identity(aws: crate::aws::UnitAws) -> Result<Value, WhoamiError> {
     let sts = aws.sts()?;
-    let asked = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            sts.get_caller_identity()
-                .send()
-                .await
-                .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())
-        })
+    let asked = crate::aws::block_on(async move {
+        sts.get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())
     })
-    .join()
-    .map_err(|_| WhoamiError::Sts("the STS call panicked".into()))?
     .map_err(WhoamiError::Sts)?;
     Ok(json!({
         "arn": asked.arn(),

@@ -123,8 +123,12 @@ impl ToolPlan {
         let mut read_only_paths = unit
             .read_only_paths
             .iter()
-            .map(|p| canonical(&name, &catalog_dir.join(p)).map(|p| (p.clone(), p)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|bind| {
+                let host = canonical(&name, &catalog_dir.join(bind.path()))?;
+                let sandbox = bind.at().map_or_else(|| host.clone(), PathBuf::from);
+                Ok((host, sandbox))
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?;
         let mut tenant_root = unit
             .tenant_root
             .as_ref()

@@ -1,0 +1,1107 @@
+//! `terraform_plan`: plans a Terraform project of the caller's tenant, read-only, and answers
+//! with a summary an agent (or its reviewer) can act on and the plan itself.
+//!
+//! The project is `projects/<project>` in the tenant's folder (in a local sandbox, the
+//! read-only mount of that tenant's folder and nothing else: another tenant's project is simply
+//! not there). The tool copies it into the unit's scratch folder and there runs, with a clean
+//! environment:
+//!
+//! 1. `terraform init`, with a CLI configuration whose only provider source is the mirror
+//!    shipped with the tool (`<kit>/providers`, [`KIT`]): no registry, ever. A project that needs
+//!    a provider outside the mirror fails here, at once, with that provider's name. A backend the
+//!    project declares is replaced by the local backend (an override file), so the plan reads no
+//!    remote state and takes no lock;
+//! 2. `terraform plan -out`, with the variables of the call (a JSON variable file: names and
+//!    string, number or bool values only) and the credentials minted for this call. A call
+//!    without credentials (a catalog that grants the tool no `permissions`, such as the day-one
+//!    catalog) makes an **offline plan**: an override file tells the `aws` provider to call
+//!    nothing, so resources in the project's state are not refreshed and data sources that
+//!    need AWS fail; the answer says `"offline": true`;
+//! 3. `terraform show -json` of the saved plan, summarised: creates, updates, deletes and
+//!    replacements by resource type, and flags for deletions, replacements, IAM changes,
+//!    security-group changes and public exposure; and `terraform show` (text), cut at
+//!    [`MAX_PLAN_TEXT_BYTES`] with a note when longer.
+//!
+//! **How terraform reaches AWS.** In a local sandbox the only way out is the gateway's endpoint
+//! proxy, a Unix socket. The tool starts loopback [forwarders](crate::forward) in the sandbox and
+//! gives terraform `HTTPS_PROXY`/`HTTP_PROXY` pointing at the relay, and
+//! `AWS_ENDPOINT_URL_<SERVICE>` for each declared endpoint whose upstream is an emulator. Every
+//! connection passes the proxy, which refuses (and counts) any destination the tool did not
+//! declare. On Lambda or Fargate terraform uses the regional endpoints, which in the tool's VPC
+//! are its VPC endpoints and nothing else.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret as _;
+use serde_json::{Map, Value, json};
+
+use crate::contract::{ContentItem, Invocation, ToolOutput};
+
+/// Where the tool finds terraform (`<KIT>/terraform`, else `terraform` on `PATH`) and its
+/// provider mirror (`<KIT>/providers`, the unpacked layout `<host>/<namespace>/<type>/<version>/
+/// <os>_<arch>/`). The Fargate image puts them there; the local catalog binds them there.
+pub const KIT: &str = "/opt/switchboard/terraform";
+/// The plan text returned is cut at this many bytes (the summary always covers the whole plan).
+pub const MAX_PLAN_TEXT_BYTES: usize = 64 * 1024;
+/// A project larger than this (files copied into scratch) is refused.
+pub const MAX_PROJECT_BYTES: u64 = 8 << 20;
+/// A project with more files than this is refused.
+pub const MAX_PROJECT_FILES: usize = 1000;
+/// Terraform's messages in an error are cut at this many bytes (the end is kept).
+pub const MAX_DIAGNOSTIC_BYTES: usize = 8 * 1024;
+/// The largest `terraform show -json` read.
+const MAX_JSON_BYTES: usize = 64 << 20;
+/// The most variables a call may set, and the longest string value.
+pub const MAX_VARIABLES: usize = 64;
+pub const MAX_VARIABLE_CHARS: usize = 4096;
+/// Time left for the answer after terraform is stopped at the deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// The name of the override file that puts the project on the local backend.
+const BACKEND_OVERRIDE: &str = "switchboard_backend_override.tf";
+/// The tool's settings of the default `aws` provider, merged into the project's own block (an
+/// override file) or, when the project has none, a block of their own: retry once, so that a
+/// refused destination fails in seconds rather than after the provider's 25 attempts.
+const PROVIDER_SETTINGS: &str = "  max_retries = 1\n";
+/// What an offline plan adds: the provider calls nothing (no credential check, no account
+/// lookup, no metadata service).
+const OFFLINE_SETTINGS: &str = r#"  region                      = "us-east-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+"#;
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "this tool has no tenant folder: its catalog entry needs `local.tenant_root` (the gateway \
+         then mounts the caller's tenant's folder and sets SWITCHBOARD_TENANT_DIR)"
+    )]
+    NoTenantDir,
+    #[error("argument \"project\" must be a string")]
+    NoProject,
+    #[error("project {0:?}: {1}")]
+    BadProject(String, &'static str),
+    #[error("project {0:?} not found for this tenant")]
+    NotFound(String),
+    #[error("project {0:?}: {1}")]
+    Copy(String, String),
+    #[error("variables: {0}")]
+    BadVariables(String),
+    #[error("cannot call AWS: {0}")]
+    Aws(#[from] crate::aws::UnitAwsError),
+    #[error("cannot start the loopback forwarders to the endpoint proxy: {0}")]
+    Forward(std::io::Error),
+    #[error("terraform is not installed where the tool looks ({KIT}/terraform or PATH)")]
+    NoTerraform,
+    #[error("the provider mirror {0} is missing: the tool plans only with the providers it ships")]
+    NoMirror(PathBuf),
+    #[error(
+        "the project needs providers that are not in the tool's mirror: {missing} (the mirror \
+         has: {has}); terraform init said:\n{diagnostics}"
+    )]
+    NotInMirror {
+        missing: String,
+        has: String,
+        diagnostics: String,
+    },
+    #[error("terraform {phase} failed:\n{diagnostics}")]
+    Terraform {
+        phase: &'static str,
+        diagnostics: String,
+    },
+    #[error("terraform {0} did not finish before the call's deadline")]
+    Deadline(&'static str),
+    #[error("cannot run terraform {0}: {1}")]
+    Run(&'static str, std::io::Error),
+    #[error("terraform show -json gave an unreadable plan: {0}")]
+    BadPlanJson(String),
+}
+
+/// Plans the project named by the `project` argument for this call's tenant.
+pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> {
+    let tenant_dir = std::env::var_os("SWITCHBOARD_TENANT_DIR").ok_or(PlanError::NoTenantDir)?;
+    let tenant = std::env::var("SWITCHBOARD_TENANT")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let project = invocation
+        .arguments
+        .get("project")
+        .and_then(Value::as_str)
+        .ok_or(PlanError::NoProject)?;
+    check_project_name(project)?;
+    let variables = variables(invocation.arguments.get("variables"))?;
+    let source = project_dir(Path::new(&tenant_dir), project)?;
+    let aws = match invocation.credentials {
+        Some(_) => Some(crate::aws::UnitAws::for_call(invocation)?),
+        None => None,
+    };
+    let terraform = find_terraform().ok_or(PlanError::NoTerraform)?;
+    let mirror = Path::new(KIT).join("providers");
+    if !mirror.is_dir() {
+        return Err(PlanError::NoMirror(mirror));
+    }
+
+    let scratch = std::env::temp_dir().join(format!("terraform-plan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let work = scratch.join("project");
+    copy_project(&source, &work).map_err(|e| PlanError::Copy(project.into(), e))?;
+    std::fs::write(
+        work.join(BACKEND_OVERRIDE),
+        "terraform {\n  backend \"local\" {}\n}\n",
+    )
+    .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+    let cli_config = scratch.join("terraformrc");
+    std::fs::write(&cli_config, cli_configuration(&mirror))
+        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+    let var_file = scratch.join("variables.tfvars.json");
+    std::fs::write(&var_file, Value::Object(variables).to_string())
+        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), scratch.display().to_string()),
+        ("TMPDIR".into(), scratch.display().to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        (
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config.display().to_string(),
+        ),
+        (
+            "TF_DATA_DIR".into(),
+            scratch.join("data").display().to_string(),
+        ),
+        ("TF_IN_AUTOMATION".into(), "1".into()),
+        ("TF_INPUT".into(), "0".into()),
+        ("CHECKPOINT_DISABLE".into(), "1".into()),
+        ("GOMAXPROCS".into(), "2".into()),
+        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ];
+    if let (Some(aws), Some(credentials)) = (&aws, &invocation.credentials) {
+        env.extend([
+            ("AWS_REGION".into(), aws.region().into()),
+            ("AWS_DEFAULT_REGION".into(), aws.region().into()),
+            (
+                "AWS_ACCESS_KEY_ID".into(),
+                credentials.access_key_id.clone(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                credentials.secret_access_key.expose_secret().to_owned(),
+            ),
+            (
+                "AWS_SESSION_TOKEN".into(),
+                credentials.session_token.expose_secret().to_owned(),
+            ),
+        ]);
+    }
+    write_provider_settings(&work, aws.is_none())
+        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+    if let Some((socket, upstreams)) = aws.as_ref().and_then(|aws| aws.proxy()) {
+        let all: Vec<String> = upstreams.values().cloned().collect();
+        let forwarders =
+            crate::forward::Forwarders::start(socket, &all).map_err(PlanError::Forward)?;
+        let proxy = format!("http://{}", forwarders.relay);
+        for key in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+            env.push((key.into(), proxy.clone()));
+        }
+        for (name, upstream) in upstreams {
+            if let (Some(service), Some(url)) =
+                (endpoint_variable(name), crate::aws::endpoint_url(upstream))
+            {
+                env.push((format!("AWS_ENDPOINT_URL_{service}"), url));
+            }
+        }
+    }
+
+    let deadline = deadline_of(invocation.deadline_unix_ms);
+    let run = |phase: &'static str, args: &[&str]| {
+        let mut command = Command::new(&terraform);
+        command
+            .arg(format!("-chdir={}", work.display()))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&scratch);
+        run_until(command, phase, deadline)
+    };
+
+    let init = run("init", &["init", "-input=false", "-no-color"])?;
+    if !init.success {
+        let said = init.said();
+        let missing = missing_providers(&said);
+        if !missing.is_empty() {
+            return Err(PlanError::NotInMirror {
+                missing: missing.join(", "),
+                has: mirror_contents(&mirror).join(", "),
+                diagnostics: cut_tail(&said),
+            });
+        }
+        return Err(failed("init", &init));
+    }
+    let plan_file = scratch.join("plan.bin");
+    let out = format!("-out={}", plan_file.display());
+    let vars = format!("-var-file={}", var_file.display());
+    let plan = run(
+        "plan",
+        &[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            &out,
+            &vars,
+        ],
+    )?;
+    if !plan.success {
+        return Err(failed("plan", &plan));
+    }
+    let plan_path = plan_file.display().to_string();
+    let shown = run("show", &["show", "-json", "-no-color", &plan_path])?;
+    if !shown.success {
+        return Err(failed("show -json", &shown));
+    }
+    let document: Value =
+        serde_json::from_slice(&shown.stdout).map_err(|e| PlanError::BadPlanJson(e.to_string()))?;
+    let text = run("show", &["show", "-no-color", &plan_path])?;
+    if !text.success {
+        return Err(failed("show", &text));
+    }
+    let summary = summarize(&document).map_err(PlanError::BadPlanJson)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let plan_text = String::from_utf8_lossy(&text.stdout);
+    let (cut, truncated) = cut_at(&plan_text, MAX_PLAN_TEXT_BYTES);
+    let mut structured = summary.to_json();
+    structured["project"] = json!(project);
+    structured["tenant"] = json!(tenant);
+    structured["terraformVersion"] = document
+        .get("terraform_version")
+        .cloned()
+        .unwrap_or(Value::Null);
+    structured["offline"] = json!(aws.is_none());
+    structured["planBytes"] = json!(plan_text.len());
+    structured["planTruncated"] = json!(truncated);
+    let mut shown_plan = cut.to_owned();
+    if truncated {
+        shown_plan.push_str(&format!(
+            "\n[plan cut at {MAX_PLAN_TEXT_BYTES} of {} bytes; the summary covers all of it]\n",
+            plan_text.len()
+        ));
+    }
+    let mut output = ToolOutput::structured(structured);
+    let mut line = summary.line(project);
+    if aws.is_none() {
+        line.push_str(
+            "\n(offline plan: this call has no AWS credentials, so no AWS API was called and \
+             nothing was refreshed)",
+        );
+    }
+    output.content = vec![ContentItem::text(line), ContentItem::text(shown_plan)];
+    Ok(output)
+}
+
+/// A project name: one folder under `projects/`, 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting
+/// with a dot.
+fn check_project_name(name: &str) -> Result<(), PlanError> {
+    let bad = |why| Err(PlanError::BadProject(name.into(), why));
+    if name.is_empty() || name.len() > 64 {
+        return bad("must be 1 to 64 characters");
+    }
+    if name.starts_with('.') {
+        return bad("must not start with a dot");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return bad("may contain only letters, digits, `.`, `_` and `-`");
+    }
+    Ok(())
+}
+
+/// `<tenant>/projects/<name>`, a folder, still inside the tenant's folder once links are
+/// followed.
+fn project_dir(tenant_dir: &Path, name: &str) -> Result<PathBuf, PlanError> {
+    let not_found = || PlanError::NotFound(name.into());
+    let root = std::fs::canonicalize(tenant_dir).map_err(|_| not_found())?;
+    let dir = std::fs::canonicalize(root.join("projects").join(name)).map_err(|_| not_found())?;
+    if !dir.starts_with(&root) || !dir.is_dir() {
+        return Err(not_found());
+    }
+    Ok(dir)
+}
+
+/// The call's variables: an object of names to strings, numbers or booleans.
+fn variables(value: Option<&Value>) -> Result<Map<String, Value>, PlanError> {
+    let bad = |m: String| Err(PlanError::BadVariables(m));
+    let map = match value {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => return bad("must be an object of names to values".into()),
+    };
+    if map.len() > MAX_VARIABLES {
+        return bad(format!("at most {MAX_VARIABLES} may be set"));
+    }
+    for (name, value) in map {
+        let valid_name = name.len() <= 64
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            return bad(format!(
+                "{name:?} is not a variable name (a letter or `_`, then letters, digits, `_` or \
+                 `-`; at most 64)"
+            ));
+        }
+        match value {
+            Value::String(s) if s.chars().count() <= MAX_VARIABLE_CHARS => {}
+            Value::String(_) => {
+                return bad(format!(
+                    "{name:?} is longer than {MAX_VARIABLE_CHARS} characters"
+                ));
+            }
+            Value::Number(_) | Value::Bool(_) => {}
+            _ => return bad(format!("{name:?} must be a string, a number or a bool")),
+        }
+    }
+    Ok(map.clone())
+}
+
+/// Writes the tool's settings of the default `aws` provider ([`PROVIDER_SETTINGS`], and
+/// [`OFFLINE_SETTINGS`] when `offline`): an override file when the project's top folder has a
+/// `provider "aws"` block, else a file with a block of its own.
+fn write_provider_settings(work: &Path, offline: bool) -> std::io::Result<()> {
+    let mut body = String::from(PROVIDER_SETTINGS);
+    if offline {
+        body.push_str(OFFLINE_SETTINGS);
+    }
+    let text = format!("# Written by the terraform_plan tool.\nprovider \"aws\" {{\n{body}}}\n");
+    let name = if declares_aws_provider(work) {
+        "switchboard_provider_override.tf"
+    } else {
+        "switchboard_provider.tf"
+    };
+    std::fs::write(work.join(name), text)
+}
+
+/// Whether a `.tf` file of the folder has a `provider "aws"` block.
+fn declares_aws_provider(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            words
+                .windows(2)
+                .any(|w| w[0] == "provider" && w[1].trim_end_matches('{') == "\"aws\"")
+        })
+}
+
+fn find_terraform() -> Option<PathBuf> {
+    let kit = Path::new(KIT).join("terraform");
+    if kit.is_file() {
+        return Some(kit);
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join("terraform"))
+        .find(|p| p.is_file())
+}
+
+/// Copies the project's regular files and folders (no links, devices or sockets; no
+/// `.terraform` folder) into `to`, within [`MAX_PROJECT_BYTES`] and [`MAX_PROJECT_FILES`].
+fn copy_project(from: &Path, to: &Path) -> Result<(), String> {
+    let mut bytes = 0u64;
+    let mut files = 0usize;
+    let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        std::fs::create_dir_all(&dst)
+            .map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
+        let entries =
+            std::fs::read_dir(&src).map_err(|e| format!("cannot read a folder of it: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot read a folder of it: {e}"))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("cannot read a folder of it: {e}"))?;
+            let name = entry.file_name();
+            if kind.is_dir() {
+                if name != ".terraform" {
+                    stack.push((entry.path(), dst.join(&name)));
+                }
+            } else if kind.is_file() {
+                files += 1;
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if files > MAX_PROJECT_FILES || bytes > MAX_PROJECT_BYTES {
+                    return Err(format!(
+                        "is larger than the tool plans ({MAX_PROJECT_FILES} files, \
+                         {MAX_PROJECT_BYTES} bytes)"
+                    ));
+                }
+                std::fs::copy(entry.path(), dst.join(&name))
+                    .map_err(|e| format!("cannot copy a file of it: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The CLI configuration: the mirror is the only place providers come from.
+fn cli_configuration(mirror: &Path) -> String {
+    let path = mirror
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    format!(
+        "# Written by the terraform_plan tool: providers come from its mirror and nowhere else.\n\
+         provider_installation {{\n  filesystem_mirror {{\n    path = \"{path}\"\n  }}\n}}\n\
+         disable_checkpoint = true\n"
+    )
+}
+
+/// The `AWS_ENDPOINT_URL_<SERVICE>` suffix of a catalog endpoint (the SDKs' service ids).
+fn endpoint_variable(endpoint: &str) -> Option<&'static str> {
+    Some(match endpoint {
+        "sts" => "STS",
+        "s3" => "S3",
+        "secretsmanager" => "SECRETS_MANAGER",
+        "lambda" => "LAMBDA",
+        "ecs" => "ECS",
+        "logs" => "CLOUDWATCH_LOGS",
+        "ecr.api" => "ECR",
+        "kms" => "KMS",
+        "ssm" => "SSM",
+        "dynamodb" => "DYNAMODB",
+        _ => return None,
+    })
+}
+
+fn deadline_of(deadline_unix_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let left = Duration::from_millis(deadline_unix_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// What one terraform run printed, and whether it succeeded.
+struct Ran {
+    success: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Ran {
+    /// Both streams, as text (terraform's diagnostics go to stderr, its progress to stdout).
+    fn said(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&self.stderr));
+        text
+    }
+}
+
+fn failed(phase: &'static str, ran: &Ran) -> PlanError {
+    PlanError::Terraform {
+        phase,
+        diagnostics: cut_tail(&ran.said()),
+    }
+}
+
+/// Runs `command` to its end or to `deadline`, when it is killed.
+fn run_until(
+    mut command: Command,
+    phase: &'static str,
+    deadline: Instant,
+) -> Result<Ran, PlanError> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| PlanError::Run(phase, e))?;
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(MAX_JSON_BYTES as u64).read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        match child.try_wait().map_err(|e| PlanError::Run(phase, e))? {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(PlanError::Deadline(phase));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    Ok(Ran {
+        success: status.success(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// The providers `terraform init` could not find: the `<address>` of each "provider <address>
+/// was not found in any of the search locations" (terraform wraps its lines).
+fn missing_providers(said: &str) -> Vec<String> {
+    let words: Vec<&str> = said.split_whitespace().collect();
+    let mut missing = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        if pair == ["was", "not"]
+            && words.get(i + 2) == Some(&"found")
+            && i >= 2
+            && words[i - 2] == "provider"
+        {
+            let address = words[i - 1].trim_end_matches(':').to_owned();
+            if !missing.contains(&address) {
+                missing.push(address);
+            }
+        }
+    }
+    missing
+}
+
+/// `<namespace>/<type> <version>` of each provider in an unpacked mirror.
+fn mirror_contents(mirror: &Path) -> Vec<String> {
+    let list = |p: &Path| -> Vec<(String, PathBuf)> {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut found = Vec::new();
+    for (_, host) in list(mirror) {
+        for (namespace, ns) in list(&host) {
+            for (kind, k) in list(&ns) {
+                for (version, _) in list(&k) {
+                    found.push(format!("{namespace}/{kind} {version}"));
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        found.push("nothing".into());
+    }
+    found
+}
+
+/// The last [`MAX_DIAGNOSTIC_BYTES`] of `text` (terraform's errors come last).
+fn cut_tail(text: &str) -> String {
+    let text = text.trim();
+    if text.len() <= MAX_DIAGNOSTIC_BYTES {
+        return text.to_owned();
+    }
+    let mut start = text.len() - MAX_DIAGNOSTIC_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[... {start} bytes cut ...]\n{}", &text[start..])
+}
+
+/// `text` cut at `max` bytes (on a character boundary), and whether it was cut.
+fn cut_at(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+/// What a plan would do: counts by action and resource type, and the changes a reviewer must see.
+#[derive(Debug, Default, PartialEq)]
+pub struct Summary {
+    /// By resource type: creates, updates, deletes, replacements.
+    pub by_type: BTreeMap<String, Counts>,
+    pub flags: Vec<Flag>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub create: u32,
+    pub update: u32,
+    pub delete: u32,
+    pub replace: u32,
+}
+
+/// One change a reviewer must see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// `delete`, `replace`, `iam`, `security_group` or `public`.
+    pub kind: &'static str,
+    pub address: String,
+    pub reason: String,
+}
+
+impl Summary {
+    fn totals(&self) -> Counts {
+        self.by_type
+            .values()
+            .fold(Counts::default(), |t, c| Counts {
+                create: t.create + c.create,
+                update: t.update + c.update,
+                delete: t.delete + c.delete,
+                replace: t.replace + c.replace,
+            })
+    }
+
+    fn to_json(&self) -> Value {
+        let counts = |c: &Counts| json!({"create": c.create, "update": c.update, "delete": c.delete, "replace": c.replace});
+        let by_type: Map<String, Value> = self
+            .by_type
+            .iter()
+            .map(|(t, c)| (t.clone(), counts(c)))
+            .collect();
+        json!({
+            "changes": counts(&self.totals()),
+            "byType": by_type,
+            "flags": self.flags.iter().map(|f| json!({
+                "kind": f.kind, "address": f.address, "reason": f.reason,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn line(&self, project: &str) -> String {
+        let t = self.totals();
+        let mut line = format!(
+            "plan of {project}: {} to create, {} to update, {} to delete, {} to replace",
+            t.create, t.update, t.delete, t.replace
+        );
+        if self.flags.is_empty() {
+            line.push_str("; nothing flagged");
+        } else {
+            line.push_str(&format!("; {} flagged:", self.flags.len()));
+            for f in &self.flags {
+                line.push_str(&format!("\n- [{}] {}: {}", f.kind, f.address, f.reason));
+            }
+        }
+        line
+    }
+}
+
+/// Summarises the JSON of `terraform show -json <plan>`.
+pub fn summarize(plan: &Value) -> Result<Summary, String> {
+    let mut summary = Summary::default();
+    let changes = match plan.get("resource_changes") {
+        None | Some(Value::Null) => return Ok(summary),
+        Some(Value::Array(changes)) => changes,
+        Some(_) => return Err("resource_changes is not a list".into()),
+    };
+    for rc in changes {
+        if rc.get("mode").and_then(Value::as_str) != Some("managed") {
+            continue;
+        }
+        let address = rc
+            .get("address")
+            .and_then(Value::as_str)
+            .ok_or("a resource change has no address")?
+            .to_owned();
+        let kind = rc
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("a resource change has no type")?
+            .to_owned();
+        let change = rc.get("change").ok_or("a resource change has no change")?;
+        let actions: Vec<&str> = change
+            .get("actions")
+            .and_then(Value::as_array)
+            .ok_or("a resource change has no actions")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let action = match actions.as_slice() {
+            ["create"] => "create",
+            ["update"] => "update",
+            ["delete"] => "delete",
+            ["delete", "create"] | ["create", "delete"] => "replace",
+            _ => continue, // no-op, read, forget
+        };
+        let counts = summary.by_type.entry(kind.clone()).or_default();
+        match action {
+            "create" => counts.create += 1,
+            "update" => counts.update += 1,
+            "delete" => counts.delete += 1,
+            _ => counts.replace += 1,
+        }
+        let mut flag = |kind: &'static str, reason: String| {
+            summary.flags.push(Flag {
+                kind,
+                address: address.clone(),
+                reason,
+            });
+        };
+        match action {
+            "delete" => flag("delete", "is destroyed".into()),
+            "replace" => flag("replace", replace_reason(change, rc)),
+            _ => {}
+        }
+        if kind.starts_with("aws_iam_") {
+            flag("iam", format!("IAM: {kind} is {}", past(action)));
+        }
+        if SECURITY_GROUP_TYPES.contains(&kind.as_str()) {
+            flag(
+                "security_group",
+                format!("network rule: {kind} is {}", past(action)),
+            );
+        }
+        if action != "delete"
+            && let Some(why) = public_exposure(&kind, change.get("after").unwrap_or(&Value::Null))
+        {
+            flag("public", why);
+        }
+    }
+    Ok(summary)
+}
+
+const SECURITY_GROUP_TYPES: &[&str] = &[
+    "aws_security_group",
+    "aws_default_security_group",
+    "aws_security_group_rule",
+    "aws_vpc_security_group_ingress_rule",
+    "aws_vpc_security_group_egress_rule",
+    "aws_network_acl",
+    "aws_network_acl_rule",
+    "aws_default_network_acl",
+];
+
+fn past(action: &str) -> &'static str {
+    match action {
+        "create" => "created",
+        "update" => "updated",
+        "delete" => "destroyed",
+        _ => "replaced",
+    }
+}
+
+fn replace_reason(change: &Value, rc: &Value) -> String {
+    let paths: Vec<String> = change
+        .get("replace_paths")
+        .and_then(Value::as_array)
+        .map(|paths| {
+            paths
+                .iter()
+                .filter_map(|p| p.as_array())
+                .map(|p| {
+                    p.iter()
+                        .map(|s| match s {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match (
+        paths.is_empty(),
+        rc.get("action_reason").and_then(Value::as_str),
+    ) {
+        (false, _) => format!(
+            "is destroyed and created again (a change to {})",
+            paths.join(", ")
+        ),
+        (true, Some(reason)) => format!("is destroyed and created again ({reason})"),
+        (true, None) => "is destroyed and created again".into(),
+    }
+}
+
+const OPEN: &[&str] = &["0.0.0.0/0", "::/0"];
+
+/// Why the planned values of a resource expose something to the internet, if they do.
+fn public_exposure(kind: &str, after: &Value) -> Option<String> {
+    let s = |key: &str| after.get(key).and_then(Value::as_str);
+    let b = |key: &str| after.get(key).and_then(Value::as_bool);
+    let open_in = |v: &Value| -> Option<&'static str> {
+        let list = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .find_map(|c| OPEN.iter().find(|o| **o == c).copied())
+        };
+        list("cidr_blocks").or_else(|| list("ipv6_cidr_blocks"))
+    };
+    match kind {
+        "aws_security_group" | "aws_default_security_group" => after
+            .get("ingress")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|rule| {
+                open_in(rule).map(|cidr| {
+                    format!(
+                        "ingress from {cidr} on ports {}-{}",
+                        rule.get("from_port").unwrap_or(&Value::Null),
+                        rule.get("to_port").unwrap_or(&Value::Null)
+                    )
+                })
+            }),
+        "aws_security_group_rule" if s("type") == Some("ingress") => open_in(after).map(|cidr| {
+            format!(
+                "ingress from {cidr} on ports {}-{}",
+                after.get("from_port").unwrap_or(&Value::Null),
+                after.get("to_port").unwrap_or(&Value::Null)
+            )
+        }),
+        "aws_vpc_security_group_ingress_rule" => s("cidr_ipv4")
+            .or_else(|| s("cidr_ipv6"))
+            .filter(|c| OPEN.contains(c))
+            .map(|cidr| format!("ingress from {cidr}")),
+        "aws_s3_bucket_public_access_block" => {
+            let off: Vec<&str> = [
+                "block_public_acls",
+                "block_public_policy",
+                "ignore_public_acls",
+                "restrict_public_buckets",
+            ]
+            .into_iter()
+            .filter(|k| b(k) == Some(false))
+            .collect();
+            (!off.is_empty()).then(|| format!("public access not blocked: {}", off.join(", ")))
+        }
+        "aws_s3_bucket_acl" => s("acl")
+            .filter(|acl| matches!(*acl, "public-read" | "public-read-write"))
+            .map(|acl| format!("bucket ACL {acl}")),
+        "aws_db_instance" | "aws_rds_cluster_instance" | "aws_redshift_cluster"
+            if b("publicly_accessible") == Some(true) =>
+        {
+            Some("publicly_accessible is true".into())
+        }
+        "aws_instance" | "aws_launch_template"
+            if b("associate_public_ip_address") == Some(true) =>
+        {
+            Some("gets a public IP address".into())
+        }
+        "aws_lb" | "aws_alb" if b("internal") == Some(false) => {
+            Some("an internet-facing load balancer".into())
+        }
+        "aws_lambda_function_url" if s("authorization_type") == Some("NONE") => {
+            Some("a function URL without authorization".into())
+        }
+        _ => s("policy").and_then(public_policy),
+    }
+}
+
+/// A resource policy (JSON) that allows everyone (`"Principal": "*"` or `{"AWS": "*"}`) without
+/// a condition.
+fn public_policy(policy: &str) -> Option<String> {
+    let doc: Value = serde_json::from_str(policy).ok()?;
+    let statements = match doc.get("Statement")? {
+        Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    statements.iter().find_map(|st| {
+        let allow = st.get("Effect").and_then(Value::as_str) == Some("Allow");
+        let everyone = match st.get("Principal") {
+            Some(Value::String(p)) => p == "*",
+            Some(Value::Object(p)) => p.get("AWS").is_some_and(|a| {
+                a == "*" || a.as_array().is_some_and(|l| l.iter().any(|x| x == "*"))
+            }),
+            _ => false,
+        };
+        (allow && everyone && st.get("Condition").is_none())
+            .then(|| "a resource policy allows everyone (Principal \"*\", no condition)".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(address: &str, kind: &str, actions: &[&str], after: Value) -> Value {
+        json!({"address": address, "mode": "managed", "type": kind,
+               "change": {"actions": actions, "after": after}})
+    }
+
+    #[test]
+    fn counts_by_type_and_flags_what_a_reviewer_must_see() {
+        let plan = json!({"resource_changes": [
+            change("aws_s3_bucket.a", "aws_s3_bucket", &["create"], json!({})),
+            change("aws_s3_bucket.b", "aws_s3_bucket", &["no-op"], json!({})),
+            change("aws_s3_bucket.c", "aws_s3_bucket", &["delete"], Value::Null),
+            change("aws_iam_policy.p", "aws_iam_policy", &["update"], json!({})),
+            change("aws_instance.i", "aws_instance", &["delete", "create"], json!({})),
+            change("aws_security_group.w", "aws_security_group", &["create"],
+                   json!({"ingress": [{"cidr_blocks": ["0.0.0.0/0"], "from_port": 22, "to_port": 22}]})),
+            change("aws_s3_bucket_policy.p", "aws_s3_bucket_policy", &["create"],
+                   json!({"policy": "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\"}]}"})),
+            {"address": "data.aws_iam_policy_document.d", "mode": "data",
+             "type": "aws_iam_policy_document", "change": {"actions": ["read"]}},
+        ]});
+        let s = summarize(&plan).expect("works");
+        assert_eq!(
+            s.by_type["aws_s3_bucket"],
+            Counts {
+                create: 1,
+                update: 0,
+                delete: 1,
+                replace: 0
+            }
+        );
+        assert_eq!(s.by_type["aws_instance"].replace, 1);
+        assert!(!s.by_type.contains_key("aws_iam_policy_document"));
+        let kinds: Vec<(&str, &str)> = s
+            .flags
+            .iter()
+            .map(|f| (f.kind, f.address.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("delete", "aws_s3_bucket.c"),
+                ("iam", "aws_iam_policy.p"),
+                ("replace", "aws_instance.i"),
+                ("security_group", "aws_security_group.w"),
+                ("public", "aws_security_group.w"),
+                ("public", "aws_s3_bucket_policy.p"),
+            ]
+        );
+        assert!(
+            s.flags[4].reason.contains("0.0.0.0/0 on ports 22-22"),
+            "{:?}",
+            s.flags[4]
+        );
+        let totals = s.totals();
+        assert_eq!(
+            (totals.create, totals.update, totals.delete, totals.replace),
+            (3, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_private_security_group_and_a_conditioned_policy_are_not_public() {
+        let plan = json!({"resource_changes": [
+            change("aws_security_group.w", "aws_security_group", &["create"],
+                   json!({"ingress": [{"cidr_blocks": ["10.0.0.0/16"]}]})),
+            change("aws_sqs_queue_policy.q", "aws_sqs_queue_policy", &["create"],
+                   json!({"policy": "{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Condition\":{\"StringEquals\":{\"aws:SourceAccount\":\"1\"}}}}"})),
+            change("aws_s3_bucket_public_access_block.b", "aws_s3_bucket_public_access_block",
+                   &["create"], json!({"block_public_acls": true, "block_public_policy": true,
+                                       "ignore_public_acls": true, "restrict_public_buckets": true})),
+        ]});
+        let s = summarize(&plan).expect("works");
+        assert!(s.flags.iter().all(|f| f.kind != "public"), "{:?}", s.flags);
+    }
+
+    #[test]
+    fn names_and_variables_are_checked() {
+        for bad in ["", ".hidden", "a/b", "..", "a b", &"x".repeat(65)] {
+            assert!(check_project_name(bad).is_err(), "{bad:?}");
+        }
+        check_project_name("storefront-2.v1_x").expect("works");
+        assert!(variables(Some(&json!({"ok": "x", "n": 1, "b": true}))).is_ok());
+        for bad in [
+            json!({"1x": "a"}),
+            json!({"a b": "a"}),
+            json!({"x": ["list"]}),
+            json!({"x": {"o": 1}}),
+            json!({"x": null}),
+            json!({"x": "y".repeat(MAX_VARIABLE_CHARS + 1)}),
+            json!(["not", "an", "object"]),
+        ] {
+            assert!(variables(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_missing_providers_are_named_from_terraforms_wrapped_message() {
+        let said = "Error: Failed to query available provider packages\n\nCould not retrieve the \
+                    list of available versions for provider\nhashicorp/random: provider \
+                    registry.terraform.io/hashicorp/random was not\nfound in any of the search \
+                    locations\n";
+        assert_eq!(
+            missing_providers(said),
+            vec!["registry.terraform.io/hashicorp/random"]
+        );
+        assert!(missing_providers("Error: something else").is_empty());
+    }
+
+    #[test]
+    fn a_project_is_found_only_inside_the_tenants_folder() {
+        let dir = tempfile::tempdir().expect("works");
+        let tenant = dir.path().join("acme");
+        std::fs::create_dir_all(tenant.join("projects/web")).expect("works");
+        std::fs::create_dir_all(dir.path().join("globex/projects/ledger")).expect("works");
+        std::os::unix::fs::symlink(
+            dir.path().join("globex/projects/ledger"),
+            tenant.join("projects/ledger"),
+        )
+        .expect("works");
+        std::fs::write(tenant.join("projects/file"), "x").expect("works");
+        assert!(project_dir(&tenant, "web").is_ok());
+        for name in ["ledger", "file", "missing"] {
+            let e = project_dir(&tenant, name).expect_err("fails");
+            assert!(
+                e.to_string().contains("not found for this tenant"),
+                "{name}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_settings_override_the_projects_block_or_stand_alone() {
+        let dir = tempfile::tempdir().expect("works");
+        std::fs::write(dir.path().join("main.tf"), "resource \"x\" \"y\" {}\n").expect("works");
+        write_provider_settings(dir.path(), true).expect("works");
+        let own =
+            std::fs::read_to_string(dir.path().join("switchboard_provider.tf")).expect("works");
+        assert!(own.contains("max_retries = 1") && own.contains("skip_credentials_validation"));
+
+        let dir = tempfile::tempdir().expect("works");
+        std::fs::write(
+            dir.path().join("p.tf"),
+            "provider \"aws\"{\n  region = \"x\"\n}\n",
+        )
+        .expect("works");
+        write_provider_settings(dir.path(), false).expect("works");
+        let merged = std::fs::read_to_string(dir.path().join("switchboard_provider_override.tf"))
+            .expect("works");
+        assert!(merged.contains("max_retries = 1") && !merged.contains("offline"));
+    }
+
+    #[test]
+    fn long_plans_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(10);
+        let (cut, truncated) = cut_at(&text, 5);
+        assert!(truncated);
+        assert_eq!(cut, "éé");
+        assert_eq!(cut_at("short", 10), ("short", false));
+    }
+}
