@@ -63,12 +63,13 @@ def tool(**fields) -> dict:
 def test_example_catalog_defaults_and_platform_endpoints(tf_env, tmp_path):
     catalog = yaml.safe_load((REPO / "examples" / "catalog.aws.yaml").read_text())
     out = outputs(tf_env, tmp_path, catalog)
-    echo, plan_tool, files = out["tools"]["echo"], out["tools"]["terraform-plan"], out["tools"]["tenant-files"]
-    secrets = out["tools"]["secret_lookup"]
+    echo, plan_tool, files = out["tools"]["echo"], out["tools"]["terraform_plan"], out["tools"]["tenant-files"]
+    secrets, states = out["tools"]["secret_lookup"], out["tools"]["state_validate"]
     assert echo["reach"] == [] and echo["statements"] == []
     assert echo["session_tags"] == ["tool", "tenant", "principal", "invocation"]
     assert echo["lambda"]["package_path"].endswith("/../target/lambda/switchboard-tool/bootstrap.zip")
-    assert plan_tool["reach"] == ["ecr.api", "ecr.dkr", "logs", "s3"]
+    assert plan_tool["reach"] == ["ecr.api", "ecr.dkr", "logs", "s3", "sts"]
+    assert states["reach"] == ["s3"] and states["lambda"]["package_path"] == echo["lambda"]["package_path"]
     assert plan_tool["fargate"]["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools@sha256:0000000000000000000000000000000000000000000000000000000000000000"
     assert plan_tool["fargate"]["ecr_repository_arn"] == "arn:aws:ecr:eu-west-1:123456789012:repository/switchboard-tools"
     assert files["reach"] == ["s3", "sts"]
@@ -80,7 +81,8 @@ def test_example_catalog_defaults_and_platform_endpoints(tf_env, tmp_path):
     # The gateway's own STS calls resolve to the endpoint (private DNS): minting must pass it.
     assert {"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"} <= set(out["endpoint_actions"]["sts"])
     sids = [s["Sid"] for s in out["boundary_statements"]]
-    assert "TenantFilesReadWriteTenantObjects" in sids and "TerraformPlanReadTenantState" in sids
+    assert "TenantFilesReadWriteTenantObjects" in sids and "TerraformPlanReadTenantProjects" in sids
+    assert "TerraformPlanListTenantProjects" in sids and "StateValidateReadTenantStates" in sids
     assert "SecretLookupDescribeTenantSecrets" in sids
     assert out["has_fargate"] is True
 

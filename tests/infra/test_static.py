@@ -93,7 +93,7 @@ def test_rendered_session_policies_of_the_example_catalog_pass_parliament():
         cwd=REPO, check=True, capture_output=True, text=True,
     ).stdout
     policies = json.loads(out)
-    assert {"terraform-plan", "tenant-files"} <= set(policies), sorted(policies)
+    assert {"terraform_plan", "state_validate", "tenant-files"} <= set(policies), sorted(policies)
     problems = []
     for tool, document in policies.items():
         for st in document["Statement"]:

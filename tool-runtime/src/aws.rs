@@ -176,6 +176,17 @@ impl UnitAws {
         Ok(aws_sdk_secretsmanager::Client::new(&config))
     }
 
+    /// An S3 client that signs with this call's credentials (endpoint `s3`). Behind the local
+    /// endpoint proxy it addresses buckets by path: the proxy admits the declared upstream's
+    /// host, not `<bucket>.<host>`.
+    pub fn s3(&self) -> Result<aws_sdk_s3::Client, UnitAwsError> {
+        let config = self.sdk_config("s3")?;
+        let config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(matches!(self.reach, Reach::Proxy { .. }))
+            .build();
+        Ok(aws_sdk_s3::Client::from_conf(config))
+    }
+
     /// The shared SDK configuration of a client for `endpoint`: this call's credentials and
     /// region and, in a sandbox, the endpoint's upstream reached through the proxy.
     fn sdk_config(&self, endpoint: &'static str) -> Result<SdkConfig, UnitAwsError> {

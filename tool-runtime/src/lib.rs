@@ -10,7 +10,8 @@
 //! `switchboard-tool` binary runs. [`aws`] gives a tool AWS clients that sign with its call's own
 //! credentials and, in a local sandbox, reach AWS through the gateway's endpoint proxy.
 //! [`container`] is the mode of a Fargate task: the invocation and the result travel through
-//! two presigned URLs.
+//! two presigned URLs. [`tenant_bucket`] reads the caller's tenant's files in S3, for tools
+//! deployed on AWS.
 
 pub mod aws;
 pub mod container;
@@ -18,6 +19,7 @@ pub mod contract;
 pub mod forward;
 pub mod lambda;
 pub mod oneshot;
+pub mod tenant_bucket;
 pub mod tools;
 
 pub use contract::{

@@ -65,6 +65,22 @@ SECRET_PERMISSIONS = [
 # scripts/terraform-kit, the tenants' projects of a copy of examples/tenants, STS and S3 only.
 TERRAFORM_TOOL = "terraform_plan"
 TERRAFORM_WORK_ROLE = "switchboard-e2e-terraform-plan-work"
+# The bucket of the tenants' files for the tools' AWS mode (`bucket` argument): a copy of
+# examples/tenants under <tenant>/, as a deployment keeps them.
+TENANTS_BUCKET = "switchboard-e2e-tenants"
+READ_TENANT_PREFIX = [
+    {
+        "sid": "ListTenantPrefix",
+        "actions": ["s3:ListBucket"],
+        "resources": [f"arn:aws:s3:::{TENANTS_BUCKET}"],
+        "condition": {"StringLike": {"s3:prefix": ["${aws:PrincipalTag/tenant}/*"]}},
+    },
+    {
+        "sid": "ReadTenantObjects",
+        "actions": ["s3:GetObject"],
+        "resources": [f"arn:aws:s3:::{TENANTS_BUCKET}/${{aws:PrincipalTag/tenant}}/*"],
+    },
+]
 TERRAFORM_PERMISSIONS = [
     {"sid": "WhoAmI", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]},
     {
@@ -72,7 +88,21 @@ TERRAFORM_PERMISSIONS = [
         "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
         "resources": ["arn:aws:s3:::${aws:PrincipalTag/tenant}-*"],
     },
+    *READ_TENANT_PREFIX,
 ]
+# The reference tool state_validate in AWS mode, in the gateway's sandbox: it reads the state
+# from the tenants' bucket with credentials minted for the call, reaching S3 only.
+STATE_TOOL = "state_validate"
+STATE_WORK_ROLE = "switchboard-e2e-state-validate-work"
+STATE_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "bucket": {"type": "string", "enum": [TENANTS_BUCKET]},
+        "state": {"type": "string", "minLength": 1, "maxLength": 1024},
+    },
+    "required": ["bucket", "state"],
+    "additionalProperties": False,
+}
 REPO = Path(__file__).resolve().parents[3]
 _AWS_PROVIDER = """terraform {
   required_providers {
@@ -108,10 +138,12 @@ data "aws_s3_bucket" "probe" {
 }
 """,
 }
-# As examples/catalog.yaml declares it.
+# As examples/catalog.yaml declares it, and the bucket of examples/catalog.aws.yaml's (optional
+# here: without it the project is read from the tenant folder).
 TERRAFORM_INPUT_SCHEMA = {
     "type": "object",
     "properties": {
+        "bucket": {"type": "string", "enum": [TENANTS_BUCKET]},
         "project": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
         "variables": {
             "type": "object",
@@ -267,6 +299,7 @@ class Deployment:
     local_work_role_arn: str
     secret_work_role_arn: str
     terraform_work_role_arn: str
+    state_work_role_arn: str
     exec_role_arn: str
     function_arns: dict[str, str]  # by tool
 
@@ -298,6 +331,7 @@ def deployment(aws, settings):
     local_work_role = ensure_role(aws, LOCAL_WORK_ROLE, TRUST_ANY)
     secret_work_role = ensure_role(aws, SECRET_WORK_ROLE, TRUST_ANY)
     terraform_work_role = ensure_role(aws, TERRAFORM_WORK_ROLE, TRUST_ANY)
+    state_work_role = ensure_role(aws, STATE_WORK_ROLE, TRUST_ANY)
     exec_role = ensure_role(aws, EXEC_ROLE, TRUST_LAMBDA)
     arns = {}
     try:
@@ -324,6 +358,7 @@ def deployment(aws, settings):
             local_work_role_arn=local_work_role,
             secret_work_role_arn=secret_work_role,
             terraform_work_role_arn=terraform_work_role,
+            state_work_role_arn=state_work_role,
             exec_role_arn=exec_role,
             function_arns=arns,
         )
@@ -434,6 +469,20 @@ def catalog_document(settings: Settings) -> dict:
             "permissions": TERRAFORM_PERMISSIONS,
         }
     )
+    tools.append(
+        {
+            "name": STATE_TOOL,
+            "description": "Checks a Terraform state of the caller's tenant, read from the tenants' bucket.",
+            "input_schema": STATE_INPUT_SCHEMA,
+            "backend": "local",
+            "local": {"command": [str(settings.tool_bin), "state_validate"]},
+            "endpoints": ["s3"],
+            "timeout_seconds": 20,
+            "memory_mb": 256,
+            "allow": {"groups": [GROUP]},
+            "permissions": READ_TENANT_PREFIX[1:],
+        }
+    )
     return {"version": 1, "tools": tools}
 
 
@@ -458,18 +507,20 @@ def bindings_document(deployment: Deployment) -> dict:
         "work_role_arn": deployment.terraform_work_role_arn,
         "session_tags": SESSION_TAGS,
     }
+    state_tool = {"backend": "local", "work_role_arn": deployment.state_work_role_arn, "session_tags": SESSION_TAGS}
     return {
         "version": 1,
         "region": REGION,
         "account_id": ACCOUNT,
         "gateway_role_arn": None,
         "invocation_bucket": None,
-        "local_tools": [LOCAL_TOOL, SECRET_TOOL, TERRAFORM_TOOL],
+        "local_tools": [LOCAL_TOOL, SECRET_TOOL, TERRAFORM_TOOL, STATE_TOOL],
         "tools": {
             **lambda_tools,
             LOCAL_TOOL: local_tool,
             SECRET_TOOL: secret_tool,
             TERRAFORM_TOOL: terraform_tool,
+            STATE_TOOL: state_tool,
         },
     }
 

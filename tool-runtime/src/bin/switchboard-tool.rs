@@ -59,10 +59,7 @@ fn handle(tool: &str, invocation: Invocation) -> Result<ToolOutput, ToolError> {
     match tool {
         "echo" => Ok(tools::echo::echo(invocation)?),
         "whoami" => Ok(tools::whoami::whoami(invocation)?),
-        "state_validate" => {
-            let view = tools::state_validate::TenantView::from_env()?;
-            Ok(tools::state_validate::state_validate(&invocation, &view)?)
-        }
+        "state_validate" => Ok(tools::state_validate::run(&invocation)?),
         "secret_lookup" => Ok(tools::secret_lookup::secret_lookup(&invocation)?),
         "terraform_plan" => Ok(tools::terraform_plan::terraform_plan(&invocation)?),
         other => Err(ToolError::Unknown(other.to_owned())),

@@ -1,10 +1,18 @@
 //! `state_validate`: checks a Terraform state of the caller's tenant against rules that a
 //! reviewer would otherwise apply by hand, and answers with one finding per violation.
 //!
-//! The state is read from the tenant's folder, which the gateway mounts read-only at
-//! `SWITCHBOARD_TENANT_DIR` in the call's sandbox (the catalog's `local.tenant_root`): only the
-//! caller's tenant's folder is there, so another tenant's state is simply not found. The one
-//! argument, `state`, is a relative path in that folder (no `..`, not absolute).
+//! The argument `state` is a relative path in the caller's tenant's files (no `..`, not
+//! absolute). Where those are:
+//!
+//! - **a tenant folder** (local backend): the gateway mounts the caller's tenant's folder
+//!   read-only at `SWITCHBOARD_TENANT_DIR` in the call's sandbox (the catalog's
+//!   `local.tenant_root`); only that folder is there, so another tenant's state is simply not
+//!   found;
+//! - **a bucket** (deployed on AWS): when the call has a `bucket` argument (the catalog pins its
+//!   values), the state is the object `<tenant>/<state>` of that bucket, read with this call's
+//!   credentials, the tenant being the call's `tenant` session tag
+//!   ([`crate::tenant_bucket`]). Another tenant's object is "not found", whether IAM refuses it
+//!   or it does not exist.
 //!
 //! Checks, each finding with a rule id, a severity, the resource address and a one-line reason
 //! (the rule ids are documented in `docs/tools.md`, "state_validate"):
@@ -34,6 +42,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::contract::{Invocation, ToolOutput};
+use crate::tenant_bucket::TenantBucket;
 
 /// The largest state read, in bytes.
 pub const MAX_STATE_BYTES: u64 = 32 << 20;
@@ -93,8 +102,9 @@ impl TenantView {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "this tool has no tenant folder: its catalog entry needs `local.tenant_root` (the gateway \
-         then mounts the caller's tenant's folder and sets SWITCHBOARD_TENANT_DIR)"
+        "this tool has no tenant folder and the call names no bucket: its catalog entry needs \
+         `local.tenant_root` (the gateway then mounts the caller's tenant's folder and sets \
+         SWITCHBOARD_TENANT_DIR), or a `bucket` argument in its input schema"
     )]
     NoTenantDir,
     #[error("argument \"state\" must be a string")]
@@ -113,6 +123,8 @@ pub enum StateError {
         "state {0:?} has format version {1}; this tool reads version 4 (Terraform 0.12 and later)"
     )]
     Version(String, String),
+    #[error(transparent)]
+    Bucket(#[from] crate::tenant_bucket::BucketError),
 }
 
 /// How bad a finding is.
@@ -146,25 +158,52 @@ pub struct Finding {
     pub reason: String,
 }
 
+/// Validates the state the call names: under the caller's tenant's prefix of the bucket its
+/// `bucket` argument names ([`TenantBucket`]), or else in the tenant's folder of the local
+/// sandbox ([`TenantView::from_env`]).
+pub fn run(invocation: &Invocation) -> Result<ToolOutput, StateError> {
+    let Some(bucket) = TenantBucket::for_call(invocation)? else {
+        return state_validate(invocation, &TenantView::from_env()?);
+    };
+    let name = state_argument(invocation)?;
+    let bytes = bucket.read("state", name, MAX_STATE_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| StateError::Malformed(name.into(), "it is not UTF-8 text".into()))?;
+    let mut output = check(name, &text, Some(bucket.tenant()))?;
+    if let Some(structured) = output.structured_content.as_mut() {
+        structured["bucket"] = json!(bucket.bucket());
+    }
+    Ok(output)
+}
+
 /// Validates the state named by the `state` argument in the tenant's folder.
 pub fn state_validate(
     invocation: &Invocation,
     view: &TenantView,
 ) -> Result<ToolOutput, StateError> {
-    let name = invocation
+    let name = state_argument(invocation)?;
+    let path = resolve(&view.dir, name)?;
+    let text = read_capped(&path, name)?;
+    check(name, &text, view.tenant.as_deref())
+}
+
+fn state_argument(invocation: &Invocation) -> Result<&str, StateError> {
+    invocation
         .arguments
         .get("state")
         .and_then(Value::as_str)
-        .ok_or(StateError::NoState)?;
-    let path = resolve(&view.dir, name)?;
-    let text = read_capped(&path, name)?;
-    let state: Value = serde_json::from_str(&text)
+        .ok_or(StateError::NoState)
+}
+
+/// Parses and validates the state `name`, whose text is `text`, for `tenant`.
+fn check(name: &str, text: &str, tenant: Option<&str>) -> Result<ToolOutput, StateError> {
+    let state: Value = serde_json::from_str(text)
         .map_err(|e| StateError::Malformed(name.into(), e.to_string()))?;
-    let report = validate(&state, view.tenant.as_deref()).map_err(|e| match e {
+    let report = validate(&state, tenant).map_err(|e| match e {
         Invalid::Malformed(m) => StateError::Malformed(name.into(), m),
         Invalid::Version(v) => StateError::Version(name.into(), v),
     })?;
-    Ok(report.output(name, view.tenant.as_deref()))
+    Ok(report.output(name, tenant))
 }
 
 /// The file `name` names in `dir`: relative, no `..`, and still inside `dir` once symbolic links

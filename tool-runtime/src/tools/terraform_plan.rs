@@ -1,10 +1,12 @@
 //! `terraform_plan`: plans a Terraform project of the caller's tenant, read-only, and answers
 //! with a summary an agent (or its reviewer) can act on and the plan itself.
 //!
-//! The project is `projects/<project>` in the tenant's folder (in a local sandbox, the
-//! read-only mount of that tenant's folder and nothing else: another tenant's project is simply
-//! not there). The tool copies it into the unit's scratch folder and there runs, with a clean
-//! environment:
+//! The project is `projects/<project>` in the tenant's files: in a local sandbox, the
+//! read-only mount of that tenant's folder and nothing else (another tenant's project is simply
+//! not there); deployed on AWS, when the call has a `bucket` argument (the catalog pins its
+//! values), every object under `<tenant>/projects/<project>/` of that bucket, read with this
+//! call's credentials ([`crate::tenant_bucket`]; another tenant's prefix is "not found"). The
+//! tool copies it into the unit's scratch folder and there runs, with a clean environment:
 //!
 //! 1. `terraform init`, with a CLI configuration whose only provider source is the mirror
 //!    shipped with the tool (`<kit>/providers`, [`KIT`]): no registry, ever. A project that needs
@@ -40,6 +42,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 
 use crate::contract::{ContentItem, Invocation, ToolOutput};
+use crate::tenant_bucket::{BucketError, TenantBucket};
 
 /// Where the tool finds terraform (`<KIT>/terraform`, else `terraform` on `PATH`) and its
 /// provider mirror (`<KIT>/providers`, the unpacked layout `<host>/<namespace>/<type>/<version>/
@@ -82,10 +85,13 @@ const OFFLINE_SETTINGS: &str = r#"  region                      = "us-east-1"
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
-        "this tool has no tenant folder: its catalog entry needs `local.tenant_root` (the gateway \
-         then mounts the caller's tenant's folder and sets SWITCHBOARD_TENANT_DIR)"
+        "this tool has no tenant folder and the call names no bucket: its catalog entry needs \
+         `local.tenant_root` (the gateway then mounts the caller's tenant's folder and sets \
+         SWITCHBOARD_TENANT_DIR), or a `bucket` argument in its input schema"
     )]
     NoTenantDir,
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
     #[error("argument \"project\" must be a string")]
     NoProject,
     #[error("project {0:?}: {1}")]
@@ -128,10 +134,6 @@ pub enum PlanError {
 
 /// Plans the project named by the `project` argument for this call's tenant.
 pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> {
-    let tenant_dir = std::env::var_os("SWITCHBOARD_TENANT_DIR").ok_or(PlanError::NoTenantDir)?;
-    let tenant = std::env::var("SWITCHBOARD_TENANT")
-        .ok()
-        .filter(|t| !t.is_empty());
     let project = invocation
         .arguments
         .get("project")
@@ -139,7 +141,23 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
         .ok_or(PlanError::NoProject)?;
     check_project_name(project)?;
     let variables = variables(invocation.arguments.get("variables"))?;
-    let source = project_dir(Path::new(&tenant_dir), project)?;
+    let (source, tenant) = match TenantBucket::for_call(invocation)? {
+        Some(bucket) => {
+            let tenant = Some(bucket.tenant().to_owned());
+            (Source::Bucket(bucket), tenant)
+        }
+        None => {
+            let tenant_dir =
+                std::env::var_os("SWITCHBOARD_TENANT_DIR").ok_or(PlanError::NoTenantDir)?;
+            let tenant = std::env::var("SWITCHBOARD_TENANT")
+                .ok()
+                .filter(|t| !t.is_empty());
+            (
+                Source::Folder(project_dir(Path::new(&tenant_dir), project)?),
+                tenant,
+            )
+        }
+    };
     let aws = match invocation.credentials {
         Some(_) => Some(crate::aws::UnitAws::for_call(invocation)?),
         None => None,
@@ -153,7 +171,26 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     let scratch = std::env::temp_dir().join(format!("terraform-plan-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let work = scratch.join("project");
-    copy_project(&source, &work).map_err(|e| PlanError::Copy(project.into(), e))?;
+    match &source {
+        Source::Folder(dir) => {
+            copy_project(dir, &work).map_err(|e| PlanError::Copy(project.into(), e))?;
+        }
+        Source::Bucket(bucket) => {
+            let under = format!("projects/{project}");
+            bucket
+                .download_folder(
+                    "project",
+                    &under,
+                    &work,
+                    MAX_PROJECT_FILES,
+                    MAX_PROJECT_BYTES,
+                )
+                .map_err(|e| match e {
+                    BucketError::NotFound { .. } => PlanError::NotFound(project.into()),
+                    other => PlanError::Bucket(other),
+                })?;
+        }
+    }
     std::fs::write(
         work.join(BACKEND_OVERRIDE),
         "terraform {\n  backend \"local\" {}\n}\n",
@@ -290,6 +327,9 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
         .cloned()
         .unwrap_or(Value::Null);
     structured["offline"] = json!(aws.is_none());
+    if let Source::Bucket(bucket) = &source {
+        structured["bucket"] = json!(bucket.bucket());
+    }
     structured["planBytes"] = json!(plan_text.len());
     structured["planTruncated"] = json!(truncated);
     let mut shown_plan = cut.to_owned();
@@ -309,6 +349,14 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     }
     output.content = vec![ContentItem::text(line), ContentItem::text(shown_plan)];
     Ok(output)
+}
+
+/// Where the project is read from.
+enum Source {
+    /// `projects/<name>` of the tenant's folder (local sandbox).
+    Folder(PathBuf),
+    /// `<tenant>/projects/<name>/` of a bucket (deployed on AWS).
+    Bucket(TenantBucket),
 }
 
 /// A project name: one folder under `projects/`, 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting
