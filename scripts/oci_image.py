@@ -1,12 +1,19 @@
-"""Writes a one-layer OCI image layout holding a static binary (used by scripts/build-image).
+"""Writes an OCI image layout holding a static binary (used by scripts/build-image).
 
-    python3 scripts/oci_image.py --binary FILE --name NAME --ca-bundle FILE --out DIR [--digest-file FILE]
+    python3 scripts/oci_image.py --binary FILE --name NAME --ca-bundle FILE --out DIR
+        [--digest-file FILE] [--add SRC=/DEST]... [--tree SRC=/DEST]...
 
-The layer holds /<name> (the binary, mode 0555), /etc/ssl/certs/ca-certificates.crt, /etc/passwd
-and /etc/group naming user and group 65534 (nobody), and an empty /tmp (mode 1777, the task's
-scratch mount point). The config runs /<name> as 65534:65534 from /tmp; no shell is involved.
-Every byte depends only on the inputs and SOURCE_DATE_EPOCH (default 0): entries sorted, owners
-0:0, fixed modes, gzip without name or time, JSON with sorted keys. Standard library only.
+The first layer holds /<name> (the binary, mode 0555), /etc/ssl/certs/ca-certificates.crt,
+/etc/passwd and /etc/group naming user and group 65534 (nobody), an empty /tmp (mode 1777, the
+task's scratch mount point) and the --add files (mode 0444). With --tree, a second layer holds
+each SRC (a file or a folder, symbolic links followed) at DEST: files executable by their owner
+get mode 0555, others 0444, folders 0755. The binary's layer is then the same blob as in the image
+without trees, so a registry that has one stores the other's first layer once. The second layer
+is written through a temporary file, never held in memory (a provider mirror is hundreds of MB).
+
+The config runs /<name> as 65534:65534 from /tmp; no shell is involved. Every byte depends only
+on the inputs and SOURCE_DATE_EPOCH (default 0): entries sorted, owners 0:0, fixed modes, gzip
+without name or time, JSON with sorted keys. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import io
 import json
 import os
 import shutil
+import stat
 import tarfile
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +72,72 @@ def layer(binary: Path, name: str, ca_bundle: Path, mtime: int, extra: list[tupl
     return buffer.getvalue()
 
 
+def tree_entries(trees: list[tuple[Path, str]]) -> list[tuple[str, int, Path | None]]:
+    """(path in the image, mode, source file; None for a folder) of every --tree, parents included."""
+    entries: dict[str, tuple[int, Path | None]] = {}
+
+    def parents(path: str) -> None:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            entries.setdefault("/".join(parts[:depth]), (0o755, None))
+
+    def file(src: Path, dest: str) -> None:
+        parents(dest)
+        executable = src.stat().st_mode & stat.S_IXUSR
+        entries[dest] = (0o555 if executable else 0o444, src)
+
+    for src, dest in trees:
+        dest = dest.strip("/")
+        if src.is_file():
+            file(src, dest)
+            continue
+        if not src.is_dir():
+            raise SystemExit(f"--tree {src}: not a file or a folder")
+        parents(dest)
+        entries[dest] = (0o755, None)
+        for folder, dirs, files in os.walk(src, followlinks=True):
+            relative = Path(folder).relative_to(src)
+            for d in dirs:
+                entries[str(Path(dest) / relative / d)] = (0o755, None)
+            for f in files:
+                file(Path(folder) / f, str(Path(dest) / relative / f))
+    return sorted((path, mode, source) for path, (mode, source) in entries.items())
+
+
+def tree_layer(blobs: Path, trees: list[tuple[Path, str]], mtime: int) -> tuple[str, str, int]:
+    """Writes the gzipped layer of `trees` as a blob: (diff id, digest, size)."""
+    with tempfile.TemporaryFile(dir=blobs) as raw:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path, mode, source in tree_entries(trees):
+                info = tarfile.TarInfo(path)
+                info.mode = mode
+                info.mtime = mtime
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if source is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size = source.stat().st_size
+                    with source.open("rb") as f:
+                        tar.addfile(info, f)
+        raw.seek(0)
+        diff_id = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(dir=blobs, delete=False) as out:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz:
+                while chunk := raw.read(1 << 20):
+                    diff_id.update(chunk)
+                    gz.write(chunk)
+        digest = hashlib.sha256()
+        with open(out.name, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        size = os.path.getsize(out.name)
+        os.chmod(out.name, 0o644)
+        os.replace(out.name, blobs / digest.hexdigest())
+    return "sha256:" + diff_id.hexdigest(), "sha256:" + digest.hexdigest(), size
+
+
 def blob(blobs: Path, data: bytes) -> tuple[str, int]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     (blobs / digest.removeprefix("sha256:")).write_bytes(data)
@@ -83,7 +158,20 @@ def main() -> None:
     parser.add_argument(
         "--add", action="append", default=[], metavar="SRC=DEST", help="a file to add (DEST: its path in the image)"
     )
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="SRC=DEST",
+        help="a file or folder for the second layer (DEST: its path in the image)",
+    )
     args = parser.parse_args()
+    trees = []
+    for spec in args.tree:
+        src, sep, dest = spec.partition("=")
+        if not sep or not dest.startswith("/"):
+            parser.error(f"--tree {spec!r}: expected SRC=/absolute/path/in/the/image")
+        trees.append((Path(src), dest))
     extra = []
     for spec in args.add:
         src, sep, dest = spec.partition("=")
@@ -104,6 +192,12 @@ def main() -> None:
     with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=9) as gz:
         gz.write(tar)
     layer_digest, layer_size = blob(blobs, compressed.getvalue())
+    diff_ids = [diff_id]
+    layers = [(layer_digest, layer_size)]
+    if trees:
+        tree_diff_id, tree_digest, tree_size = tree_layer(blobs, trees, mtime)
+        diff_ids.append(tree_diff_id)
+        layers.append((tree_digest, tree_size))
 
     config = {
         "architecture": "amd64",
@@ -116,8 +210,8 @@ def main() -> None:
             "Env": ["SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"],
             "Labels": {"org.opencontainers.image.title": args.name},
         },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": "scripts/build-image"}],
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": created, "created_by": "scripts/build-image"} for _ in diff_ids],
     }
     config_digest, config_size = blob(blobs, canonical(config))
     manifest = {
@@ -129,11 +223,8 @@ def main() -> None:
             "size": config_size,
         },
         "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": layer_digest,
-                "size": layer_size,
-            }
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}
+            for digest, size in layers
         ],
     }
     manifest_digest, manifest_size = blob(blobs, canonical(manifest))

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The two images, the tool's and the gateway's: builds them with scripts/build-image (no Docker
-# daemon) and checks them with tools that did not write them (Debian's skopeo and umoci). For
-# each image (the test names carry it: tool_image_..., gateway_image_...):
+# The three images, the tool's, the terraform tool's and the gateway's: builds them with
+# scripts/build-image (no Docker daemon) and checks them with tools that did not write them
+# (Debian's skopeo and umoci). For each image (the test names carry it: tool_image_...,
+# terraform_image_..., gateway_image_...):
 #
 #   <image>_config_runs_the_binary_as_nobody     User 65534:65534, Entrypoint [/<binary>], no Cmd,
-#                                                amd64/linux, one layer
+#                                                amd64/linux, one layer (terraform: two, the first
+#                                                the tool image's own)
 #   <image>_holds_only_the_binary_and_its_files  the unpacked root is exactly the binary, the CA
 #                                                bundle, passwd, group and /tmp (and the gateway's
-#                                                catalog): no shell, no package manager, nothing
-#                                                setuid
+#                                                catalog; terraform and the provider mirror): no
+#                                                shell, no package manager, nothing setuid
 #   <image>_binary_is_static                     no ELF interpreter (PT_INTERP), no needed library
+#                                                (terraform: nor terraform, nor any provider)
 #   <image>_is_small                             the compressed layer under its bound
 #   <image>_build_is_reproducible                packing the same files again gives the same
 #                                                manifest digest
@@ -19,6 +22,11 @@
 #
 #   tool_image_runs_read_only_as_nobody          with no network: switchboard-tool answers an echo
 #                                                invocation
+#   terraform_image_plans_read_only_as_nobody    with no network, the image's files read-only and
+#                                                the example tenant acme's folder bound in:
+#                                                terraform_plan plans projects/storefront offline
+#                                                with the image's terraform and mirror (init from
+#                                                the mirror, the expected resource counts)
 #   gateway_image_checks_its_catalog             `switchboard check` passes on the baked catalog
 #   gateway_image_serves_read_only_as_nobody     the command infra/modules/gateway gives the task
 #                                                (serve --catalog /etc/switchboard/catalog.yaml),
@@ -95,17 +103,18 @@ tools:
     allow: { groups: [dev] }
 EOF
 
-say "building the images (scripts/build-image tool gateway)"
-GATEWAY_CATALOG=$work/gateway-catalog.yaml scripts/build-image tool gateway
+say "building the images (scripts/build-image tool terraform gateway)"
+GATEWAY_CATALOG=$work/gateway-catalog.yaml scripts/build-image tool terraform gateway
+kit=$(scripts/terraform-kit)
 
-# check_image NAME BINARY MAX_LAYER_BYTES EXTRA_FILES: the checks every image passes; leaves the
-# unpacked root in $work/NAME/rootfs.
+# check_image NAME BINARY LAYOUT MAX_LAYER_BYTES LAYERS EXTRA_FILES: the checks every image
+# passes; leaves the unpacked root in $work/NAME/rootfs.
 check_image() {
-  local name=$1 bin=$2 max=$3 extra=$4
-  local layout=$root/target/image/$bin
+  local name=$1 bin=$2 layout_name=$3 max=$4 want_layers=$5 extra=$6
+  local layout=$root/target/image/$layout_name
   local ref="oci:$layout:$bin"
   local digest
-  digest=$(cat "$root/target/image/$bin.digest")
+  digest=$(cat "$root/target/image/$layout_name.digest")
   say "checking the $name image, $digest"
   local config inspect
   config=$(skopeo inspect --config "$ref")
@@ -123,7 +132,7 @@ check_image() {
   [ "$entry" = "[\"/$bin\"]" ] || fail "$t" "Entrypoint is $entry"
   [ "$cmd" = null ] || fail "$t" "Cmd is $cmd"
   [ "$platform" = linux/amd64 ] || fail "$t" "platform is $platform"
-  [ "$layers" = 1 ] || fail "$t" "$layers layers"
+  [ "$layers" = "$want_layers" ] || fail "$t" "$layers layers (expected $want_layers)"
   ok "$t"
 
   (cd "$work" && umoci unpack --rootless --image "$layout:$bin" "$name" >/dev/null)
@@ -152,19 +161,39 @@ check_image() {
 
   local size
   size=$(skopeo inspect --raw "$ref" | jq '[.layers[].size] | add')
-  [ "$size" -lt "$max" ] || fail "${name}_image_is_small" "the layer is $size bytes (bound: $max)"
+  [ "$size" -lt "$max" ] || fail "${name}_image_is_small" "the layers are $size bytes (bound: $max)"
   ok "${name}_image_is_small ($size bytes compressed, $(stat -c %s "$rootfs/$bin") bytes of binary; bound $max)"
 
   local add=() again
   [ "$name" != gateway ] || add=(--add "$rootfs/etc/switchboard/catalog.yaml=/etc/switchboard/catalog.yaml")
+  [ "$name" != terraform ] || add=(--tree "$rootfs/opt/switchboard/terraform/terraform=/opt/switchboard/terraform/terraform"
+    --tree "$rootfs/opt/switchboard/terraform/providers=/opt/switchboard/terraform/providers")
   again=$(python3 "$root/scripts/oci_image.py" --binary "$rootfs/$bin" --name "$bin" \
     --ca-bundle "$bundle_ca" --out "$work/$name-again" "${add[@]}")
   [ "$again" = "$digest" ] || fail "${name}_image_build_is_reproducible" "packed again: $again, first: $digest"
   ok "${name}_image_build_is_reproducible"
 }
 
-check_image tool switchboard-tool $((16 * 1024 * 1024)) ""
-check_image gateway switchboard $((40 * 1024 * 1024)) "./etc/switchboard ./etc/switchboard/catalog.yaml"
+check_image tool switchboard-tool switchboard-tool $((16 * 1024 * 1024)) 1 ""
+# The terraform image: what scripts/terraform-kit found (terraform and the mirror's tree), under
+# /opt/switchboard/terraform, on top of the tool image's layer.
+terraform_files=$(
+  printf '%s\n' ./opt ./opt/switchboard ./opt/switchboard/terraform ./opt/switchboard/terraform/terraform
+  (cd -P "$kit/providers" && find -L . -mindepth 0) | sed 's|^\.|./opt/switchboard/terraform/providers|'
+)
+check_image terraform switchboard-tool switchboard-tool-terraform $((256 * 1024 * 1024)) 2 "$terraform_files"
+t=terraform_image_config_runs_the_binary_as_nobody
+tool_layer=$(skopeo inspect --raw "oci:$root/target/image/switchboard-tool:switchboard-tool" | jq -r '.layers[0].digest')
+terraform_first=$(skopeo inspect --raw "oci:$root/target/image/switchboard-tool-terraform:switchboard-tool" | jq -r '.layers[0].digest')
+[ "$tool_layer" = "$terraform_first" ] || fail "$t" "its first layer is $terraform_first, the tool image's $tool_layer"
+ok "$t (first layer shared with the tool image)"
+t=terraform_image_binary_is_static
+while IFS= read -r -d '' exe; do
+  ! readelf -l "$exe" | grep -q 'Requesting program interpreter' || fail "$t" "${exe#"$work"/} names an ELF interpreter"
+  ! readelf -d "$exe" 2>/dev/null | grep -q '(NEEDED)' || fail "$t" "${exe#"$work"/} needs shared libraries"
+done < <(find "$work/terraform/rootfs/opt" -type f -perm -u+x -print0)
+ok "$t (terraform and the providers too)"
+check_image gateway switchboard switchboard $((40 * 1024 * 1024)) 1 "./etc/switchboard ./etc/switchboard/catalog.yaml"
 
 # What a task with readonlyRootFilesystem, user 65534 and a scratch mount at /tmp gets.
 read_only_as_nobody=(--die-with-parent --new-session --unshare-user --unshare-pid --unshare-ipc
@@ -177,6 +206,33 @@ answer=$(bwrap "${read_only_as_nobody[@]}" --unshare-net --ro-bind "$work/tool/r
   fail tool_image_runs_read_only_as_nobody "switchboard-tool exited $?"
 grep -q 'from the image' <<<"$answer" || fail tool_image_runs_read_only_as_nobody "it answered: $answer"
 ok tool_image_runs_read_only_as_nobody
+
+say "running the terraform image"
+# The image's files, read-only, as a container runtime lays them out: each top-level entry bound
+# into a fresh root (bwrap's own), which is then made read-only; /dev and /proc are the runtime's
+# (terraform runs its provider as a child process). The tenant's folder is bound where the tool is
+# told to look; there is no network at all.
+t=terraform_image_plans_read_only_as_nobody
+image_root=()
+for entry in "$work/terraform/rootfs"/*; do
+  image_root+=(--ro-bind "$entry" "/${entry##*/}")
+done
+invocation='{"invocationId":"image-check-plan","tool":"terraform_plan","arguments":{"project":"storefront"},"deadlineUnixMs":4102444800000}'
+answer=$(bwrap "${read_only_as_nobody[@]}" --unshare-net "${image_root[@]}" --tmpfs /tmp \
+  --dev /dev --proc /proc --ro-bind "$root/examples/tenants/acme" /tmp/tenant --remount-ro / \
+  --setenv SWITCHBOARD_TENANT_DIR /tmp/tenant --setenv SWITCHBOARD_TENANT acme \
+  /switchboard-tool terraform_plan <<<"$invocation" 2>"$work/terraform-run.log") ||
+  fail "$t" "switchboard-tool exited $?: $(tail -5 "$work/terraform-run.log")"
+structured=$(jq -c '.structuredContent // .structured_content' <<<"$answer")
+[ "$(jq -r '.isError // false' <<<"$answer")" = false ] || fail "$t" "the plan failed: $answer"
+[ "$(jq -r .offline <<<"$structured")" = true ] || fail "$t" "not offline: $structured"
+# The example project's resources (tests/lambda/e2e/test_terraform_plan.py plans the same).
+changes=$(jq -cS .changes <<<"$structured")
+[ "$changes" = '{"create":10,"delete":0,"replace":0,"update":0}' ] || fail "$t" "changes: $changes"
+creates=$(jq -c '.byType | to_entries | map({(.key): .value.create}) | add' <<<"$structured")
+expected='{"aws_iam_policy":1,"aws_s3_bucket":2,"aws_s3_bucket_lifecycle_configuration":1,"aws_s3_bucket_public_access_block":1,"aws_s3_bucket_server_side_encryption_configuration":2,"aws_security_group":1,"aws_sqs_queue":1,"aws_vpc":1}'
+[ "$(jq -cS . <<<"$creates")" = "$expected" ] || fail "$t" "creates $creates"
+ok "$t (10 to create)"
 
 say "running the gateway image"
 # The image has no /proc or /dev to mount on (a container runtime makes them; bwrap cannot on a
