@@ -214,6 +214,9 @@ pub async fn prepare(
             groups_claim: "groups".into(),
             tenant_claim: "tenant".into(),
             leeway_seconds: 30,
+            max_token_lifetime_seconds: None,
+            required_typ: None,
+            split_string_groups: false,
         };
         let v = Verifier::new(&settings, resource.clone(), key.key_source())
             .map_err(ServeError::Auth)?;

@@ -166,6 +166,9 @@ fn harness() -> Harness {
         groups_claim: "groups".into(),
         tenant_claim: "tenant".into(),
         leeway_seconds: 5,
+        max_token_lifetime_seconds: None,
+        required_typ: None,
+        split_string_groups: false,
     };
     let verifier = Verifier::new(&settings, RESOURCE.into(), key.key_source()).expect("verifier");
     let state = AppState {
@@ -617,6 +620,38 @@ async fn foreign_host_is_refused() {
     assert_eq!(h.send(req).await.0, StatusCode::OK);
 }
 
+/// A load balancer's health check names the target by its IP address in `Host` (issue 11 item
+/// 9): the health endpoints answer it, `/mcp` and `/metrics` still refuse it.
+#[tokio::test]
+async fn health_checks_answer_whatever_the_host() {
+    let h = harness();
+    for (path, host) in [
+        ("/healthz", "10.0.3.17:8080"),
+        ("/readyz", "10.0.3.17"),
+        ("/healthz", "evil.example"),
+    ] {
+        let req = Request::get(path)
+            .header("Host", host)
+            .body(Body::empty())
+            .expect("req");
+        assert_eq!(
+            h.send(req).await.0,
+            StatusCode::OK,
+            "{path} with Host {host}"
+        );
+    }
+    let req = Request::post("/mcp")
+        .header("Host", "10.0.3.17:8080")
+        .body(Body::from("{}"))
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::FORBIDDEN);
+    let req = Request::get("/metrics")
+        .header("Host", "10.0.3.17:8080")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(h.send(req).await.0, StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn foreign_origin_is_refused() {
     let h = harness();
@@ -625,7 +660,8 @@ async fn foreign_origin_is_refused() {
         ("http://127.0.0.1:8080", StatusCode::OK),
         ("https://app.example.com", StatusCode::OK),
     ] {
-        let req = Request::get("/healthz")
+        // /metrics: behind the guard like /mcp, and answering without a token.
+        let req = Request::get("/metrics")
             .header("Host", "127.0.0.1:8080")
             .header("Origin", origin)
             .body(Body::empty())

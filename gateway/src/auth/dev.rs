@@ -146,14 +146,23 @@ impl DevKey {
 
     /// Signs a token.
     pub fn mint(&self, claims: &DevClaims) -> Result<String, DevKeyError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid());
+        self.sign(&header, claims)
+    }
+
+    /// Signs `claims` under `header` as it is (its `alg` must be EdDSA to verify).
+    pub(crate) fn sign(
+        &self,
+        header: &Header,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, DevKeyError> {
         let der = self
             .signing
             .to_pkcs8_der()
             .map_err(|e| DevKeyError::Parse(self.path.clone(), e.to_string()))?;
         let key = EncodingKey::from_ed_der(der.as_bytes());
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid());
-        jsonwebtoken::encode(&header, claims, &key).map_err(DevKeyError::Sign)
+        jsonwebtoken::encode(header, claims, &key).map_err(DevKeyError::Sign)
     }
 }
 

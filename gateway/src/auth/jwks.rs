@@ -186,10 +186,11 @@ impl KeySource {
             Self::Static(set) => set.find(kid, family).cloned(),
             Self::Remote(remote) => remote.find(kid, family).await?,
         };
-        let key = key.ok_or_else(|| AuthError::UnknownKey(kid.map(str::to_owned)))?;
+        // The kid is the token's, chosen by whoever sent it: only its start reaches the log.
+        let key = key.ok_or_else(|| AuthError::UnknownKey(kid.map(super::shown)))?;
         if key.family != family {
             return Err(AuthError::KeyMismatch {
-                kid: kid.map(str::to_owned),
+                kid: kid.map(super::shown),
                 alg,
             });
         }

@@ -30,6 +30,10 @@ pub enum AuthError {
     Header(jsonwebtoken::errors::Error),
     #[error("algorithm {0:?} is not accepted")]
     Algorithm(Algorithm),
+    #[error(
+        "the token names critical header extensions {0:?}; none is supported (RFC 7515 4.1.11)"
+    )]
+    Critical(Vec<String>),
     #[error("no key with id {0:?}")]
     UnknownKey(Option<String>),
     #[error("the key for {kid:?} does not fit algorithm {alg:?}")]
@@ -38,8 +42,24 @@ pub enum AuthError {
     Invalid(jsonwebtoken::errors::Error),
     #[error("claim {0} is missing or malformed")]
     Claim(&'static str),
+    #[error("the token lives {0} s; at most {1} s are accepted")]
+    Lifetime(u64, u64),
+    #[error("header typ {0:?} is not the required {1:?}")]
+    Typ(Option<String>, String),
     #[error("signing keys unavailable: {0}")]
     Keys(#[from] JwksError),
+}
+
+/// The longest attacker-chosen header value (a `kid`, a `crit` name) an error, and so the log,
+/// carries; the rest is cut.
+pub const MAX_SHOWN: usize = 64;
+
+/// `value` cut to [`MAX_SHOWN`] characters, with `…` when it was longer.
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(MAX_SHOWN) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_owned(),
+    }
 }
 
 impl AuthError {
@@ -64,6 +84,9 @@ struct VerifierInner {
     groups_claim: String,
     tenant_claim: String,
     leeway: u64,
+    max_lifetime: Option<u64>,
+    required_typ: Option<String>,
+    split_string_groups: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +96,10 @@ struct StandardClaims {
     scope: Option<String>,
     #[serde(default)]
     scp: Option<Vec<String>>,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
 }
@@ -104,6 +131,9 @@ impl Verifier {
                 groups_claim: settings.groups_claim.clone(),
                 tenant_claim: settings.tenant_claim.clone(),
                 leeway: settings.leeway_seconds,
+                max_lifetime: settings.max_token_lifetime_seconds,
+                required_typ: settings.required_typ.clone(),
+                split_string_groups: settings.split_string_groups,
             }),
         })
     }
@@ -131,8 +161,23 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let inner = &self.inner;
         let header = decode_header(token).map_err(AuthError::Header)?;
+        // The gateway understands no extension, so a token that says one is critical is refused
+        // (RFC 7515 4.1.11), whatever it names; jsonwebtoken leaves this check to its caller.
+        if let Some(crit) = &header.crit {
+            return Err(AuthError::Critical(
+                crit.iter().take(8).map(|c| shown(c)).collect(),
+            ));
+        }
         if !inner.algorithms.contains(&header.alg) {
             return Err(AuthError::Algorithm(header.alg));
+        }
+        if let Some(required) = &inner.required_typ
+            && !typ_matches(header.typ.as_deref(), required)
+        {
+            return Err(AuthError::Typ(
+                header.typ.as_deref().map(shown),
+                required.clone(),
+            ));
         }
         let key = inner
             .keys
@@ -152,8 +197,19 @@ impl Verifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or(AuthError::Claim("sub"))?;
-        let groups =
-            string_list(claims.rest.get(&inner.groups_claim)).ok_or(AuthError::Claim("groups"))?;
+        if let Some(max) = inner.max_lifetime {
+            // exp is required and was checked above; iat is required only here.
+            let iat = claims.iat.ok_or(AuthError::Claim("iat"))?;
+            let lifetime = claims.exp.unwrap_or(0).saturating_sub(iat);
+            if lifetime > max {
+                return Err(AuthError::Lifetime(lifetime, max));
+            }
+        }
+        let groups = string_list(
+            claims.rest.get(&inner.groups_claim),
+            inner.split_string_groups,
+        )
+        .ok_or(AuthError::Claim("groups"))?;
         let tenant = match claims.rest.get(&inner.tenant_claim) {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -176,13 +232,29 @@ impl Verifier {
     }
 }
 
-/// A claim that is absent (empty), a list of strings, or one space-separated string.
-fn string_list(value: Option<&serde_json::Value>) -> Option<Vec<String>> {
+/// Whether a header `typ` is the required one: compared without case, and `application/` in
+/// front allowed (RFC 7515 4.1.9: `at+jwt` and `application/at+jwt` are the same type).
+fn typ_matches(typ: Option<&str>, required: &str) -> bool {
+    let bare = |t: &str| {
+        let t = t.trim();
+        match t.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => t[12..].to_ascii_lowercase(),
+            _ => t.to_ascii_lowercase(),
+        }
+    };
+    typ.is_some_and(|t| bare(t) == bare(required))
+}
+
+/// A claim that is absent (empty), a list of strings, or one string: one item, or split on
+/// spaces when `split` is set.
+fn string_list(value: Option<&serde_json::Value>, split: bool) -> Option<Vec<String>> {
     match value {
         None | Some(serde_json::Value::Null) => Some(Vec::new()),
-        Some(serde_json::Value::String(s)) => {
+        Some(serde_json::Value::String(s)) if split => {
             Some(s.split_whitespace().map(str::to_owned).collect())
         }
+        Some(serde_json::Value::String(s)) if s.is_empty() => Some(Vec::new()),
+        Some(serde_json::Value::String(s)) => Some(vec![s.clone()]),
         Some(serde_json::Value::Array(items)) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned))

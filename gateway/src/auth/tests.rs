@@ -15,6 +15,9 @@ fn settings() -> AuthSettings {
         groups_claim: "groups".into(),
         tenant_claim: "tenant".into(),
         leeway_seconds: 5,
+        max_token_lifetime_seconds: None,
+        required_typ: None,
+        split_string_groups: false,
     }
 }
 
@@ -104,6 +107,140 @@ async fn alg_none_is_refused() {
         key.kid()
     ));
     assert!(v.verify(&format!("{header}.{payload}.")).await.is_err());
+}
+
+/// RFC 7515 4.1.11: a recipient that does not understand a critical extension must refuse the
+/// token. The gateway understands none (issue 11 item 12).
+#[tokio::test]
+async fn a_token_naming_a_critical_extension_is_refused() {
+    let (_d, key, v) = setup();
+    for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
+        let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(key.kid());
+        header.crit = Some(crit.clone());
+        let token = key.sign(&header, &claims()).expect("sign");
+        assert!(
+            matches!(v.verify(&token).await, Err(AuthError::Critical(_))),
+            "crit {crit:?} accepted"
+        );
+    }
+    // The same token without `crit` is fine: the refusal is the header's, not the key's.
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(key.kid());
+    let token = key.sign(&header, &claims()).expect("sign");
+    v.verify(&token).await.expect("valid without crit");
+}
+
+/// One request with a 200 KB `kid` must not write 200 KB to the log: the refusal carries the
+/// kid's first characters only (issue 11 item 12).
+#[tokio::test]
+async fn a_huge_kid_is_cut_before_it_is_logged() {
+    let (_d, key, v) = setup();
+    let huge = "k".repeat(200 * 1024);
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(huge.clone());
+    let token = key.sign(&header, &claims()).expect("sign");
+    let e = v.verify(&token).await.expect_err("unknown kid");
+    assert!(matches!(e, AuthError::UnknownKey(_)), "{e}");
+    let logged = e.to_string();
+    assert!(
+        logged.len() < 200,
+        "{} bytes: {}",
+        logged.len(),
+        &logged[..200]
+    );
+    assert!(
+        logged.contains(&"k".repeat(MAX_SHOWN)) && logged.contains('…'),
+        "{logged}"
+    );
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(huge);
+    header.crit = Some(vec!["x".repeat(100 * 1024); 100]);
+    let e = v
+        .verify(&key.sign(&header, &claims()).expect("sign"))
+        .await
+        .expect_err("crit");
+    assert!(e.to_string().len() < 1024, "{} bytes", e.to_string().len());
+}
+
+fn verifier_with(key: &DevKey, change: impl FnOnce(&mut AuthSettings)) -> Verifier {
+    let mut s = settings();
+    change(&mut s);
+    Verifier::new(&s, AUD.into(), key.key_source()).expect("verifier")
+}
+
+/// `max_token_lifetime_seconds` (issue 11 item 12): a token living longer is refused, one
+/// without `iat` too; off, the same token passes.
+#[tokio::test]
+async fn a_token_living_longer_than_the_maximum_is_refused() {
+    let (_d, key, v) = setup();
+    let strict = verifier_with(&key, |s| s.max_token_lifetime_seconds = Some(3600));
+    let day = DevClaims::new(AUD, "alice", vec!["dev".into()], 86_400);
+    let e = strict
+        .verify(&key.mint(&day).expect("mint"))
+        .await
+        .expect_err("a day");
+    assert!(matches!(e, AuthError::Lifetime(86_400, 3600)), "{e}");
+    v.verify(&key.mint(&day).expect("mint"))
+        .await
+        .expect("off by default");
+    let hour = DevClaims::new(AUD, "alice", vec!["dev".into()], 3600);
+    strict
+        .verify(&key.mint(&hour).expect("mint"))
+        .await
+        .expect("an hour");
+    let mut no_iat = serde_json::to_value(&hour).expect("json");
+    no_iat.as_object_mut().expect("object").remove("iat");
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(key.kid());
+    let e = strict
+        .verify(&key.sign(&header, &no_iat).expect("sign"))
+        .await
+        .expect_err("no iat");
+    assert!(matches!(e, AuthError::Claim("iat")), "{e}");
+}
+
+/// `required_typ` (issue 11 item 12; RFC 9068 access tokens say `at+jwt`): another `typ` or
+/// none is refused; `application/at+jwt` and any case are the same type.
+#[tokio::test]
+async fn a_token_without_the_required_typ_is_refused() {
+    let (_d, key, v) = setup();
+    let strict = verifier_with(&key, |s| s.required_typ = Some("at+jwt".into()));
+    let token_with = |typ: Option<&str>| {
+        let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(key.kid());
+        header.typ = typ.map(str::to_owned);
+        key.sign(&header, &claims()).expect("sign")
+    };
+    for typ in [Some("JWT"), None, Some("at+jwt-not")] {
+        let e = strict.verify(&token_with(typ)).await.expect_err("typ");
+        assert!(matches!(e, AuthError::Typ(..)), "{typ:?}: {e}");
+        v.verify(&token_with(typ)).await.expect("off by default");
+    }
+    for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        strict.verify(&token_with(Some(typ))).await.expect(typ);
+    }
+}
+
+/// `split_string_groups` (issue 11 item 12): off by default, a groups claim that is one string
+/// is one group, so `"dev admin"` grants neither `dev` nor `admin`; on, it is split on spaces.
+#[tokio::test]
+async fn a_string_groups_claim_is_split_only_when_asked() {
+    let (_d, key, v) = setup();
+    let split = verifier_with(&key, |s| s.split_string_groups = true);
+    let mut c = serde_json::to_value(claims()).expect("json");
+    c["groups"] = serde_json::json!("dev admin");
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(key.kid());
+    let token = key.sign(&header, &c).expect("sign");
+    assert_eq!(
+        v.verify(&token).await.expect("valid").groups,
+        vec!["dev admin"]
+    );
+    assert_eq!(
+        split.verify(&token).await.expect("valid").groups,
+        vec!["dev", "admin"]
+    );
 }
 
 #[tokio::test]

@@ -140,6 +140,20 @@ fn check(file: &Path, catalog: &Catalog) -> Result<(), CatalogError> {
                 "must be at most 300".into(),
             ));
         }
+        if auth.max_token_lifetime_seconds == Some(0) {
+            return Err(top(
+                "gateway.auth.max_token_lifetime_seconds",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(typ) = &auth.required_typ
+            && (typ.is_empty() || typ.len() > 64)
+        {
+            return Err(top(
+                "gateway.auth.required_typ",
+                "must be 1 to 64 characters".into(),
+            ));
+        }
     }
     let limits = &catalog.gateway.limits;
     if limits.max_json_depth == 0 || limits.max_json_depth > 512 {

@@ -64,6 +64,19 @@ pub struct AuthSettings {
     /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 300).
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// The longest a token may live, in seconds: when set, a token must carry `iat` and its
+    /// `exp - iat` must not exceed this. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_token_lifetime_seconds: Option<u64>,
+    /// The JOSE header `typ` every token must carry, compared without case; `at+jwt` (RFC 9068
+    /// access tokens) also accepts `application/at+jwt`. Off by default (any or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_typ: Option<String>,
+    /// Whether a groups claim that is one string (not a list) is split on spaces into several
+    /// groups. Off by default: such a string is one group, so a value like `"dev admin"` never
+    /// grants `admin`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split_string_groups: bool,
 }
 
 /// A JWKS location.

@@ -102,10 +102,13 @@ pub fn app(state: AppState) -> Router {
             "/.well-known/oauth-protected-resource/mcp",
             get(ops::resource_metadata),
         )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(from_fn_with_state(state.clone(), guard::host_and_origin))
+        // Added after the guard, so outside it: a load balancer's health check sends the
+        // target's IP address as `Host`, which the guard would refuse, and these two answer
+        // nothing a rebinding page could use.
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .with_state(state)
 }
 
