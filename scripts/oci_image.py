@@ -58,18 +58,27 @@ def layer(binary: Path, name: str, ca_bundle: Path, mtime: int, extra: list[tupl
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, mode, content in sorted(files):
-            info = tarfile.TarInfo(path)
-            info.mode = mode
-            info.mtime = mtime
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
             if content is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
+                add_entry(tar, path, mode, mtime, None, 0)
             else:
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
+                add_entry(tar, path, mode, mtime, io.BytesIO(content), len(content))
     return buffer.getvalue()
+
+
+def add_entry(tar: tarfile.TarFile, path: str, mode: int, mtime: int, content, size: int) -> None:
+    """Adds `path` owned by 0:0 with `mode` and `mtime`: a folder when `content` is None, else a
+    file of `size` bytes read from `content`."""
+    info = tarfile.TarInfo(path)
+    info.mode = mode
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if content is None:
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    else:
+        info.size = size
+        tar.addfile(info, content)
 
 
 def tree_entries(trees: list[tuple[Path, str]]) -> list[tuple[str, int, Path | None]]:
@@ -109,18 +118,11 @@ def tree_layer(blobs: Path, trees: list[tuple[Path, str]], mtime: int) -> tuple[
     with tempfile.TemporaryFile(dir=blobs) as raw:
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path, mode, source in tree_entries(trees):
-                info = tarfile.TarInfo(path)
-                info.mode = mode
-                info.mtime = mtime
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
                 if source is None:
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
+                    add_entry(tar, path, mode, mtime, None, 0)
                 else:
-                    info.size = source.stat().st_size
                     with source.open("rb") as f:
-                        tar.addfile(info, f)
+                        add_entry(tar, path, mode, mtime, f, source.stat().st_size)
         raw.seek(0)
         diff_id = hashlib.sha256()
         with tempfile.NamedTemporaryFile(dir=blobs, delete=False) as out:
