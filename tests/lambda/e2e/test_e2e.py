@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 import awswire
-from conftest import ACCOUNT, LOCAL_TOOL, LOCAL_WORK_ROLE, SECRET_TOOL, SUBJECT, TENANT, TERRAFORM_TOOL, WORK_ROLE
+from conftest import ACCOUNT, LOCAL_TOOL, LOCAL_WORK_ROLE, SECRET_TOOL, STATE_TOOL, SUBJECT, TENANT, TERRAFORM_TOOL, WORK_ROLE
 
 # STS's character set for SourceIdentity (and role session names): [\w+=,.@-].
 STS_IDENTITY = re.compile(r"^[\w+=,.@-]+$")
@@ -38,7 +38,7 @@ def whoami(e2e, arguments: dict | None = None) -> dict:
 
 def test_sdk_lists_the_lambda_tools_and_the_local_one(e2e):
     names = {t.name for t in e2e.list_tools()}
-    assert names == {"whoami", "fail", "sleep", LOCAL_TOOL, SECRET_TOOL, TERRAFORM_TOOL}, names
+    assert names == {"whoami", "fail", "sleep", LOCAL_TOOL, SECRET_TOOL, STATE_TOOL, TERRAFORM_TOOL}, names
 
 
 def test_whoami_runs_in_lambda_with_this_calls_credentials(e2e):
