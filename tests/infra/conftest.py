@@ -110,6 +110,11 @@ def s3(localstack):
 
 
 @pytest.fixture(scope="session")
+def kms(localstack):
+    return client("kms", localstack)
+
+
+@pytest.fixture(scope="session")
 def ecs(moto):
     return client("ecs", moto)
 

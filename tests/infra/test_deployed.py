@@ -129,10 +129,14 @@ def test_no_role_has_a_managed_policy_attached(roles):
 # --- policies --------------------------------------------------------------------------------------
 
 
-def test_no_policy_has_a_wildcard_action(policy_documents):
+def test_no_policy_allows_a_wildcard_action(policy_documents):
+    # A Deny may name `s3:*` (the invocation bucket's TLS denies): a wildcard there takes rights
+    # away, never grants them.
     assert len(policy_documents) > 10
     for doc in policy_documents:
         for st in doc.statements():
+            if st["Effect"] == "Deny" and "Action" in st:
+                continue
             for action in as_list(st.get("Action")) + as_list(st.get("NotAction")):
                 assert "*" not in action, f"{doc}: statement {st.get('Sid')} has action {action!r}"
             if "NotAction" in st:
@@ -163,6 +167,16 @@ def test_policies_pass_parliament_with_nothing_above_low(policy_documents, minim
         policy = analyze_policy_string(json.dumps(document))
         for finding in policy.findings:
             finding = enhance_finding(finding)
+            if doc.kind == "bucket" and "s3:TlsVersion" in str(finding.detail) and finding.issue in (
+                "MISMATCHED_TYPE",
+                "UNKNOWN_CONDITION_FOR_ACTION",
+            ):
+                # The invocation bucket's deny of TLS older than 1.2. parliament's Number is
+                # integers only (`^\d+$`; a JSON 1.2 crashes it), while s3:TlsVersion is a decimal
+                # that AWS's own examples compare with 1.2. And under `s3:*` it names the few
+                # account-level actions (access points, replication) that carry no TLS version:
+                # for those the deny does not apply, and none of them acts on this bucket.
+                continue
             if SEVERITIES.index(finding.severity) >= SEVERITIES.index(minimum):
                 problems.append(f"{doc}: {finding.severity} {finding.issue} {finding.detail}")
     assert not problems, "\n".join(problems)
@@ -279,7 +293,7 @@ def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gate
         "lambda:InvokeFunction",
         "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:TagResource",
         "iam:PassRole",
-        "s3:PutObject", "s3:GetObject",
+        "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
     }
     tools = bindings["tools"]
     work = {t["work_role_arn"] for t in tools.values() if t["work_role_arn"]}
@@ -294,6 +308,9 @@ def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gate
     assert set(as_list(by_sid["PassToolTaskRoles"]["Resource"])) == fargate_exec
     assert by_sid["PassToolTaskRoles"]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
     assert as_list(by_sid["HandOverInvocations"]["Resource"]) == [f"arn:aws:s3:::{bucket['name']}/{bucket['prefix']}*"]
+    # A bucket of the same name in another account never receives an invocation (issue 11 item 7).
+    account = outputs["gateway"]["role_arn"].split(":")[4]
+    assert by_sid["HandOverInvocations"]["Condition"] == {"StringEquals": {"s3:ResourceAccount": account}}
     cluster_name = outputs["gateway"]["tools_cluster_arn"].rsplit("/", 1)[1]
     for sid in ("WatchAndStopToolTasks", "TagToolTasksAtLaunch"):
         assert all(r.endswith(f":task/{cluster_name}/*") for r in as_list(by_sid[sid]["Resource"]))
@@ -503,20 +520,47 @@ def test_every_log_group_has_retention(logs, prefix):
         assert g.get("retentionInDays"), g["logGroupName"]
 
 
-def test_invocation_bucket_is_private_encrypted_and_expires(s3, bindings, gateway_role):
+def test_invocation_bucket_is_private_encrypted_and_expires(s3, kms, bindings, gateway_role):
     bucket = bindings["invocation_bucket"]["name"]
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values()) and len(block) == 4
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # Encrypted with the deployment's own key, which only the gateway role may use, through S3
+    # (issue 11 item 7); the account administers it and nothing more.
+    default = rules[0]["ApplyServerSideEncryptionByDefault"]
+    assert default["SSEAlgorithm"] == "aws:kms" and rules[0].get("BucketKeyEnabled") is True, rules
+    key = kms.describe_key(KeyId=default["KMSMasterKeyID"])["KeyMetadata"]
+    assert key["KeyManager"] == "CUSTOMER" and key["KeyState"] == "Enabled", key
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    key_policy = as_document(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    users = [st for st in key_policy["Statement"] if {"kms:Decrypt", "kms:GenerateDataKey"} & set(as_list(st["Action"]))]
+    assert len(users) == 1 and users[0]["Principal"] == {"AWS": gateway_role["Arn"]}, users
+    assert set(as_list(users[0]["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert users[0]["Condition"]["StringEquals"]["kms:ViaService"].startswith("s3."), users
+    for st in key_policy["Statement"]:
+        assert st["Effect"] == "Allow" and "*" not in json.dumps(st["Principal"]), st
+        if st is not users[0]:
+            using = {"kms:*", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt*"}
+            assert not using & set(as_list(st["Action"])), st
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     expiring = [r for r in lifecycle if r["Status"] == "Enabled" and "Expiration" in r]
-    assert expiring and expiring[0]["Expiration"]["Days"] <= 7
+    assert expiring and expiring[0]["Expiration"]["Days"] == 1
     assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle)
     policy = as_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    deny = [st for st in policy["Statement"] if st["Sid"] == "OnlyTheGatewayReadsAndWritesInvocations"]
-    assert deny[0]["Effect"] == "Deny"
-    assert deny[0]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == gateway_role["Arn"]
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    deny = by_sid["OnlyTheGatewayReadsAndWritesInvocations"]
+    assert deny["Effect"] == "Deny"
+    assert set(as_list(deny["Action"])) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == gateway_role["Arn"]
+    # Every S3 action over plain HTTP, and over TLS older than 1.2, is refused (issue 11 item 7).
+    resources = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    for sid, condition in (
+        ("TlsOnly", {"Bool": {"aws:SecureTransport": "false"}}),
+        ("Tls12OrLater", {"NumericLessThan": {"s3:TlsVersion": "1.2"}}),
+    ):
+        st = by_sid[sid]
+        assert st["Effect"] == "Deny" and as_list(st["Action"]) == ["s3:*"], st
+        assert set(as_list(st["Resource"])) == resources and st["Condition"] == condition, st
 
 
 # --- bindings: what the gateway will read --------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! CloudTrail, so the invocation (arguments and minted credentials) never goes there. Per call:
 //!
 //! 1. the invocation is written to the invocation bucket at `<prefix><invocation id>/invocation.json`
-//!    (`AES256` server-side encryption, the bucket's default too);
+//!    (encrypted by the bucket's default, the deployment's own KMS key: `infra/modules/gateway`);
 //! 2. `RunTask` (`FARGATE`, `awsvpc` with the binding's subnets and security groups,
 //!    `assignPublicIp DISABLED`, the tool's ephemeral storage, `startedBy` and `clientToken` = the
 //!    invocation id, tags `tool` and `invocation`) whose only container override is two variables:
@@ -33,7 +33,6 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use switchboard_tool_runtime::ToolOutput;
 use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
 
@@ -170,7 +169,6 @@ impl FargateBackend {
             .bucket(&self.bucket.name)
             .key(invocation_key)
             .content_type("application/json")
-            .server_side_encryption(ServerSideEncryption::Aes256)
             .body(ByteStream::from(payload))
             .send()
             .await

@@ -109,7 +109,6 @@ resource "aws_s3_bucket" "invocations" {
   # checkov:skip=CKV_AWS_18:Access logs would record every presigned GET/PUT of short-lived invocation objects; the gateway's audit line records each call, and CloudTrail data events can be enabled account-wide.
   # checkov:skip=CKV_AWS_21:Versioning would keep every credential-bearing invocation after the lifecycle rule expires it; these objects must disappear.
   # checkov:skip=CKV_AWS_144:Invocation objects live for minutes; replicating them to another region would copy credentials for no recovery benefit.
-  # checkov:skip=CKV_AWS_145:SSE-S3 encrypts every object; SSE-KMS would need KMS rights for the gateway and for every presigned URL's signer, beyond the rights ARCHITECTURE.md allows.
   # checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the gateway polls its own result objects.
 
   tags = { "switchboard:role" = "invocations" }
@@ -134,14 +133,34 @@ resource "aws_s3_bucket_ownership_controls" "invocations" {
   }
 }
 
+# The invocations' own key: only the gateway role may use it (through S3), the account only
+# administers it. A presigned URL acts with its signer's rights, so the task's GET and PUT need no
+# KMS right of their own.
+resource "aws_kms_key" "invocations" {
+  count = var.invocation_bucket ? 1 : 0
+
+  description             = "${var.name_prefix}: invocation objects (arguments, credentials, results)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy = templatefile("${local.policies}/invocation-key.json.tftpl", {
+    partition        = local.partition
+    region           = local.region
+    account_id       = local.account_id
+    gateway_role_arn = aws_iam_role.gateway.arn
+  })
+  tags = { "switchboard:role" = "invocations" }
+}
+
 resource "aws_s3_bucket_server_side_encryption_configuration" "invocations" {
   count = var.invocation_bucket ? 1 : 0
 
   bucket = aws_s3_bucket.invocations[0].id
   rule {
     apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.invocations[0].arn
     }
+    bucket_key_enabled = true
   }
 }
 

@@ -74,9 +74,13 @@ variable "invocation_prefix" {
 }
 
 variable "invocation_expiry_days" {
-  description = "Days after which an invocation object (arguments, credentials, result) is deleted."
+  description = "Days after which the lifecycle deletes an invocation object (arguments, credentials, result) the gateway did not: a backstop, so 1, the shortest S3 allows."
   type        = number
   default     = 1
+  validation {
+    condition     = var.invocation_expiry_days == 1
+    error_message = "invocation_expiry_days must be 1: an invocation object can hold a call's credentials, and a day is the shortest lifecycle expiry S3 has."
+  }
 }
 
 variable "bucket_force_destroy" {
