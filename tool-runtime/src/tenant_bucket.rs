@@ -158,6 +158,11 @@ impl TenantBucket {
         max_bytes: u64,
     ) -> Result<usize, BucketError> {
         let prefix = format!("{}/", self.key_of(what, name)?);
+        let too_large = || BucketError::TooLarge {
+            what,
+            name: name.to_owned(),
+            limit: format!("{max_files} files, {max_bytes} bytes"),
+        };
         let (s3, bucket) = (self.s3.clone(), self.bucket.clone());
         let listed = {
             let prefix = prefix.clone();
@@ -196,11 +201,7 @@ impl TenantBucket {
             bytes += size;
             wanted.push((key.clone(), relative.to_owned()));
             if wanted.len() > max_files || bytes > max_bytes {
-                return Err(BucketError::TooLarge {
-                    what,
-                    name: name.to_owned(),
-                    limit: format!("{max_files} files, {max_bytes} bytes"),
-                });
+                return Err(too_large());
             }
         }
         if wanted.is_empty() {
@@ -211,11 +212,10 @@ impl TenantBucket {
         }
         let (s3, bucket) = (self.s3.clone(), self.bucket.clone());
         let keys: Vec<String> = wanted.iter().map(|(k, _)| k.clone()).collect();
-        let left = max_bytes;
         let bodies = crate::aws::block_on(async move {
             let mut bodies = Vec::with_capacity(keys.len());
             for key in keys {
-                bodies.push(get(&s3, &bucket, &key, left).await?);
+                bodies.push(get(&s3, &bucket, &key, max_bytes).await?);
             }
             Ok(bodies)
         })
@@ -234,11 +234,7 @@ impl TenantBucket {
             };
             total += body.len() as u64;
             if total > max_bytes {
-                return Err(BucketError::TooLarge {
-                    what,
-                    name: name.to_owned(),
-                    limit: format!("{max_files} files, {max_bytes} bytes"),
-                });
+                return Err(too_large());
             }
             let path = to.join(relative);
             if let Some(parent) = path.parent() {
