@@ -81,6 +81,9 @@ grep -q '13 findings in 12 resource instances' <<<"$answer" || fail "state_valid
 answer=$(call terraform_plan '{"project":"storefront"}')
 grep -q 'plan of storefront: 10 to create, 0 to update, 0 to delete, 0 to replace' <<<"$answer" ||
   fail "terraform_plan answered: $answer"
+# Without bindings (no emulator, no account) the tool has no work role, and says so.
+answer=$(call secret_lookup '{"name":"db/password"}')
+grep -q 'this call received no AWS credentials' <<<"$answer" || fail "secret_lookup without bindings answered: $answer"
 if [ "$(id -u)" = 0 ]; then
   grep -q "staged a copy of $checkout/target/release/switchboard-tool" "$work/serve.err" ||
     fail "the gateway does not say that it staged the tool"
@@ -92,6 +95,74 @@ if ls -d "$work/tmp"/switchboard-stage-* >/dev/null 2>&1; then
   exit 1
 fi
 echo "the gateway served echo, state_validate and terraform_plan from a checkout under a 0700 folder"
+
+# --- scripts/dev, the README's day-one command ---------------------------------------------------
+# As a new user runs it: the gateway on the example catalog beside its AWS emulator (moto), every
+# example tool answering, then Ctrl-C (SIGINT to the whole group) and nothing left. AWS settings of
+# the developer's own are planted in the environment: the gateway must not receive them.
+echo "--- scripts/dev"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url=http://127.0.0.1:$port/mcp
+key=$work/dev-key.pem
+planted=AKIAPLANTED$RANDOM$RANDOM
+AWS_ACCESS_KEY_ID=$planted AWS_SECRET_ACCESS_KEY=planted-secret AWS_PROFILE=planted-profile \
+  SWITCHBOARD_LISTEN=127.0.0.1:$port setsid scripts/dev --dev-key "$key" >"$work/dev.out" 2>"$work/dev.err" &
+dev=$!
+dev_fail() {
+  echo "scripts/dev: $1" >&2
+  sed 's/^/  scripts\/dev: /' "$work/dev.err" >&2
+  kill -INT -- "-$dev" 2>/dev/null || true
+  exit 1
+}
+for _ in $(seq 600); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$dev" 2>/dev/null || dev_fail "exited before the gateway answered"
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || dev_fail "the gateway did not answer /healthz"
+gateway=$(pgrep -f -- "--listen 127.0.0.1:$port" | while read -r p; do
+  [ "$(readlink "/proc/$p/exe")" = "$PWD/target/release/switchboard" ] && echo "$p"; done | head -n 1)
+[ -n "$gateway" ] || dev_fail "no gateway process found"
+if tr '\0' '\n' <"/proc/$gateway/environ" | grep -Eq "^AWS_PROFILE=|$planted|planted-secret"; then
+  dev_fail "the gateway received the developer's own AWS settings"
+fi
+for tenant in acme globex; do
+  token=$(target/release/switchboard dev-token --dev-key "$key" --sub me --group dev --tenant "$tenant" --audience "$url")
+  printf -v "token_$tenant" %s "$token"
+done
+token=$token_acme
+answer=$(call echo '{"message":"day one"}')
+grep -q '"text":"day one"' <<<"$answer" || dev_fail "echo answered: $answer"
+answer=$(call state_validate '{"state":"states/violations.tfstate"}')
+grep -q '13 findings in 12 resource instances' <<<"$answer" || dev_fail "state_validate answered: $answer"
+answer=$(call terraform_plan '{"project":"storefront"}')
+grep -q 'plan of storefront: 10 to create' <<<"$answer" || dev_fail "terraform_plan answered: $answer"
+# examples/secrets.json: acme's db/password is rotated, its deploy/api-token never; globex has
+# only a db/password of its own.
+answer=$(call secret_lookup '{"name":"db/password"}')
+for want in '"exists":true' '"tenant":"acme"' ':secret:switchboard/acme/db/password-' '"rotationEnabled":true' \
+  '"AWSCURRENT"' '"AWSPREVIOUS"' '"isError":false'; do
+  grep -qF -- "$want" <<<"$answer" || dev_fail "secret_lookup db/password (acme) lacks $want: $answer"
+done
+answer=$(call secret_lookup '{"name":"deploy/api-token"}')
+grep -qF '"lastRotatedDate":null' <<<"$answer" && grep -qF '"exists":true' <<<"$answer" ||
+  dev_fail "secret_lookup deploy/api-token (acme) answered: $answer"
+token=$token_globex
+answer=$(call secret_lookup '{"name":"deploy/api-token"}')
+grep -qF '"exists":false' <<<"$answer" && grep -qF '"tenant":"globex"' <<<"$answer" ||
+  dev_fail "secret_lookup deploy/api-token (globex, which has none) answered: $answer"
+# Ctrl-C: the terminal sends SIGINT to the whole foreground group.
+kill -INT -- "-$dev"
+for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$dev" 2>/dev/null; then dev_fail "still running 10 s after Ctrl-C"; fi
+wait "$dev" 2>/dev/null || true
+left=$(ps -o pid=,args= -g "$dev" || true)
+[ -z "$left" ] || dev_fail "left running after Ctrl-C: $left"
+! curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || dev_fail "the port still answers after Ctrl-C"
+if ls -d "${TMPDIR:-/tmp}"/switchboard-dev-aws-* >/dev/null 2>&1; then
+  dev_fail "its bindings folder outlived it: $(ls -d "${TMPDIR:-/tmp}"/switchboard-dev-aws-*)"
+fi
+echo "scripts/dev served echo, state_validate, terraform_plan and secret_lookup, and left nothing after Ctrl-C"
 
 # --- Leftovers of a killed gateway -------------------------------------------------------------
 # A gateway killed with SIGKILL cannot remove its control groups (its switchboard-<pid> folder and

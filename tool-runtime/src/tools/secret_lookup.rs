@@ -46,13 +46,16 @@ pub fn secret_lookup(invocation: &Invocation) -> Result<ToolOutput, SecretError>
         .and_then(Value::as_str)
         .ok_or(SecretError::NoName)?;
     check_name(name)?;
+    // Credentials first: without a work-role binding there are neither credentials nor session
+    // tags, and "no credentials" is what to mend.
+    let aws = crate::aws::UnitAws::for_call(invocation)?;
     let tenant = invocation
         .session_tags
         .get("tenant")
         .filter(|t| !t.is_empty())
         .ok_or(SecretError::NoTenant)?;
     let id = format!("{PREFIX}/{tenant}/{name}");
-    let client = crate::aws::UnitAws::for_call(invocation)?.secrets_manager()?;
+    let client = aws.secrets_manager()?;
     let described = describe(client, id.clone())?;
     let structured = match described {
         None => json!({"name": name, "tenant": tenant, "secretId": id, "exists": false}),
@@ -197,9 +200,20 @@ mod tests {
 
     #[test]
     fn without_a_tenant_tag_or_credentials_it_says_why() {
-        let e = secret_lookup(&invocation(json!({"name": "db"}), json!({"tool": "t"})))
-            .expect_err("no tenant");
+        let mut credentialed = invocation(json!({"name": "db"}), json!({"tool": "t"}));
+        credentialed.credentials = Some(
+            serde_json::from_value(json!({
+                "accessKeyId": "ASIAEXAMPLE", "secretAccessKey": "s", "sessionToken": "t",
+                "expiration": "2030-01-01T00:00:00Z",
+            }))
+            .expect("credentials"),
+        );
+        let e = secret_lookup(&credentialed).expect_err("no tenant");
         assert!(matches!(e, SecretError::NoTenant), "{e}");
+        // Neither credentials nor tags (a tool with no work-role binding): credentials are named.
+        let e = secret_lookup(&invocation(json!({"name": "db"}), json!({})))
+            .expect_err("no credentials");
+        assert!(e.to_string().contains("no AWS credentials"), "{e}");
         let e = secret_lookup(&invocation(
             json!({"name": "db"}),
             json!({"tenant": "acme"}),
