@@ -170,3 +170,72 @@ def test_other_versions_are_refused(tf_env, tmp_path):
         tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}),
     ]})
     assert "version must be 1" in text
+
+
+# --- the tool permission boundary's denies (issue 11 item 6) -------------------------------------
+
+
+@pytest.mark.parametrize("action, deny", [
+    ("iam:PassRole", "DenyIam"),
+    ("sts:AssumeRole", "DenyRoleChaining"),
+    ("organizations:LeaveOrganization", "DenyOrganizations"),
+    ("cloudtrail:StopLogging", "DenyAuditTampering"),
+    ("config:DeleteConfigurationRecorder", "DenyAuditTampering"),
+    ("kms:ScheduleKeyDeletion", "DenyKeyDestruction"),
+    ("ec2:AuthorizeSecurityGroupEgress", "DenyNetworkChanges"),
+    ("lambda:UpdateFunctionCode", "DenyToolCodeChanges"),
+    # Globs meet the denies too, and case does not hide an action from IAM.
+    ("ec2:*SecurityGroupIngress", "DenyNetworkChanges"),
+    ("ec2:Create?oute", "DenyNetworkChanges"),
+    ("KMS:putkeypolicy", "DenyKeyDestruction"),
+    ("lambda:Up*", "DenyToolCodeChanges"),
+])
+def test_a_grant_the_boundary_denies_is_refused_naming_tool_and_action(tf_env, tmp_path, action, deny):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="fine", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}]),
+        tool(name="greedy", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"actions": ["s3:GetObject", action], "resources": ["*"]}]),
+    ]})
+    assert "tool permission boundary denies" in text
+    assert f"greedy grants {action}, which {deny} denies" in text, text
+    assert "fine grants" not in text
+
+
+def test_a_local_tools_grant_the_boundary_denies_is_refused(tf_env, tmp_path):
+    # A local tool's work role carries the same boundary.
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="here", backend="local", local={"command": ["/bin/true"]},
+             permissions=[{"actions": ["iam:CreateAccessKey"], "resources": ["*"]}]),
+    ]})
+    assert "here grants iam:CreateAccessKey, which DenyIam denies" in text
+
+
+def test_grants_next_to_the_denies_are_accepted(tf_env, tmp_path):
+    # Reads and data-plane uses of the same services stay grantable: the denies are not a
+    # service-wide refusal (except IAM and Organizations).
+    near = ["ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "kms:Decrypt", "kms:DescribeKey",
+            "sts:GetCallerIdentity", "lambda:InvokeFunction", "lambda:GetFunction", "cloudtrail:LookupEvents",
+            "config:GetComplianceDetailsByConfigRule", "logs:GetLogEvents", "ec2:Get*", "kms:Generate*"]
+    out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"actions": near, "resources": ["*"]}]),
+    ]})
+    assert out["boundary_statements"][0]["Action"] == near
+
+
+def test_a_sid_that_repeats_one_of_the_boundarys_own_is_refused(tf_env, tmp_path):
+    # Tool "deny" with sid "Iam" would be the boundary's "DenyIam".
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="deny", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"sid": "Iam", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}]),
+    ]})
+    assert "would share a Sid" in text
+
+
+def test_a_malformed_action_is_refused(tf_env, tmp_path):
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}},
+             permissions=[{"actions": ["s3.GetObject"], "resources": ["arn:aws:s3:::b/*"]}]),
+    ]})
+    assert "not of the form service:ActionName" in text

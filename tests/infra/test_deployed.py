@@ -7,6 +7,7 @@ Terraform says it did. Each security claim is its own test.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -24,7 +25,9 @@ def documented_star_resource_sids() -> set[str]:
     """The Sids policies/README.md lists as the places a policy may use `*` as its resource."""
     text = (REPO / "policies" / "README.md").read_text()
     section = text.split("## Where a policy uses `*` as its resource", 1)[1].split("\n## ", 1)[0]
-    sids = set(re.findall(r"^\| `([A-Za-z0-9]+)` \|", section, flags=re.M))
+    # A row names one Sid, or several that share a reason (`A`, `B`).
+    cells = re.findall(r"^\| ((?:`[A-Za-z0-9]+`(?:, )?)+) \|", section, flags=re.M)
+    sids = {sid for cell in cells for sid in re.findall(r"`([A-Za-z0-9]+)`", cell)}
     assert sids, "policies/README.md documents no `*` resource exception; the table was not found"
     return sids
 
@@ -333,6 +336,73 @@ def test_permission_boundary_allows_no_more_than_the_catalog_and_the_platform(ia
     allowed = {a for st in as_list(doc["Statement"]) if st["Effect"] == "Allow" for a in as_list(st["Action"])}
     assert catalog_actions <= allowed
     assert allowed <= catalog_actions | platform, sorted(allowed - catalog_actions - platform)
+
+
+def deployed_boundary(iam, outputs) -> dict:
+    arn = outputs["gateway"]["tool_permission_boundary_arn"]
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    return as_document(iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"])
+
+
+def matches(pattern: str, action: str) -> bool:
+    """IAM's action matching: `*` and `?` wildcards, no case."""
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+# What no tool ever needs (issue 11 item 6), by category, with the actions each category must
+# refuse explicitly. policies/README.md ("What the boundary denies") explains each.
+BOUNDARY_DENIES = {
+    "IAM": ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PassRole",
+            "iam:DeleteRolePermissionsBoundary", "iam:CreateAccessKey", "iam:UpdateAssumeRolePolicy", "iam:GetRole"],
+    "role chaining": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML", "sts:AssumeRoot",
+                      "sts:GetFederationToken", "sts:GetSessionToken", "sts:TagSession", "sts:SetSourceIdentity"],
+    "Organizations": ["organizations:LeaveOrganization", "organizations:DetachPolicy", "organizations:DeletePolicy",
+                      "account:PutAlternateContact"],
+    "CloudTrail and Config tampering": [
+        "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors",
+        "config:DeleteConfigRule", "config:StopConfigurationRecorder", "config:DeleteConfigurationRecorder",
+        "config:DeleteDeliveryChannel", "config:PutConfigurationRecorder", "logs:DeleteLogGroup",
+        "logs:PutRetentionPolicy", "ec2:DeleteFlowLogs"],
+    "KMS key deletion and disabling": ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy",
+                                       "kms:DisableKeyRotation", "kms:CreateGrant", "kms:UpdateAlias"],
+    "security groups, routes, VPC endpoints": [
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupEgress", "ec2:ModifySecurityGroupRules", "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable",
+        "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:AttachInternetGateway",
+        "ec2:CreateNatGateway"],
+    "Lambda code and configuration": [
+        "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission",
+        "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
+        "lambda:CreateFunctionUrlConfig", "lambda:PublishLayerVersion", "ecs:RegisterTaskDefinition",
+        "ecs:UpdateService"],
+}
+
+
+@pytest.mark.parametrize("category", sorted(BOUNDARY_DENIES))
+def test_permission_boundary_explicitly_denies_what_no_tool_needs(iam, outputs, category):
+    doc = deployed_boundary(iam, outputs)
+    denies = [st for st in as_list(doc["Statement"]) if st["Effect"] == "Deny"]
+    for action in BOUNDARY_DENIES[category]:
+        by = [st for st in denies if any(matches(p, action) for p in as_list(st.get("Action")))]
+        assert by, f"{category}: the deployed boundary has no explicit Deny of {action}"
+        # Unconditional and over every resource: no condition the caller could meet to escape it.
+        assert all("Condition" not in st and as_list(st["Resource"]) == ["*"] for st in by), (action, by)
+
+
+def test_permission_boundary_denies_leave_every_allow_intact(iam, outputs):
+    # The platform's rights (logs, Lambda's interfaces, image pulls) and every catalog grant must
+    # survive the denies; the catalog module refuses a grant that would not (test_catalog_module.py).
+    doc = deployed_boundary(iam, outputs)
+    statements = as_list(doc["Statement"])
+    denied = [p for st in statements if st["Effect"] == "Deny" for p in as_list(st["Action"])]
+    assert denied
+    for st in statements:
+        if st["Effect"] != "Allow":
+            continue
+        for action in as_list(st["Action"]):
+            hit = [p for p in denied if matches(p, action)]
+            assert not hit, f"boundary statement {st['Sid']}: {action} is denied by {hit}"
 
 
 # --- network -----------------------------------------------------------------------------------------

@@ -105,6 +105,60 @@ locals {
 
   all_actions = distinct(flatten([for statements in values(local.with_statements) : [for s in statements : s.Action]]))
 
+  # The boundary's own statements, read from its template (the one list of what it denies): the
+  # Sids a tool's statement must not repeat, and the Deny patterns no tool may be granted.
+  boundary_own = jsondecode(templatefile("${path.module}/../../../policies/tool-permission-boundary.json.tftpl", {
+    partition                 = var.partition
+    region                    = var.region
+    account_id                = var.account_id
+    tool_log_group_arn_prefix = ""
+    subnet_arns               = []
+    ecr_repository_arns       = ["(every optional statement)"]
+    catalog_statements        = []
+  })).Statement
+  boundary_sids = concat([for st in local.boundary_own : st.Sid], [for s in local.boundary_statements : s.Sid])
+  boundary_denies = flatten([
+    for st in local.boundary_own : [
+      for p in st.Action : {
+        sid     = st.Sid
+        pattern = p
+        service = split(":", p)[0]
+        name    = trimsuffix(split(":", p)[1], "*")
+        prefix  = endswith(p, "*")
+      }
+    ] if st.Effect == "Deny"
+  ])
+
+  # A catalog action is a glob (`*`, `?`) over action names; a Deny pattern is an action name, or a
+  # prefix followed by `*`. They meet when some action name matches both (without case, as IAM
+  # compares): a Deny's name matches the glob; a Deny's prefix matches the glob cut after some
+  # character (a `*` there stands for the rest of the prefix and whatever follows it).
+  action_shape = "^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$"
+  action_globs = {
+    for a in local.all_actions : a => {
+      service = "(?i)^${replace(replace(split(":", a)[0], "*", ".*"), "?", ".")}$"
+      name    = "(?i)^${replace(replace(split(":", a)[1], "*", ".*"), "?", ".")}$"
+      cut = [
+        for i in range(length(split(":", a)[1]) + 1) :
+        "(?i)^${replace(replace(substr(split(":", a)[1], 0, i), "*", ".*"), "?", ".")}$"
+      ]
+    } if can(regex(local.action_shape, a)) # any other shape is refused on its own
+  }
+  denied_grants = distinct(flatten([
+    for name, statements in local.with_statements : [
+      for s in statements : [
+        for a in s.Action : [
+          for d in local.boundary_denies : "${name} grants ${a}, which ${d.sid} denies (${d.pattern})"
+          if can(regex(local.action_globs[a].service, d.service)) && (
+            d.prefix
+            ? anytrue([for r in local.action_globs[a].cut : can(regex(r, d.name))])
+            : can(regex(local.action_globs[a].name, d.name))
+          )
+        ] if contains(keys(local.action_globs), a)
+      ]
+    ]
+  ]))
+
   # The endpoint policies allow, for principals of this account only, what the platform needs
   # through that endpoint plus every catalog action of that service. Private DNS sends the
   # gateway's own calls in the VPC to these endpoints too: minting tool credentials (sts), its
@@ -160,6 +214,18 @@ resource "terraform_data" "valid" {
     precondition {
       condition     = alltrue([for a in local.all_actions : a != "*" && !endswith(a, ":*")])
       error_message = "${var.catalog_path}: a permission action is a wildcard over a whole service."
+    }
+    precondition {
+      condition     = alltrue([for a in local.all_actions : can(regex(local.action_shape, a))])
+      error_message = "${var.catalog_path}: a permission action is not of the form service:ActionName (letters and digits, `*` or `?` as wildcards)."
+    }
+    precondition {
+      condition     = length(local.denied_grants) == 0
+      error_message = "${var.catalog_path}: the tool permission boundary denies what no tool may do (policies/README.md), so these grants could never take effect; remove them: ${join("; ", local.denied_grants)}."
+    }
+    precondition {
+      condition     = length(distinct(local.boundary_sids)) == length(local.boundary_sids)
+      error_message = "${var.catalog_path}: two statements of the tool permission boundary would share a Sid (tool name + sid, or one of the boundary's own): rename a sid."
     }
     precondition {
       condition = alltrue([
