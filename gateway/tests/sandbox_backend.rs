@@ -2,7 +2,7 @@
 //! shutdown and output caps.
 //!
 //! Needs bubblewrap and the tool-runtime binaries built for the same profile
-//! (`cargo build -p switchboard-tool-runtime`); a missing one fails the test with that advice.
+//! (`scripts/build`); a missing one fails the test with that advice.
 
 mod sandbox_support;
 

@@ -1,6 +1,6 @@
 //! `switchboard-sandbox`: the bubblewrap sandbox pieces that Switchboard's local backend
 //! (`switchboard-gateway`, `backend::local`) and its LocalStack Lambda host
-//! (`switchboard-lambda-host`) share, so that both jails are built by one piece of code:
+//! (`switchboard-localstack-lambda-host`) share, so that both jails are built by one piece of code:
 //!
 //! - [`cgroup`]: one control group per sandbox, so that its memory (and process count) is
 //!   limited for all of its processes together, not per process.

@@ -36,6 +36,12 @@
 #                                                suite's issuer (RS256, JWKS fetched by URL) lists
 #                                                the catalog's tool
 #
+# and, over everything the project ships:
+#
+#   test_programs_are_in_nothing_that_ships     the marker string of the test programs
+#                                                (test-tools/) is in both probes and in no blob
+#                                                of any image nor in the Lambda package
+#
 # Installs skopeo and umoci when run as root (Debian); scripts/build-image installs what it needs.
 set -euo pipefail
 
@@ -309,5 +315,36 @@ fi
 tools=$(jq -r '.result.tools[].name' <<<"$answer")
 [ "$tools" = echo ] || fail "$t" "tools/list named: $tools ($(cat "$work/body"))"
 ok "$t"
+
+# The test programs (test-tools/: the escape probe and the Lambda probe) carry a marker string;
+# it must be in them (else this check proves nothing) and in no layer of any image, nor in the
+# Lambda package.
+say "test programs in nothing that ships"
+t=test_programs_are_in_nothing_that_ships
+marker="switchboard-test-tools: a test program; it must never ship"
+[ -x "$root/target/release/switchboard-escape-probe" ] && [ -x "$root/target/release/switchboard-lambda-probe" ] ||
+  scripts/build >/dev/null
+for probe in switchboard-escape-probe switchboard-lambda-probe; do
+  grep -qaF "$marker" "$root/target/release/$probe" || fail "$t" "$probe lacks the marker: this check would prove nothing"
+done
+searched=0
+for layout in "$root"/target/image/*/; do
+  for blob in "$layout"blobs/sha256/*; do
+    if gzip -t "$blob" 2>/dev/null; then
+      ! gzip -dc "$blob" | grep -qaF "$marker" || fail "$t" "a layer of ${layout#"$root"/} holds a test program ($blob)"
+    else
+      ! grep -qaF "$marker" "$blob" || fail "$t" "${layout#"$root"/} holds a test program ($blob)"
+    fi
+    searched=$((searched + 1))
+  done
+done
+package=$root/$(scripts/package-lambda --no-build)
+python3 - "$package" "$marker" <<'PY' || fail "$t" "the Lambda package $package holds a test program"
+import sys, zipfile
+package, marker = sys.argv[1], sys.argv[2].encode()
+with zipfile.ZipFile(package) as z:
+    sys.exit(1 if any(marker in z.read(name) for name in z.namelist()) else 0)
+PY
+ok "$t ($searched blobs of $(ls -d "$root"/target/image/*/ | wc -l) images and the Lambda package searched)"
 
 say "passed in $(($(date +%s) - started))s"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The LocalStack Lambda suite: LocalStack (host mode, no Docker) runs Lambda functions with the
 # project's sandbox executor (localstack/plugin/switchboard_localstack/sandbox_executor.py and
-# switchboard-lambda-host, crate lambda-host/).
+# switchboard-localstack-lambda-host, crate localstack-lambda-host/).
 #
-#   1. builds switchboard-lambda-host and the test tool switchboard-lambda-probe (the
-#      tool-runtime's Lambda mode) and zips the probe as `bootstrap`;
+#   1. builds switchboard-localstack-lambda-host and the test tool switchboard-lambda-probe (in
+#      the tool-runtime's Lambda mode; crate test-tools/) and zips the probe as `bootstrap`;
 #   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox on a free port
 #      (localstack/start; stopped again by a trap, whatever happens);
-#   3. runs the Rust suite (lambda-host/tests/localstack/) against it, then the credential
+#   3. runs the Rust suite (localstack-lambda-host/tests/localstack/) against it, then the credential
 #      broker's test against LocalStack STS (gateway/tests/broker_localstack.rs), then the end to
 #      end suite of the gateway's Lambda backend (tests/lambda/e2e/: the MCP Python SDK through
 #      `switchboard serve --bindings`, the whoami tool in Lambda, STS and Lambda on the wire);
@@ -58,7 +58,7 @@ eval "$(
   LOCALSTACK_PORT=$port START_MOTO=0 \
     LOCALSTACK_SERVICES=iam,sts,lambda,logs,s3,secretsmanager \
     LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox \
-    SWITCHBOARD_LAMBDA_HOST="$bin/switchboard-lambda-host" \
+    SWITCHBOARD_LAMBDA_HOST="$bin/switchboard-localstack-lambda-host" \
     localstack/start
 )"
 
@@ -132,7 +132,7 @@ procs() {
     case "$line" in *"$1"*) echo "${d#/proc/}: $line" ;; esac
   done
 }
-hosts=$(procs "switchboard-lambda-host serve --function $fn ")
+hosts=$(procs "switchboard-localstack-lambda-host serve --function $fn ")
 [ -n "$hosts" ] || {
   echo "FAIL localstack_shutdown_stops_every_environment: no environment ran for $fn" >&2
   exit 1

@@ -23,7 +23,7 @@ pub fn tool_bin(name: &str) -> PathBuf {
     let bin = profile.join(name);
     assert!(
         bin.is_file(),
-        "{} is missing: build it first (cargo build -p switchboard-tool-runtime with this profile)",
+        "{} is missing: build it first (scripts/build: switchboard-tool-runtime and switchboard-test-tools, with this profile)",
         bin.display()
     );
     bin

@@ -1,8 +1,8 @@
 """A Lambda runtime executor for LocalStack in host mode that runs functions without Docker.
 
 LocalStack's ``docker`` executor starts one container per execution environment and runs its
-runtime-init in it. This executor starts one ``switchboard-lambda-host`` process per execution
-environment instead (the project's Rust runtime host, crate ``lambda-host/``). The host speaks
+runtime-init in it. This executor starts one ``switchboard-localstack-lambda-host`` process per execution
+environment instead (the project's Rust runtime host, crate ``localstack-lambda-host/``). The host speaks
 LocalStack's executor protocol (``POST /invoke`` in; ``status/<id>/ready|error`` and
 ``invocations/<id>/logs|response|error`` back) and runs the function's ``bootstrap`` in a
 bubblewrap sandbox whose only way out is the Lambda Runtime API. See docs/localstack-lambda.md.
@@ -10,7 +10,7 @@ bubblewrap sandbox whose only way out is the Lambda Runtime API. See docs/locals
 Selected with ``LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox`` (localstack/start chooses it when
 no Docker engine answers). Settings (LocalStack's environment):
 
-- ``SWITCHBOARD_LAMBDA_HOST``: the host binary (default: ``switchboard-lambda-host`` on ``PATH``);
+- ``SWITCHBOARD_LAMBDA_HOST``: the host binary (default: ``switchboard-localstack-lambda-host`` on ``PATH``);
 - ``SWITCHBOARD_LAMBDA_WORK``: a short folder for the environments' sockets, logs and uid
   leases (default ``<tmp>/switchboard-lambda``).
 
@@ -44,7 +44,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 LOG = logging.getLogger(__name__)
 
 SUPPORTED_RUNTIMES = ("provided.al2023", "provided.al2")
-HOST_BINARY = "switchboard-lambda-host"
+HOST_BINARY = "switchboard-localstack-lambda-host"
 # How long stop() waits for a host to end by itself before it kills it.
 STOP_GRACE_SECONDS = 3
 # How much of a host's log get_logs() returns.
@@ -79,7 +79,7 @@ def _error_payload(error_type: str, message: str) -> bytes:
 
 
 class SandboxRuntimeExecutor(RuntimeExecutor):
-    """One execution environment: one ``switchboard-lambda-host`` process and its sandbox."""
+    """One execution environment: one ``switchboard-localstack-lambda-host`` process and its sandbox."""
 
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
@@ -105,7 +105,7 @@ class SandboxRuntimeExecutor(RuntimeExecutor):
         if not host:
             raise LambdaRuntimeException(
                 f"{HOST_BINARY} not found (set SWITCHBOARD_LAMBDA_HOST or put it on PATH; "
-                "build it with: cargo build --release -p switchboard-lambda-host)"
+                "build it with: cargo build --release -p switchboard-localstack-lambda-host)"
             )
         if cfg.layers:
             LOG.warning(

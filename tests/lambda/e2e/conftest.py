@@ -3,7 +3,7 @@
 runs in the gateway's sandbox.
 
     MCP Python SDK ──▶ switchboard serve ──▶ recproxy ──▶ LocalStack (STS, Lambda)
-                          │                    ▲ │                 └─▶ switchboard-lambda-host ─▶ switchboard-tool
+                          │                    ▲ │                 └─▶ switchboard-localstack-lambda-host ─▶ switchboard-tool
                           │                    │ └─ every exchange recorded, read by the tests
                           └─▶ sandbox (whoami-local) ─▶ endpoint proxy (CONNECT, sts only)
 

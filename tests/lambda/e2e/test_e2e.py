@@ -155,7 +155,7 @@ def test_failing_tool_is_an_error_result_with_its_message(e2e):
     mark = e2e.mark()
     result = e2e.call("fail", {})
     assert result.is_error, result
-    # tool-runtime/src/bin/switchboard-lambda-probe.rs, tool `fail` without a message.
+    # test-tools/src/bin/switchboard-lambda-probe.rs, tool `fail` without a message.
     assert "the probe failed on purpose" in text_of(result), text_of(result)
     invokes = [i for i in e2e.invokes(mark) if i.function_name == "switchboard-e2e-fail"]
     assert len(invokes) == 1, invokes

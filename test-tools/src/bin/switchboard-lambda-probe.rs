@@ -48,6 +48,7 @@ struct Probe {
 }
 
 fn main() -> ExitCode {
+    switchboard_test_tools::mark();
     run_lambda_with_init(|| {
         if std::env::var("PROBE_FAIL_INIT").is_ok_and(|v| v == "1") {
             return Err(ProbeError::InitRefused);

@@ -1,9 +1,9 @@
-//! `switchboard-lambda-host`: one Lambda execution environment for LocalStack (see the library).
+//! `switchboard-localstack-lambda-host`: one Lambda execution environment for LocalStack (see the library).
 //!
-//! - `switchboard-lambda-host serve --function NAME --runtime-id ID`: the host, started by the
+//! - `switchboard-localstack-lambda-host serve --function NAME --runtime-id ID`: the host, started by the
 //!   LocalStack plugin; configuration as one JSON line on stdin. The arguments only name the
 //!   environment in process listings.
-//! - `switchboard-lambda-host sandbox-init --socket PATH --port N -- BOOTSTRAP...`: the
+//! - `switchboard-localstack-lambda-host sandbox-init --socket PATH --port N -- BOOTSTRAP...`: the
 //!   forwarder, run by the host inside the sandbox.
 
 use std::path::PathBuf;
@@ -75,11 +75,11 @@ fn serve(function: &str, runtime_id: &str) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("switchboard-lambda-host: cannot start the async runtime: {e}");
+            eprintln!("switchboard-localstack-lambda-host: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(switchboard_lambda_host::serve(tokio::io::stdin())) {
+    match runtime.block_on(switchboard_localstack_lambda_host::serve(tokio::io::stdin())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(function, runtime_id, "{e}");
@@ -95,16 +95,18 @@ fn sandbox_init(socket: PathBuf, port: u16, command: &[String]) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("switchboard-lambda-host: cannot start the async runtime: {e}");
+            eprintln!("switchboard-localstack-lambda-host: cannot start the async runtime: {e}");
             return ExitCode::from(125);
         }
     };
-    match runtime.block_on(switchboard_lambda_host::forwarder::run(
+    match runtime.block_on(switchboard_localstack_lambda_host::forwarder::run(
         socket, port, command,
     )) {
-        Ok(status) => ExitCode::from(switchboard_lambda_host::forwarder::exit_code(&status)),
+        Ok(status) => ExitCode::from(switchboard_localstack_lambda_host::forwarder::exit_code(
+            &status,
+        )),
         Err(e) => {
-            eprintln!("switchboard-lambda-host: {e}");
+            eprintln!("switchboard-localstack-lambda-host: {e}");
             ExitCode::from(126)
         }
     }

@@ -66,6 +66,7 @@ impl Report {
 }
 
 fn main() -> ExitCode {
+    switchboard_test_tools::mark();
     run(|inv: Invocation| {
         let args = Args(&inv.arguments);
         let attempt = args.str("attempt")?;

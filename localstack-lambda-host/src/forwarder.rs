@@ -1,4 +1,4 @@
-//! The forwarder: the first process of the sandbox (`switchboard-lambda-host sandbox-init`).
+//! The forwarder: the first process of the sandbox (`switchboard-localstack-lambda-host sandbox-init`).
 //!
 //! The sandbox's network namespace has loopback and nothing else. The forwarder listens on
 //! `127.0.0.1:PORT` there (the address in `AWS_LAMBDA_RUNTIME_API`), carries each connection to
@@ -71,7 +71,7 @@ async fn forward(mut tcp: TcpStream, socket: PathBuf) {
         }
         Err(e) => {
             eprintln!(
-                "switchboard-lambda-host: cannot reach the Runtime API at {}: {e}",
+                "switchboard-localstack-lambda-host: cannot reach the Runtime API at {}: {e}",
                 socket.display()
             );
         }

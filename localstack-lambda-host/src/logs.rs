@@ -60,7 +60,7 @@ impl LogCollector {
                 text.push('\n');
             }
             text.push_str(&format!(
-                "[switchboard-lambda-host: {} bytes of output dropped]\n",
+                "[switchboard-localstack-lambda-host: {} bytes of output dropped]\n",
                 c.dropped
             ));
             c.dropped = 0;

@@ -1,4 +1,4 @@
-//! `switchboard-lambda-host`: runs one Lambda execution environment for LocalStack without
+//! `switchboard-localstack-lambda-host`: runs one Lambda execution environment for LocalStack without
 //! Docker.
 //!
 //! LocalStack's `switchboard-sandbox` executor (`localstack/plugin/`) starts one host process

@@ -40,7 +40,7 @@ pub const SANDBOX_GID: u32 = 990;
 /// The function's code.
 pub const TASK_ROOT: &str = "/var/task";
 /// This binary inside the sandbox, run as the forwarder (`sandbox-init`).
-pub const FORWARDER: &str = "/var/rapid/switchboard-lambda-host";
+pub const FORWARDER: &str = "/var/rapid/switchboard-localstack-lambda-host";
 /// The Runtime API's Unix socket inside the sandbox.
 pub const RUNTIME_SOCKET: &str = "/var/rapid/runtime.sock";
 /// Scratch.
@@ -423,7 +423,7 @@ mod tests {
             "--cap-drop ALL",
             "--uid 993 --gid 990",
             "--ro-bind /srv/code /var/task",
-            "--ro-bind /opt/host /var/rapid/switchboard-lambda-host",
+            "--ro-bind /opt/host /var/rapid/switchboard-localstack-lambda-host",
             "--bind /run/x/runtime.sock /var/rapid/runtime.sock",
         ] {
             assert!(joined.contains(flag), "missing {flag} in {joined}");
@@ -450,7 +450,7 @@ mod tests {
             "--ro-bind-try /etc/ld.so.cache /etc/ld.so.cache \
              --ro-bind-try /etc/ssl/certs /etc/ssl/certs --proc /proc --dev /dev \
              --size {} --perms 0700 --tmpfs /tmp --ro-bind /srv/code /var/task \
-             --ro-bind /opt/host /var/rapid/switchboard-lambda-host \
+             --ro-bind /opt/host /var/rapid/switchboard-localstack-lambda-host \
              --bind /run/x/runtime.sock /var/rapid/runtime.sock \
              --remount-ro / --chdir /var/task",
             512u64 << 20
@@ -462,7 +462,7 @@ mod tests {
     fn the_command_is_the_forwarder_then_the_bootstrap() {
         assert_eq!(
             layout().command().join(" "),
-            "/var/rapid/switchboard-lambda-host sandbox-init --socket /var/rapid/runtime.sock \
+            "/var/rapid/switchboard-localstack-lambda-host sandbox-init --socket /var/rapid/runtime.sock \
              --port 9001 -- /var/task/bootstrap"
         );
     }
