@@ -225,7 +225,8 @@ def test_work_role_permissions_are_the_catalogs_and_keep_principal_tag_scoping(r
         if role is None:
             continue
         (doc,) = role["InlinePolicies"].values()
-        got = as_list(doc["Statement"])
+        # The Deny that keeps the credentials inside the VPC is checked on its own (below).
+        got = [st for st in as_list(doc["Statement"]) if st.get("Sid") != "DenyOutsideTheToolsVpc"]
         assert len(got) == len(tool["permissions"])
         for st, p in zip(got, tool["permissions"]):
             assert st["Effect"] == "Allow"
@@ -235,6 +236,41 @@ def test_work_role_permissions_are_the_catalogs_and_keep_principal_tag_scoping(r
                 assert st["Condition"] == p["condition"]
             scoped += any("${aws:PrincipalTag/tenant}" in r for r in as_list(st["Resource"]))
     assert scoped >= 2, "the example catalog's tenant scoping did not survive rendering"
+
+
+def test_in_vpc_tools_work_roles_deny_every_request_from_outside_the_deployed_vpc(roles, prefix, aws_tools, vpc):
+    # Issue 11 item 5: credentials a lambda or fargate tool hands out (in its result, say) fail
+    # anywhere but through the tools' VPC endpoints. Requests an AWS service makes on the tool's
+    # behalf (S3 asking KMS to decrypt) carry no aws:SourceVpc and stay allowed.
+    checked = []
+    for name, tool in aws_tools.items():
+        role = roles.get(f"{prefix}-{name}-work")
+        if role is None:
+            continue
+        (doc,) = role["InlinePolicies"].values()
+        denies = [st for st in as_list(doc["Statement"]) if st["Effect"] == "Deny"]
+        assert len(denies) == 1, f"{name}: {denies}"
+        (deny,) = denies
+        assert deny["Sid"] == "DenyOutsideTheToolsVpc"
+        assert as_list(deny["Action"]) == ["*"] and as_list(deny["Resource"]) == ["*"], deny
+        assert "NotAction" not in deny and "NotResource" not in deny
+        assert deny["Condition"] == {
+            "StringNotEquals": {"aws:SourceVpc": vpc["VpcId"]},
+            "BoolIfExists": {"aws:ViaAWSService": "false"},
+        }, f"{name}: {deny['Condition']}"
+        checked.append(name)
+    assert len(checked) == sum(1 for t in aws_tools.values() if t["permissions"]) >= 3, checked
+
+
+def test_local_tools_work_roles_are_the_documented_exception_to_the_vpc_condition(roles, prefix, catalog):
+    # A local tool calls AWS from the gateway's machine, not through the tools' VPC endpoints
+    # (docs/deploy-aws.md, "Credentials that work only from the tools' network").
+    local = [t["name"] for t in catalog["tools"] if t["backend"] == "local" and t.get("permissions")]
+    assert local
+    for name in local:
+        (doc,) = roles[f"{prefix}-{name}-work"]["InlinePolicies"].values()
+        assert all(st["Effect"] == "Allow" for st in as_list(doc["Statement"])), name
+        assert "aws:SourceVpc" not in json.dumps(doc), name
 
 
 def test_execution_roles_trust_only_their_service(roles, prefix, aws_tools):

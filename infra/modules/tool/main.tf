@@ -204,6 +204,9 @@ module "work_role" {
   statements              = local.work_statements
   gateway_role_arn        = var.gateway_role_arn
   permission_boundary_arn = var.permission_boundary_arn
+  # The unit reaches AWS only through this VPC's endpoints: credentials handed out by the tool
+  # (in its result, say) fail anywhere else.
+  source_vpc_id = var.vpc_id
 }
 
 # The work role was made here before local tools needed one too.

@@ -43,6 +43,7 @@ resource "aws_iam_role_policy" "this" {
   name = "catalog-permissions"
   role = aws_iam_role.this.id
   policy = templatefile("${path.module}/../../../policies/tool-work-permissions.json.tftpl", {
-    statements = var.statements
+    statements    = var.statements
+    source_vpc_id = var.source_vpc_id
   })
 }

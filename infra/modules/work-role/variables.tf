@@ -27,3 +27,13 @@ variable "permission_boundary_arn" {
   description = "The permission boundary every tool role carries."
   type        = string
 }
+
+variable "source_vpc_id" {
+  description = <<-EOT
+    The VPC the tool's unit runs in: every request with the role's credentials that does not come
+    through a VPC endpoint of this VPC is denied (aws:SourceVpc), unless an AWS service makes it on
+    the tool's behalf. null for a local tool, which calls AWS from the gateway's machine.
+  EOT
+  type        = string
+  default     = null
+}
