@@ -21,6 +21,7 @@ use crate::logs::LogCollector;
 use crate::payload;
 use crate::runtime_api::{NextInvocation, RuntimeApi, RuntimeEvent};
 use crate::sandbox::{self, Launch, Layout, Rlimits, Supervised, UNLIMITED};
+use switchboard_sandbox::cgroup::Cgroups;
 
 /// How an init ended.
 #[derive(Debug)]
@@ -45,6 +46,10 @@ pub struct SandboxPlan {
     pub layout: Layout,
     pub seccomp: Vec<u8>,
     pub host_uid: Option<u32>,
+    /// This host's control groups: each sandbox gets one, holding the function's memory size
+    /// and the process limit for all its processes together. `None` where the machine has
+    /// none this process may use (not root, no memory controller).
+    pub cgroups: Option<Cgroups>,
 }
 
 /// One execution environment.
@@ -160,6 +165,27 @@ impl Environment {
         let generation = self.generation;
         self.queue = Some(self.api.new_queue());
         self.api.set_current(None);
+        let cgroup = match &self.plan.cgroups {
+            // /tmp is a tmpfs, whose pages are charged to the group of whoever writes them: the
+            // group holds the function's memory and its ephemeral storage, so that a full /tmp
+            // leaves the function its whole memory size, as in Lambda (where /tmp is disk).
+            // RLIMIT_DATA still bounds each process to the memory size.
+            Some(c) => match c.sandbox(
+                &format!("sandbox-{generation}"),
+                self.config.memory_bytes() + self.config.scratch_bytes(),
+                Some(MAX_PROCESSES),
+            ) {
+                Ok(group) => Some(group),
+                Err(e) => {
+                    return Init::Failed(
+                        serde_json::json!({"errorType": "Runtime.Unknown", "errorMessage": e.to_string()})
+                            .to_string()
+                            .into_bytes(),
+                    );
+                }
+            },
+            None => None,
+        };
         let launch = Launch {
             bwrap: &self.plan.bwrap,
             layout: &self.plan.layout,
@@ -174,8 +200,9 @@ impl Environment {
                 file_bytes: UNLIMITED,
                 cpu_seconds: UNLIMITED,
             },
+            cgroup,
         };
-        let started_sandbox = match sandbox::start(&launch) {
+        let started_sandbox = match sandbox::start(launch) {
             Ok(s) => s,
             Err(e) => {
                 return Init::Failed(

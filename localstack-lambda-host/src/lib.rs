@@ -26,6 +26,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use switchboard_sandbox::cgroup::Cgroups;
 use switchboard_sandbox::{identity, seccomp};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -127,6 +128,7 @@ where
         layout,
         seccomp: seccomp::program_bytes()?,
         host_uid,
+        cgroups: control_groups(),
     };
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -166,6 +168,29 @@ where
     drop(work_dir);
     drop(lease);
     Ok(())
+}
+
+/// This host's control groups, or `None` (with a warning) where the machine has none it may use:
+/// the function's memory is then limited per process only (RLIMIT_DATA).
+fn control_groups() -> Option<Cgroups> {
+    match Cgroups::new() {
+        Ok(c) => {
+            if c.leftovers_removed() > 0 {
+                tracing::info!(
+                    "removed {} control group(s) left by processes that are gone",
+                    c.leftovers_removed()
+                );
+            }
+            tracing::debug!("each sandbox gets its own control group ({})", c.describe());
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no control group per sandbox, the function's memory is limited per process only: {e}"
+            );
+            None
+        }
+    }
 }
 
 /// Resolves when stdin reaches its end (LocalStack stopped the environment, or died) or a

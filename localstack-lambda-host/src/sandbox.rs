@@ -9,8 +9,10 @@
 //! `sbx_user1051`), an unprivileged leased uid outside when the host is root
 //! ([`switchboard_sandbox::identity`]); no capabilities; a new session; the project's seccomp
 //! filter (the local backend's, [`switchboard_sandbox::seccomp`]); resource limits
-//! ([`Rlimits`]). Stdout and stderr share one pipe to the host. The arguments, the limits and
-//! the child's preparation are built with `switchboard-sandbox`, as the local backend's are.
+//! ([`Rlimits`]); and, where the host may make control groups, a group of its own whose memory
+//! limit (the function's memory size) and process limit hold for all its processes together, as
+//! in Lambda. Stdout and stderr share one pipe to the host. The arguments, the limits, the spawn
+//! sequence and the kill-and-reap are `switchboard-sandbox`'s, the same as the local backend's.
 //!
 //! The sandbox is warm: it lives across invocations until the host kills it (timeout, shutdown)
 //! or the runtime exits. Killing `bwrap` takes its pid namespace down (`--die-with-parent` on
@@ -18,7 +20,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -27,7 +29,9 @@ use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
-use switchboard_sandbox::{Bwrap, identity, paths, prepare_child};
+use switchboard_sandbox::cgroup::SandboxCgroup;
+use switchboard_sandbox::spawn::{self, Spawn};
+use switchboard_sandbox::{Bwrap, paths};
 
 pub use switchboard_sandbox::Rlimits;
 pub use switchboard_sandbox::child::UNLIMITED;
@@ -60,13 +64,10 @@ pub enum SandboxError {
     Unreachable { path: PathBuf, blocker: PathBuf },
     #[error("cannot create the output pipe: {0}")]
     Pipe(std::io::Error),
-    #[error("cannot create the seccomp pipe: {0}")]
-    SeccompPipe(std::io::Error),
-    #[error("cannot start {bwrap}: {source}")]
-    Spawn {
-        bwrap: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Spawn(#[from] switchboard_sandbox::spawn::SpawnError),
+    #[error("cannot make the sandbox's control group: {0}")]
+    Cgroup(#[from] switchboard_sandbox::cgroup::CgroupError),
 }
 
 /// Where things are on the host.
@@ -156,62 +157,45 @@ pub struct Launch<'a> {
     pub env: &'a [(String, String)],
     pub host_uid: Option<u32>,
     pub limits: Rlimits,
+    /// The sandbox's control group (memory and processes of all its processes together), when
+    /// this host has control groups.
+    pub cgroup: Option<SandboxCgroup>,
 }
 
-/// A started sandbox: the `bwrap` process and the read end of its output pipe.
+/// A started sandbox: the `bwrap` process, the read end of its output pipe, its control group.
 #[derive(Debug)]
 pub struct Started {
     child: Child,
     output: OwnedFd,
+    cgroup: Option<SandboxCgroup>,
 }
 
-/// Starts a sandbox.
-pub fn start(launch: &Launch<'_>) -> Result<Started, SandboxError> {
+/// Starts a sandbox, with the sequence the gateway's local backend runs too
+/// ([`switchboard_sandbox::spawn`]).
+pub fn start(launch: Launch<'_>) -> Result<Started, SandboxError> {
     let (out_reader, out_writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
-    let (seccomp_reader, mut seccomp_writer) =
-        std::io::pipe().map_err(SandboxError::SeccompPipe)?;
-    // The program is far smaller than a pipe's buffer, so this write cannot block.
-    seccomp_writer
-        .write_all(launch.seccomp)
-        .map_err(SandboxError::SeccompPipe)?;
-    drop(seccomp_writer);
-    let seccomp_fd = seccomp_reader.as_raw_fd();
-    let child = {
-        let err_writer = out_writer.try_clone().map_err(SandboxError::Pipe)?;
-        let mut cmd = tokio::process::Command::new(launch.bwrap);
-        cmd.args(launch.layout.bwrap_args())
-            .arg("--seccomp")
-            .arg(seccomp_fd.to_string())
-            .arg("--")
-            .args(launch.layout.command())
-            .env_clear()
-            .envs(launch.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out_writer))
-            .stderr(Stdio::from(err_writer))
-            .kill_on_drop(true);
-        if let Some(uid) = launch.host_uid {
-            cmd.uid(uid).gid(uid);
-        }
-        let limits = launch.limits;
-        #[allow(unsafe_code)]
-        // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-        // calls are allowed: it makes raw system calls (fcntl, setrlimit, setpriority) on values
-        // copied in beforehand, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || prepare_child(seccomp_fd, &limits));
-        }
-        cmd.spawn().map_err(|source| SandboxError::Spawn {
-            bwrap: launch.bwrap.display().to_string(),
-            source,
-        })?
-        // `cmd`, and with it this process's copies of the pipe's write end, is dropped here, so
-        // the reader sees the end of output when the sandbox is gone.
-    };
-    drop(seccomp_reader);
+    let err_writer = out_writer.try_clone().map_err(SandboxError::Pipe)?;
+    let child = spawn::spawn(Spawn {
+        bwrap: launch.bwrap,
+        args: &launch.layout.bwrap_args(),
+        argv: &launch.layout.command(),
+        seccomp: launch.seccomp,
+        env: launch.env,
+        host_uid: launch.host_uid,
+        limits: launch.limits,
+        cgroup_fds: launch
+            .cgroup
+            .as_ref()
+            .map(SandboxCgroup::entry_fds)
+            .unwrap_or_default(),
+        stdin: Stdio::null(),
+        stdout: Stdio::from(out_writer),
+        stderr: Stdio::from(err_writer),
+    })?;
     Ok(Started {
         child,
         output: OwnedFd::from(out_reader),
+        cgroup: launch.cgroup,
     })
 }
 
@@ -244,7 +228,8 @@ impl Supervised {
 }
 
 /// Supervises a started sandbox: its output goes to `logs` (and to this process's stderr), and
-/// `on_exit` is called with its status when it ends by itself (not when it is killed).
+/// `on_exit` is called with its status when it ends by itself (not when it is killed). Either
+/// way, what is left of it (processes of its uid, its control group) is cleared first.
 pub fn supervise<F>(
     started: Started,
     generation: u64,
@@ -255,23 +240,25 @@ pub fn supervise<F>(
 where
     F: FnOnce(ExitStatus) + Send + 'static,
 {
-    let Started { mut child, output } = started;
+    let Started {
+        mut child,
+        output,
+        cgroup,
+    } = started;
     let (drain_tx, drain_rx) = mpsc::channel(4);
     tokio::spawn(read_output(output, logs, drain_rx));
     let (kill_tx, kill_rx) = oneshot::channel::<oneshot::Sender<()>>();
     tokio::spawn(async move {
         tokio::select! {
             status = child.wait() => {
-                reap_uid(host_uid).await;
+                clear(spawn::reap_uid(host_uid).await, cgroup).await;
                 match status {
                     Ok(status) => on_exit(status),
                     Err(e) => tracing::error!("cannot wait for the sandbox: {e}"),
                 }
             }
             request = kill_rx => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                reap_uid(host_uid).await;
+                clear(spawn::kill(&mut child, host_uid).await, cgroup).await;
                 if let Ok(done) = request {
                     let _ = done.send(());
                 }
@@ -285,13 +272,17 @@ where
     }
 }
 
-async fn reap_uid(host_uid: Option<u32>) {
-    if let Some(uid) = host_uid {
-        match tokio::task::spawn_blocking(move || identity::kill_uid(uid)).await {
-            Ok(0) => {}
-            Ok(_) => tracing::error!("{}", identity::IdentityError::Survivors(uid)),
-            Err(e) => tracing::error!("cannot reap uid {uid}: {e}"),
+/// Logs what killing and reaping could not do, then empties and removes the control group.
+async fn clear(reaped: Result<(), spawn::SpawnError>, cgroup: Option<SandboxCgroup>) {
+    if let Err(e) = reaped {
+        tracing::error!("{e}");
+    }
+    if let Some(group) = cgroup {
+        if group.oom_killed() {
+            tracing::warn!("the sandbox reached its memory limit: the kernel killed in it");
         }
+        // Kills what is left in the group and removes it (blocking file-system calls).
+        let _ = tokio::task::spawn_blocking(move || drop(group)).await;
     }
 }
 

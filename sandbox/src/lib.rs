@@ -12,6 +12,8 @@
 //! - [`identity`]: host uids leased per sandbox (an exclusive file lock per uid keeps two
 //!   processes apart), and killing what is left of a uid.
 //! - [`seccomp`]: the seccomp filter every sandbox runs under, compiled to classic BPF.
+//! - [`spawn`]: starting a sandbox's `bwrap` (seccomp pipe, cleared environment, ids, control
+//!   group, pre-exec preparation) and killing and reaping what is left of it.
 //! - [`paths`]: finding executables on `PATH` and checking that an unprivileged uid can reach
 //!   what is bound into a sandbox.
 //!
@@ -23,6 +25,7 @@ pub mod child;
 pub mod identity;
 pub mod paths;
 pub mod seccomp;
+pub mod spawn;
 
 pub use bwrap::Bwrap;
 pub use child::{Rlimits, prepare_child};

@@ -138,6 +138,18 @@ hosts=$(procs "switchboard-localstack-lambda-host serve --function $fn ")
   exit 1
 }
 runtime_ids=$(sed -n 's/.*--runtime-id \([0-9a-f]*\).*/\1/p' <<<"$hosts")
+host_pids=$(cut -d: -f1 <<<"$hosts")
+# As root, each host has control groups of its own (switchboard-<host pid>, in each hierarchy),
+# one per sandbox below.
+groups_of() { find /sys/fs/cgroup -maxdepth 6 -type d -name "switchboard-$1" 2>/dev/null || true; }
+if [ "$(id -u)" = 0 ]; then
+  for pid in $host_pids; do
+    [ -n "$(for g in $(groups_of "$pid"); do ls -d "$g"/sandbox-* 2>/dev/null; done)" ] || {
+      echo "FAIL localstack_shutdown_stops_every_environment: host $pid has no control group for its sandbox" >&2
+      exit 1
+    }
+  done
+fi
 trap - EXIT
 stop
 for _ in $(seq 1 40); do
@@ -150,6 +162,13 @@ if [ -n "$left" ]; then
   echo "$left" >&2
   exit 1
 fi
-echo "ok localstack_shutdown_stops_every_environment"
+for pid in $host_pids; do
+  groups=$(groups_of "$pid")
+  if [ -n "$groups" ]; then
+    echo "FAIL localstack_shutdown_stops_every_environment: host $pid left its control groups: $groups" >&2
+    exit 1
+  fi
+done
+echo "ok localstack_shutdown_stops_every_environment (no process and no control group left)"
 
 say "passed in $(($(date +%s) - started))s"

@@ -123,3 +123,27 @@ async fn socket_families_outside_the_network_namespace_are_refused() {
     );
     f.delete().await;
 }
+
+/// The function's memory holds for all its processes together (the sandbox's control group),
+/// not for each alone. The group holds memory size + ephemeral storage (128 + 512 MiB here: /tmp
+/// is a tmpfs, charged to the group), and each process is bound to the memory size: eight
+/// processes holding 100 MiB each at once, each within its own limit, cannot all live; the kernel
+/// kills inside the group. Three holding 16 MiB each all exit normally.
+#[tokio::test]
+async fn memory_is_limited_for_all_the_functions_processes_together() {
+    let f = Function::create("memgroup", Spec::default()).await;
+    let small = f
+        .invoke("alloc-together", json!({"processes": 3, "mb": 16}))
+        .await;
+    let result = small.result();
+    assert_eq!(result["exited_ok"], 3, "{result}");
+    let big = f
+        .invoke("alloc-together", json!({"processes": 8, "mb": 100}))
+        .await;
+    let result = big.result();
+    assert!(
+        result["killed"].as_u64().is_some_and(|n| n >= 1),
+        "eight processes of 100 MiB all lived in a function of 128 MiB and 512 MiB of /tmp: {result}"
+    );
+    f.delete().await;
+}

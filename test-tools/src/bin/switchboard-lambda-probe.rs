@@ -12,6 +12,8 @@
 //! - `litter`: leaves a marker file in `/tmp` and a stray process behind;
 //! - `log` `{token}`: writes the token to stdout and stderr;
 //! - `alloc` `{mb}`: tries to allocate and touch that much memory;
+//! - `alloc-together` `{processes, mb}`: starts that many copies of itself that each hold `mb` MiB
+//!   at once; answers how many exited normally and how many were killed (SIGKILL);
 //! - `fill-tmp` `{mb}`: writes that much into `/tmp` until it fails;
 //! - `socket` `{family}`: tries `socket()` and `socketpair()` of that family (`vsock`, `alg`,
 //!   `unix`, ...); answers the errno of each, 0 for one that opened.
@@ -49,6 +51,22 @@ struct Probe {
 
 fn main() -> ExitCode {
     switchboard_test_tools::mark();
+    // A child of `alloc-together`: holds that many MiB (every page touched) for a moment, then
+    // exits 0; 3 when it cannot allocate them.
+    if let Some(mb) = std::env::var(ALLOC_CHILD)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut block: Vec<u8> = Vec::new();
+        if block.try_reserve_exact(mb << 20).is_err() {
+            return ExitCode::from(3);
+        }
+        block.resize(mb << 20, 1);
+        std::hint::black_box(&mut block);
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(std::hint::black_box(block));
+        return ExitCode::SUCCESS;
+    }
     run_lambda_with_init(|| {
         if std::env::var("PROBE_FAIL_INIT").is_ok_and(|v| v == "1") {
             return Err(ProbeError::InitRefused);
@@ -105,6 +123,10 @@ impl Probe {
                 json!({"logged": token})
             }
             "alloc" => alloc(arg_u64(&invocation, "mb", 1)),
+            "alloc-together" => alloc_together(
+                arg_u64(&invocation, "processes", 1),
+                arg_u64(&invocation, "mb", 1),
+            ),
             "fill-tmp" => fill_tmp(arg_u64(&invocation, "mb", 1)),
             "socket" => {
                 let family = arg_str(&invocation, "family").unwrap_or("");
@@ -199,6 +221,38 @@ fn alloc(mb: u64) -> Value {
         }
         Err(e) => json!({"allocated": false, "mb": mb, "error": e.to_string()}),
     }
+}
+
+/// The variable that makes this binary an `alloc-together` child.
+const ALLOC_CHILD: &str = "PROBE_ALLOC_CHILD_MB";
+
+/// Starts `processes` copies of this binary that each hold `mb` MiB at the same time (each within
+/// the per-process limit), waits for them, and says how each ended: a memory limit that holds for
+/// the sandbox's processes together kills some of them (SIGKILL), a per-process one none.
+fn alloc_together(processes: u64, mb: u64) -> Value {
+    use std::os::unix::process::ExitStatusExt;
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        match std::process::Command::new("/proc/self/exe")
+            .env(ALLOC_CHILD, mb.to_string())
+            .spawn()
+        {
+            Ok(child) => children.push(child),
+            Err(e) => return json!({"started": children.len(), "error": e.to_string()}),
+        }
+    }
+    let mut exited_ok = 0;
+    let mut killed = 0;
+    let mut other = Vec::new();
+    for mut child in children {
+        match child.wait() {
+            Ok(status) if status.success() => exited_ok += 1,
+            Ok(status) if status.signal() == Some(libc::SIGKILL) => killed += 1,
+            Ok(status) => other.push(status.to_string()),
+            Err(e) => other.push(e.to_string()),
+        }
+    }
+    json!({"processes": processes, "mb": mb, "exited_ok": exited_ok, "killed": killed, "other": other})
 }
 
 fn fill_tmp(mb: u64) -> Value {
