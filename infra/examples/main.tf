@@ -56,6 +56,15 @@ module "network" {
   endpoints               = module.catalog.endpoint_actions
   public_subnets          = true
   flow_log_retention_days = var.log_retention_days
+
+  # DNS Firewall answers the endpoints' names and, when the gateway runs in this VPC, the names it
+  # resolves: its AWS APIs and image, and its token issuer's key host.
+  dns_allowed_domains = sort(distinct(concat(
+    module.gateway.dns_names,
+    var.expose_gateway ? module.catalog.gateway_dns_names : [],
+    var.dns_allowed_domains,
+  )))
+  dns_query_log_retention_days = var.log_retention_days
 }
 
 module "tool" {

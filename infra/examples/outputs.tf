@@ -18,6 +18,10 @@ output "network" {
     endpoint_ids                = module.network.endpoint_ids
     endpoint_security_group_ids = module.network.endpoint_security_group_ids
     s3_prefix_list_id           = module.network.s3_prefix_list_id
+    dns_allowed_domains         = module.network.dns_allowed_domains
+    dns_firewall_rule_group_id  = module.network.dns_firewall_rule_group_id
+    dns_firewall_association_id = module.network.dns_firewall_association_id
+    dns_query_log_group_name    = module.network.dns_query_log_group_name
   }
 }
 
@@ -33,6 +37,7 @@ output "gateway" {
     security_group_id            = module.gateway.security_group_id
     log_group_name               = module.gateway.log_group_name
     invocation_bucket            = module.gateway.invocation_bucket
+    dns_names                    = module.gateway.dns_names
   }
 }
 

@@ -29,7 +29,7 @@ variable "az_count" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of tool and flow log groups, in days."
+  description = "Retention of tool, flow log and DNS query log groups, in days."
   type        = number
   default     = 30
 }
@@ -79,4 +79,10 @@ variable "emulator_endpoints" {
   description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, ecs, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
   type        = map(string)
   default     = null
+}
+
+variable "dns_allowed_domains" {
+  description = "Names the tools' VPC resolves besides the endpoints' and the gateway's own (DNS Firewall blocks every other name); say, a telemetry collector the gateway sends to."
+  type        = list(string)
+  default     = []
 }

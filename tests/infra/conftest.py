@@ -115,6 +115,11 @@ def kms(localstack):
 
 
 @pytest.fixture(scope="session")
+def resolver(localstack):
+    return client("route53resolver", localstack)
+
+
+@pytest.fixture(scope="session")
 def ecs(moto):
     return client("ecs", moto)
 
@@ -267,7 +272,7 @@ def sg_rules(ec2):
 
 
 @pytest.fixture(scope="session")
-def policy_documents(roles, iam, role_path, endpoints, s3, outputs) -> list[PolicyDoc]:
+def policy_documents(roles, iam, role_path, endpoints, s3, logs, prefix, outputs) -> list[PolicyDoc]:
     """Every policy document of the deployment, as AWS returns it."""
     docs: list[PolicyDoc] = []
     for name, role in roles.items():
@@ -284,6 +289,10 @@ def policy_documents(roles, iam, role_path, endpoints, s3, outputs) -> list[Poli
             )
     for name, e in endpoints.items():
         docs.append(PolicyDoc("endpoint", name, as_document(e["PolicyDocument"])))
+    # CloudWatch Logs resource policies of this deployment (Resolver's delivery of DNS query logs).
+    for p in logs.describe_resource_policies()["resourcePolicies"]:
+        if f"/switchboard/{prefix}/" in p["policyDocument"]:
+            docs.append(PolicyDoc("logs", p["policyName"], as_document(p["policyDocument"])))
     bucket = outputs["gateway"]["invocation_bucket"]["name"]
     docs.append(PolicyDoc("bucket", bucket, as_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])))
     return docs

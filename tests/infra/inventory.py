@@ -29,6 +29,7 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
     iam, ec2 = client("iam", localstack), client("ec2", localstack)
     lam, logs = client("lambda", localstack), client("logs", localstack)
     s3, kms = client("s3", localstack), client("kms", localstack)
+    resolver = client("route53resolver", localstack)
     ecs = client("ecs", moto)
     inv = {
         "iam roles": [r["Arn"] for r in iam.list_roles()["Roles"]],
@@ -51,6 +52,23 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
         "ec2 network interfaces": [n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces()["NetworkInterfaces"]],
         "lambda functions": [f["FunctionArn"] for f in lam.list_functions()["Functions"]],
         "logs groups": [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]],
+        "logs resource policies": [p["policyName"] for p in logs.describe_resource_policies()["resourcePolicies"]],
+        # DNS Firewall and query logging. (The emulator lists no rule group associations, and makes
+        # a firewall configuration for every VPC it is asked about, as AWS does: neither is listed.)
+        "route53resolver firewall domain lists": [
+            d["Id"] for d in resolver.list_firewall_domain_lists()["FirewallDomainLists"]
+        ],
+        "route53resolver firewall rule groups": [
+            g["Id"] for g in resolver.list_firewall_rule_groups()["FirewallRuleGroups"]
+        ],
+        "route53resolver query log configs": [
+            c["Id"] for c in resolver.list_resolver_query_log_configs()["ResolverQueryLogConfigs"]
+        ],
+        "route53resolver query log associations": [
+            a["Id"]
+            for a in resolver.list_resolver_query_log_config_associations()["ResolverQueryLogConfigAssociations"]
+            if a["Status"] not in ("DELETING", "DESTROYED")
+        ],
         "s3 buckets": [b["Name"] for b in s3.list_buckets()["Buckets"]],
         "kms keys": [
             k["KeyId"]

@@ -93,7 +93,7 @@ for dir in infra/modules/* infra/examples examples/tenants/*/projects/*; do
 done
 unset TF_DATA_DIR
 
-step "terraform test of infra/modules/gateway (mocked provider: the image must be pinned by digest)"
+step "terraform test of infra/modules/gateway (mocked provider: the image must be pinned by digest; the names a gateway in the VPC resolves)"
 TF_DATA_DIR=$work/tfdata/validate-gateway terraform -chdir=infra/modules/gateway test -no-color
 
 step "checkov on infra/"
@@ -104,6 +104,8 @@ step "the catalog module alone: defaults, derived values, refusals (pytest test_
 
 # --- emulators -----------------------------------------------------------------------------------
 step "start LocalStack (host mode) and moto_server"
+# route53resolver: the VPC's DNS Firewall and query logging (infra/modules/network).
+export LOCALSTACK_SERVICES=iam,sts,ec2,lambda,logs,s3,kms,route53resolver
 trap 'step "stop emulators"; localstack/stop' EXIT
 # This suite deploys and reads back; it runs no function. The control-plane executor makes that
 # independent of the Lambda runtime host (tests/lambda proves running functions).

@@ -239,3 +239,13 @@ def test_a_malformed_action_is_refused(tf_env, tmp_path):
              permissions=[{"actions": ["s3.GetObject"], "resources": ["arn:aws:s3:::b/*"]}]),
     ]})
     assert "not of the form service:ActionName" in text
+
+
+def test_the_jwks_host_is_a_name_the_gateway_resolves(tf_env, tmp_path):
+    # The tools' VPC answers only listed names (DNS Firewall); a gateway there fetches its keys here.
+    base = {"version": 1, "tools": [tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}})]}
+    auth = {"issuer": "https://login.example.com/", "jwks": {"url": "https://Keys.Example.com:8443/tenant/jwks.json"}}
+    assert outputs(tf_env, tmp_path, {**base, "gateway": {"auth": auth}})["gateway_dns_names"] == ["keys.example.com"]
+    assert outputs(tf_env, tmp_path, base)["gateway_dns_names"] == []
+    file_keys = {"issuer": "https://login.example.com/", "jwks": {"file": "jwks.json"}}
+    assert outputs(tf_env, tmp_path, {**base, "gateway": {"auth": file_keys}})["gateway_dns_names"] == []

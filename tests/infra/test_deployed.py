@@ -16,7 +16,7 @@ import re
 import pytest
 from parliament import analyze_policy_string, enhance_finding
 
-from conftest import REPO, PolicyDoc, as_document, as_list
+from conftest import REGION, REPO, PolicyDoc, as_document, as_list
 
 SEVERITIES = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
@@ -406,7 +406,9 @@ BOUNDARY_DENIES = {
         "ec2:RevokeSecurityGroupEgress", "ec2:ModifySecurityGroupRules", "ec2:ModifyNetworkInterfaceAttribute",
         "ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable",
         "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:AttachInternetGateway",
-        "ec2:CreateNatGateway"],
+        "ec2:CreateNatGateway", "route53resolver:DisassociateFirewallRuleGroup",
+        "route53resolver:UpdateFirewallConfig", "route53resolver:UpdateFirewallDomains",
+        "route53resolver:DeleteResolverQueryLogConfig"],
     "Lambda code and configuration": [
         "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission",
         "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
@@ -718,3 +720,84 @@ def test_everything_is_tagged_with_the_stack(iam, roles, prefix):
     for name, role in roles.items():
         tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
         assert tags.get("switchboard:stack") == prefix, name
+
+
+# --- DNS: the resolver answers only the endpoints' names (issue 11 item 4) ------------------------
+
+
+def expected_dns_names(endpoints: dict) -> set[str]:
+    """What a client in the VPC resolves to reach each deployed endpoint: an interface endpoint's
+    private DNS name; for S3's gateway endpoint, S3's regional names, bucket-style included."""
+    names = {
+        "s3": {f"s3.{REGION}.amazonaws.com", f"*.s3.{REGION}.amazonaws.com"},
+        "sts": {f"sts.{REGION}.amazonaws.com"},
+        "logs": {f"logs.{REGION}.amazonaws.com"},
+        "kms": {f"kms.{REGION}.amazonaws.com"},
+        "ecr.api": {f"api.ecr.{REGION}.amazonaws.com"},
+        "ecr.dkr": {f"*.dkr.ecr.{REGION}.amazonaws.com"},
+        "secretsmanager": {f"secretsmanager.{REGION}.amazonaws.com"},
+    }
+    return set().union(*(names[e] for e in endpoints))
+
+
+def firewall_rules(resolver, outputs) -> list[dict]:
+    group = outputs["network"]["dns_firewall_rule_group_id"]
+    return sorted(resolver.list_firewall_rules(FirewallRuleGroupId=group)["FirewallRules"], key=lambda r: r["Priority"])
+
+
+def domains(resolver, list_id: str) -> set[str]:
+    return {d.rstrip(".") for d in resolver.list_firewall_domains(FirewallDomainListId=list_id)["Domains"]}
+
+
+def test_dns_firewall_guards_the_tools_vpc(resolver, outputs, vpc):
+    association = resolver.get_firewall_rule_group_association(
+        FirewallRuleGroupAssociationId=outputs["network"]["dns_firewall_association_id"]
+    )["FirewallRuleGroupAssociation"]
+    assert association["VpcId"] == vpc["VpcId"]
+    assert association["FirewallRuleGroupId"] == outputs["network"]["dns_firewall_rule_group_id"]
+
+
+def test_dns_firewall_allows_only_the_endpoints_names(resolver, outputs, endpoints, bindings):
+    allow, _ = firewall_rules(resolver, outputs)
+    assert allow["Action"] == "ALLOW"
+    # The gateway is not exposed in the emulators (no tasks in the VPC), so nothing else is listed.
+    assert bindings and not outputs["gateway"]["dns_names"]
+    assert domains(resolver, allow["FirewallDomainListId"]) == expected_dns_names(endpoints)
+
+
+def test_dns_firewall_blocks_every_other_name_with_nxdomain_after_the_allow(resolver, outputs):
+    rules = firewall_rules(resolver, outputs)
+    assert len(rules) == 2, rules
+    allow, block = rules
+    assert allow["Priority"] < block["Priority"]
+    assert block["Action"] == "BLOCK" and block["BlockResponse"] == "NXDOMAIN", block
+    assert domains(resolver, block["FirewallDomainListId"]) == {"*"}
+
+
+def test_dns_firewall_fails_closed(resolver, vpc):
+    config = resolver.get_firewall_config(ResourceId=vpc["VpcId"])["FirewallConfig"]
+    assert config["FirewallFailOpen"] == "DISABLED", config
+
+
+def test_every_dns_query_of_the_vpc_is_logged_with_retention(resolver, logs, outputs, vpc):
+    associations = resolver.list_resolver_query_log_config_associations(
+        Filters=[{"Name": "ResourceId", "Values": [vpc["VpcId"]]}]
+    )["ResolverQueryLogConfigAssociations"]
+    associations = [a for a in associations if a["ResourceId"] == vpc["VpcId"]]
+    assert len(associations) == 1 and associations[0]["Status"] in ("ACTIVE", "CREATING"), associations
+    config = resolver.get_resolver_query_log_config(
+        ResolverQueryLogConfigId=associations[0]["ResolverQueryLogConfigId"]
+    )["ResolverQueryLogConfig"]
+    name = outputs["network"]["dns_query_log_group_name"]
+    (group,) = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert config["DestinationArn"] == group["arn"].removesuffix(":*")
+    assert group["retentionInDays"] > 0
+    # Resolver may write there and nowhere else.
+    policies = [
+        as_document(p["policyDocument"]) for p in logs.describe_resource_policies()["resourcePolicies"]
+        if name in p["policyDocument"]
+    ]
+    assert len(policies) == 1
+    for st in policies[0]["Statement"]:
+        assert st["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+        assert all(r.startswith(group["arn"].removesuffix(":*") + ":") for r in as_list(st["Resource"]))

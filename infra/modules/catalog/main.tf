@@ -85,6 +85,12 @@ locals {
     ]
   }
 
+  # The host the gateway fetches its token signing keys from (gateway.auth.jwks.url): a name the
+  # gateway resolves, so the network's DNS Firewall must answer it when the gateway runs there.
+  gateway_dns_names = [
+    for url in compact([try(local.raw.gateway.auth.jwks.url, "")]) : lower(regex("^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]+)", url)[0])
+  ]
+
   # Every tool whose calls get credentials, with its statements.
   with_statements = merge(
     { for name, t in local.tools : name => t.statements },

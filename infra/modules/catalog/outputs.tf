@@ -32,3 +32,8 @@ output "has_fargate" {
   description = "Whether some tool runs on Fargate (the gateway then needs the invocation bucket)."
   value       = anytrue([for t in values(local.tools) : t.backend == "fargate"])
 }
+
+output "gateway_dns_names" {
+  description = "Names the gateway resolves besides AWS's: the host of gateway.auth.jwks.url, when set."
+  value       = local.gateway_dns_names
+}

@@ -33,6 +33,17 @@ locals {
   ]
   log_group_name = "/switchboard/${var.name_prefix}/gateway"
 
+  # The names the gateway's tasks resolve when they run in the tools' VPC (expose = true), where
+  # DNS Firewall answers only listed names: the AWS APIs the gateway calls, its log endpoint, and
+  # its image's registry, ECR API and layer bucket.
+  dns_suffix   = data.aws_partition.current.dns_suffix
+  image_region = one([for m in regexall("^[0-9]{12}\\.dkr\\.ecr\\.([a-z0-9-]+)\\.", local.image) : m[0]])
+  dns_names = var.expose ? sort(distinct(concat(
+    [for api in ["sts", "lambda", "ecs", "logs", "s3"] : "${api}.${local.region}.${local.dns_suffix}"],
+    ["*.s3.${local.region}.${local.dns_suffix}", split("/", local.image)[0]],
+    local.image_region == null ? [] : ["api.ecr.${local.image_region}.${local.dns_suffix}", "*.s3.${local.image_region}.${local.dns_suffix}"],
+  ))) : []
+
   # policies/gateway.json.tftpl lists every right the architecture gives the gateway; a statement
   # whose resources render empty (no Fargate tool, no work role, ...) is left out.
   gateway_policy_all = jsondecode(templatefile("${local.policies}/gateway.json.tftpl", {

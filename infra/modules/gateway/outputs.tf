@@ -56,3 +56,8 @@ output "log_group_name" {
   description = "The gateway's log group (its audit lines)."
   value       = aws_cloudwatch_log_group.gateway.name
 }
+
+output "dns_names" {
+  description = "The names the gateway's tasks resolve in the VPC (for the network's DNS Firewall allow list); empty when expose is false."
+  value       = local.dns_names
+}

@@ -20,6 +20,24 @@ locals {
 
   interface_endpoints = { for name, actions in var.endpoints : name => actions if name != "s3" }
 
+  # The names a client in the VPC resolves to reach each endpoint: an interface endpoint's private
+  # DNS name; for the S3 gateway endpoint, S3's regional names, bucket-style included (ECR's image
+  # layers come from a bucket too). DNS Firewall answers these and nothing else.
+  dns_suffix = data.aws_partition.current.dns_suffix
+  endpoint_domains = {
+    "s3"             = ["s3.${local.region}.${local.dns_suffix}", "*.s3.${local.region}.${local.dns_suffix}"]
+    "sts"            = ["sts.${local.region}.${local.dns_suffix}"]
+    "logs"           = ["logs.${local.region}.${local.dns_suffix}"]
+    "kms"            = ["kms.${local.region}.${local.dns_suffix}"]
+    "ecr.api"        = ["api.ecr.${local.region}.${local.dns_suffix}"]
+    "ecr.dkr"        = ["*.dkr.ecr.${local.region}.${local.dns_suffix}"]
+    "secretsmanager" = ["secretsmanager.${local.region}.${local.dns_suffix}"]
+  }
+  dns_allowed_domains = sort(distinct(concat(
+    flatten([for name in keys(var.endpoints) : local.endpoint_domains[name]]),
+    var.dns_allowed_domains,
+  )))
+
   # Image layers pulled through ecr.dkr are served from an AWS-owned bucket, through the S3 endpoint.
   ecr_layer_objects = contains(keys(var.endpoints), "ecr.dkr") ? ["arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket/*"] : []
 }
@@ -203,4 +221,103 @@ resource "aws_flow_log" "this" {
   max_aggregation_interval = 60
 
   depends_on = [aws_iam_role_policy.flow]
+}
+
+# --- DNS: the VPC resolver answers only the names the endpoints need -----------------------
+# Security groups do not filter queries to the VPC resolver, so without this a tool with no
+# egress at all could still send data out as DNS names under a domain its author controls. DNS
+# Firewall lets through only the names of the endpoints in this VPC (and what the gateway's tasks
+# resolve, `dns_allowed_domains`) and answers NXDOMAIN to everything else; if the firewall cannot
+# answer, the query fails (fail-open disabled). Every query is logged.
+
+resource "aws_route53_resolver_firewall_domain_list" "allowed" {
+  name    = "${var.name_prefix}-allowed"
+  domains = local.dns_allowed_domains
+
+  tags = { Name = "${var.name_prefix}-allowed" }
+}
+
+resource "aws_route53_resolver_firewall_domain_list" "everything" {
+  name    = "${var.name_prefix}-everything"
+  domains = ["*"]
+
+  tags = { Name = "${var.name_prefix}-everything" }
+}
+
+resource "aws_route53_resolver_firewall_rule_group" "this" {
+  name = var.name_prefix
+  tags = { Name = var.name_prefix }
+}
+
+resource "aws_route53_resolver_firewall_rule" "allow_endpoints" {
+  name                    = "allow-endpoint-names"
+  firewall_rule_group_id  = aws_route53_resolver_firewall_rule_group.this.id
+  firewall_domain_list_id = aws_route53_resolver_firewall_domain_list.allowed.id
+  priority                = 100
+  action                  = "ALLOW"
+  # An allowed AWS name may answer with a CNAME inside AWS's own zones (bucket names do); the
+  # chain is AWS's, not a tool's, so it is followed rather than checked against the list.
+  firewall_domain_redirection_action = "TRUST_REDIRECTION_DOMAIN"
+}
+
+resource "aws_route53_resolver_firewall_rule" "block_everything_else" {
+  name                    = "block-everything-else"
+  firewall_rule_group_id  = aws_route53_resolver_firewall_rule_group.this.id
+  firewall_domain_list_id = aws_route53_resolver_firewall_domain_list.everything.id
+  priority                = 200
+  action                  = "BLOCK"
+  block_response          = "NXDOMAIN"
+}
+
+resource "aws_route53_resolver_firewall_rule_group_association" "this" {
+  name                   = var.name_prefix
+  firewall_rule_group_id = aws_route53_resolver_firewall_rule_group.this.id
+  vpc_id                 = aws_vpc.this.id
+  priority               = 101
+
+  tags = { Name = var.name_prefix }
+
+  # Both rules are in place before the group filters anything.
+  depends_on = [
+    aws_route53_resolver_firewall_rule.allow_endpoints,
+    aws_route53_resolver_firewall_rule.block_everything_else,
+  ]
+}
+
+resource "aws_route53_resolver_firewall_config" "this" {
+  resource_id        = aws_vpc.this.id
+  firewall_fail_open = "DISABLED"
+}
+
+resource "aws_cloudwatch_log_group" "dns" {
+  name              = "/switchboard/${var.name_prefix}/vpc-dns-queries"
+  retention_in_days = var.dns_query_log_retention_days
+  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  # checkov:skip=CKV_AWS_338:Retention is a deployment choice (dns_query_log_retention_days, 30 days by default); a year of resolver queries is not needed to spot a tunnel.
+}
+
+# What Resolver delivers query logs with, to this log group only (otherwise AWS would add a
+# broader policy of its own when the logging configuration is created).
+resource "aws_cloudwatch_log_resource_policy" "dns" {
+  policy_name = "${var.name_prefix}-vpc-dns-queries"
+  policy_document = templatefile("${local.policies}/dns-query-logs.json.tftpl", {
+    log_group_arn = aws_cloudwatch_log_group.dns.arn
+    partition     = local.partition
+    region        = local.region
+    account_id    = local.account_id
+  })
+}
+
+resource "aws_route53_resolver_query_log_config" "this" {
+  name            = "${var.name_prefix}-vpc-dns-queries"
+  destination_arn = aws_cloudwatch_log_group.dns.arn
+
+  tags = { Name = "${var.name_prefix}-vpc-dns-queries" }
+
+  depends_on = [aws_cloudwatch_log_resource_policy.dns]
+}
+
+resource "aws_route53_resolver_query_log_config_association" "this" {
+  resolver_query_log_config_id = aws_route53_resolver_query_log_config.this.id
+  resource_id                  = aws_vpc.this.id
 }

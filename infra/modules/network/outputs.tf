@@ -50,3 +50,23 @@ output "flow_log_group_name" {
   description = "CloudWatch log group receiving the VPC's flow logs."
   value       = aws_cloudwatch_log_group.flow.name
 }
+
+output "dns_allowed_domains" {
+  description = "The only names the VPC resolver answers (DNS Firewall's allow list); every other name gets NXDOMAIN."
+  value       = local.dns_allowed_domains
+}
+
+output "dns_firewall_rule_group_id" {
+  description = "The DNS Firewall rule group of the VPC (allow the list, then block everything)."
+  value       = aws_route53_resolver_firewall_rule_group.this.id
+}
+
+output "dns_firewall_association_id" {
+  description = "The association of that rule group with the VPC."
+  value       = aws_route53_resolver_firewall_rule_group_association.this.id
+}
+
+output "dns_query_log_group_name" {
+  description = "CloudWatch log group receiving every DNS query of the VPC."
+  value       = aws_cloudwatch_log_group.dns.name
+}

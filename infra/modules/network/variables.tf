@@ -56,3 +56,23 @@ variable "flow_log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "dns_allowed_domains" {
+  description = <<-EOT
+    Names the VPC resolver answers besides the endpoints' own (DNS Firewall blocks every other
+    name): what the gateway's tasks resolve when they run in this VPC (modules/gateway's dns_names,
+    the token issuer's JWKS host). A name may start with "*." for its subdomains.
+  EOT
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for d in var.dns_allowed_domains : can(regex("^(\\*\\.)?[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$", d))])
+    error_message = "dns_allowed_domains: each entry is a domain name of two labels or more, optionally starting with \"*.\" (never \"*\" alone, which would let everything through)."
+  }
+}
+
+variable "dns_query_log_retention_days" {
+  description = "Retention of the VPC's DNS query log group, in days."
+  type        = number
+  default     = 30
+}

@@ -42,3 +42,7 @@ output "has_fargate" {
 output "local_work_roles" {
   value = module.catalog.local_work_roles
 }
+
+output "gateway_dns_names" {
+  value = module.catalog.gateway_dns_names
+}
