@@ -249,3 +249,23 @@ def test_the_jwks_host_is_a_name_the_gateway_resolves(tf_env, tmp_path):
     assert outputs(tf_env, tmp_path, base)["gateway_dns_names"] == []
     file_keys = {"issuer": "https://login.example.com/", "jwks": {"file": "jwks.json"}}
     assert outputs(tf_env, tmp_path, {**base, "gateway": {"auth": file_keys}})["gateway_dns_names"] == []
+
+
+def test_a_catalog_that_outgrows_the_boundary_is_refused_at_plan(tf_env, tmp_path):
+    # IAM allows a managed policy 6,144 characters; the boundary holds every tool's statements.
+    statements = [
+        {"sid": f"Read{i}", "actions": ["s3:GetObject"],
+         "resources": [f"arn:aws:s3:::switchboard-example-bucket-number-{i}/${{aws:PrincipalTag/tenant}}/reports/*"]}
+        for i in range(60)
+    ]
+    text = refused(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}, permissions=statements),
+    ]})
+    assert "the tool permission boundary would hold up to" in text and "IAM allows a managed policy 6144" in text
+    # A sixth of them fits, and the example catalog leaves room for more tools.
+    out = outputs(tf_env, tmp_path, {"version": 1, "tools": [
+        tool(name="t", backend="lambda", **{"lambda": {"package": "x.zip"}}, permissions=statements[:10]),
+    ]})
+    assert out["boundary_size"] <= 6144
+    example = outputs(tf_env, tmp_path, yaml.safe_load((REPO / "examples" / "catalog.aws.yaml").read_text()))
+    assert example["boundary_size"] <= 6144 - 1000, example["boundary_size"]

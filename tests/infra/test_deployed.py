@@ -428,6 +428,14 @@ def test_permission_boundary_explicitly_denies_what_no_tool_needs(iam, outputs, 
         assert all("Condition" not in st and as_list(st["Resource"]) == ["*"] for st in by), (action, by)
 
 
+def test_permission_boundary_fits_iams_size_limit(iam, outputs):
+    # IAM counts a managed policy's characters without whitespace and allows 6,144 (the emulator
+    # does not enforce it); modules/catalog refuses at plan a catalog whose boundary would not fit.
+    doc = deployed_boundary(iam, outputs)
+    size = len(re.sub(r"\s", "", json.dumps(doc)))
+    assert size <= 6144, size
+
+
 def test_permission_boundary_denies_leave_every_allow_intact(iam, outputs):
     # The platform's rights (logs, Lambda's interfaces, image pulls) and every catalog grant must
     # survive the denies; the catalog module refuses a grant that would not (test_catalog_module.py).

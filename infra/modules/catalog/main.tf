@@ -122,6 +122,19 @@ locals {
     ecr_repository_arns       = ["(every optional statement)"]
     catalog_statements        = []
   })).Statement
+  # IAM allows a managed policy 6,144 characters, whitespace not counted, and the boundary holds
+  # every tool's statements besides its own. Rendered here with the longest values a deployment
+  # can give it (four subnets, a 15-character name_prefix), so that plan, not apply, refuses a
+  # catalog that outgrows it.
+  boundary_size = length(replace(templatefile("${path.module}/../../../policies/tool-permission-boundary.json.tftpl", {
+    partition                 = var.partition
+    region                    = var.region
+    account_id                = var.account_id
+    tool_log_group_arn_prefix = "arn:${var.partition}:logs:${var.region}:${var.account_id}:log-group:/switchboard/name-prefix-max/tools/"
+    subnet_arns               = [for i in range(4) : "arn:${var.partition}:ec2:${var.region}:${var.account_id}:subnet/subnet-0123456789abcdef${i}"]
+    ecr_repository_arns       = sort(compact(distinct(values(local.ecr_repository_arns))))
+    catalog_statements        = local.boundary_statements
+  }), "/\\s/", ""))
   boundary_sids = concat([for st in local.boundary_own : st.Sid], [for s in local.boundary_statements : s.Sid])
   boundary_denies = flatten([
     for st in local.boundary_own : [
@@ -228,6 +241,10 @@ resource "terraform_data" "valid" {
     precondition {
       condition     = length(local.denied_grants) == 0
       error_message = "${var.catalog_path}: the tool permission boundary denies what no tool may do (policies/README.md), so these grants could never take effect; remove them: ${join("; ", local.denied_grants)}."
+    }
+    precondition {
+      condition     = local.boundary_size <= 6144
+      error_message = "${var.catalog_path}: the tool permission boundary would hold up to ${local.boundary_size} characters (whitespace not counted), and IAM allows a managed policy 6144. It holds every tool's permission statements (local tools' too) besides its own: merge statements that share resources, or deploy part of the catalog as another stack (name_prefix)."
     }
     precondition {
       condition     = length(distinct(local.boundary_sids)) == length(local.boundary_sids)

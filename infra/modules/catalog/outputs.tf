@@ -37,3 +37,8 @@ output "gateway_dns_names" {
   description = "Names the gateway resolves besides AWS's: the host of gateway.auth.jwks.url, when set."
   value       = local.gateway_dns_names
 }
+
+output "boundary_size" {
+  description = "Characters (whitespace not counted) of the tool permission boundary at most, with this catalog; IAM allows 6144."
+  value       = local.boundary_size
+}

@@ -46,3 +46,7 @@ output "local_work_roles" {
 output "gateway_dns_names" {
   value = module.catalog.gateway_dns_names
 }
+
+output "boundary_size" {
+  value = module.catalog.boundary_size
+}
