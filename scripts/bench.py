@@ -300,10 +300,10 @@ def plots(closed, opened, out: Path) -> list[str]:
     names.append("throughput.png")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, by in opened.items():
+    for (name, by), color in zip(opened.items(), ("tab:blue", "tab:green")):
         rs = sorted(by)
-        ax.plot(rs, [by[r].p50_ms for r in rs], marker="o", label=f"{name} p50")
-        ax.plot(rs, [by[r].p99_ms for r in rs], marker="s", linestyle="--", label=f"{name} p99")
+        ax.plot(rs, [by[r].p50_ms for r in rs], marker="o", color=color, label=f"{name} p50")
+        ax.plot(rs, [by[r].p99_ms for r in rs], marker="s", linestyle="--", color=color, label=f"{name} p99")
     ax.set_xscale("log")
     ax.set_xlabel("offered calls/s (open loop)")
     ax.set_ylabel("latency, ms")
@@ -337,6 +337,7 @@ def main() -> int:
         runs, duration, concurrencies, rates = 1, 1.0, [1, 10], [100]
     else:
         runs, duration, concurrencies, rates = 3, 5.0, [1, 10, 32, 100], [100, 500, 1000, 2000]
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
     servers = start(work)
     started = time.monotonic()
@@ -377,6 +378,7 @@ def main() -> int:
             f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
             f"- Machine: {machine()}\n"
             f"- Command: `scripts/bench` ({runs} runs of {duration:g} s per figure; medians)\n"
+            f"- Load average (1 min) before and after: {load_before:.2f} and {os.getloadavg()[0]:.2f}\n"
             "- Load generator: oha, on the same machine (it takes a share of the same cores).\n\n"
             "## Gateway overhead\n\n"
             "The same `tools/call` of `echo` (the 2026-07-28 revision: one POST, no session) through\n"
@@ -395,6 +397,8 @@ def main() -> int:
             "  --latency-correction`), so a stall shows as queueing in p99 instead of a slower sender.\n"
             "- Every figure is the median of the runs; the servers alternate within a run so that a noisy\n"
             "  moment of the machine falls on both. Ratios compare medians of the same run.\n"
+            "- At low offered rates the machine idles between calls and each call pays for waking it, so\n"
+            "  p99 can be higher at 100 calls/s than at 1,000.\n"
             "- These machines have 2 cores shared by the server, oha and the rest of the system: absolute\n"
             "  figures move with the machine's load; the ratios are what to compare across runs.\n\n"
             + "".join(f"![{i}](docs/bench/{i})\n\n" for i in images)
