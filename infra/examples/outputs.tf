@@ -9,12 +9,15 @@ output "gateway_url" {
 }
 
 output "network" {
-  description = "The network: VPC, private (tool) subnets, public subnets, endpoints."
+  description = "The network: VPC, private (tool) subnets, endpoint subnets, public (gateway) subnets, their ACLs, endpoints."
   value = {
     vpc_id                      = module.network.vpc_id
     private_subnet_ids          = module.network.private_subnet_ids
     private_route_table_id      = module.network.private_route_table_id
     public_subnet_ids           = module.network.public_subnet_ids
+    endpoint_subnet_ids         = module.network.endpoint_subnet_ids
+    tools_network_acl_id        = module.network.tools_network_acl_id
+    gateway_network_acl_id      = module.network.gateway_network_acl_id
     endpoint_ids                = module.network.endpoint_ids
     endpoint_security_group_ids = module.network.endpoint_security_group_ids
     s3_prefix_list_id           = module.network.s3_prefix_list_id
@@ -35,6 +38,7 @@ output "gateway" {
     gateway_cluster_arn          = module.gateway.gateway_cluster_arn
     task_definition_arn          = module.gateway.task_definition_arn
     security_group_id            = module.gateway.security_group_id
+    load_balancer_ingress_cidrs  = var.ingress_cidrs
     log_group_name               = module.gateway.log_group_name
     invocation_bucket            = module.gateway.invocation_bucket
     dns_names                    = module.gateway.dns_names

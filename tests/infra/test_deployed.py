@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -401,12 +402,14 @@ BOUNDARY_DENIES = {
         "logs:PutRetentionPolicy", "ec2:DeleteFlowLogs"],
     "KMS key deletion and disabling": ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy",
                                        "kms:DisableKeyRotation", "kms:CreateGrant", "kms:UpdateAlias"],
-    "security groups, routes, VPC endpoints": [
+    "security groups, network ACLs, routes, VPC endpoints": [
         "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
         "ec2:RevokeSecurityGroupEgress", "ec2:ModifySecurityGroupRules", "ec2:ModifyNetworkInterfaceAttribute",
         "ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable",
         "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:AttachInternetGateway",
-        "ec2:CreateNatGateway", "route53resolver:DisassociateFirewallRuleGroup",
+        "ec2:CreateNatGateway", "ec2:CreateNetworkAclEntry", "ec2:ReplaceNetworkAclEntry",
+        "ec2:ReplaceNetworkAclAssociation", "ec2:DeleteNetworkAclEntry", "ec2:DeleteNetworkAcl",
+        "route53resolver:DisassociateFirewallRuleGroup",
         "route53resolver:UpdateFirewallConfig", "route53resolver:UpdateFirewallDomains",
         "route53resolver:DeleteResolverQueryLogConfig"],
     "Lambda code and configuration": [
@@ -521,7 +524,7 @@ def test_vpc_endpoints_are_exactly_those_the_tools_reach(endpoints, aws_tools, p
         else:
             assert e["VpcEndpointType"] == "Interface"
             assert e["PrivateDnsEnabled"] is True
-            assert set(e["SubnetIds"]) == private_subnet_ids
+            assert set(e["SubnetIds"]) and not set(e["SubnetIds"]) & private_subnet_ids, name
             assert len(e["Groups"]) == 1, f"{name} should have its own security group"
     groups = [g["GroupId"] for e in endpoints.values() for g in e.get("Groups", [])]
     assert len(groups) == len(set(groups)), "two endpoints share a security group"
@@ -537,7 +540,7 @@ def test_endpoint_policies_admit_only_this_accounts_principals(endpoints, bindin
 def test_private_subnets_have_no_route_to_an_internet_gateway_or_nat(ec2, private_subnet_ids, endpoints):
     tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": sorted(private_subnet_ids)}])["RouteTables"]
     associated = {a["SubnetId"] for t in tables for a in t["Associations"] if "SubnetId" in a}
-    assert associated == private_subnet_ids, "a private subnet uses the VPC's main route table"
+    assert private_subnet_ids <= associated, "a private subnet uses the VPC's main route table"
     for table in tables:
         for route in table["Routes"]:
             assert not route.get("GatewayId", "").startswith("igw-"), route
@@ -556,6 +559,137 @@ def test_default_security_group_has_no_rules(ec2, vpc):
         Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
     )["SecurityGroups"]
     assert group["IpPermissions"] == [] and group["IpPermissionsEgress"] == []
+
+
+def acl_verdict(acl: dict, egress: bool, cidr: str) -> tuple[str, list[dict]]:
+    """What the ACL does with traffic to or from every address of `cidr`, protocol and port aside.
+
+    Entries are evaluated in rule-number order and the first that matches decides. Returns
+    ("deny", []) when the first entry overlapping `cidr` is a deny of every protocol covering all of
+    it; otherwise ("open", the entries that let some of it through before such a deny)."""
+    net = ipaddress.ip_network(cidr)
+    entries = sorted(
+        (e for e in acl["Entries"] if e["Egress"] is egress and "CidrBlock" in e),
+        key=lambda e: e["RuleNumber"],
+    )
+    for e in entries:
+        block = ipaddress.ip_network(e["CidrBlock"])
+        if not block.overlaps(net):
+            continue
+        if e["RuleAction"] == "deny" and e["Protocol"] == "-1" and net.subnet_of(block):
+            return "deny", []
+        return "open", [e]
+    return "open", []  # only the implicit final deny: denied, but by nothing this stack states
+
+
+def subnet_acl(ec2, subnet_id: str) -> dict:
+    (acl,) = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["NetworkAcls"]
+    return acl
+
+
+def subnets_of_tier(ec2, vpc, tier: str) -> list[dict]:
+    return ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}, {"Name": "tag:switchboard:tier", "Values": [tier]}]
+    )["Subnets"]
+
+
+def test_tool_subnets_cannot_reach_the_gateway_subnets(ec2, vpc, outputs):
+    tools, gateway = subnets_of_tier(ec2, vpc, "private"), subnets_of_tier(ec2, vpc, "public")
+    assert tools and gateway, "the example deploys tool and gateway (public) subnets"
+    for subnet in gateway:
+        acl = subnet_acl(ec2, subnet["SubnetId"])
+        assert acl["NetworkAclId"] == outputs["network"]["gateway_network_acl_id"], subnet["SubnetId"]
+        assert acl["IsDefault"] is False, f"{subnet['SubnetId']} uses the VPC's default ACL (allows all)"
+        for tool in tools:
+            for egress in (False, True):
+                verdict, through = acl_verdict(acl, egress, tool["CidrBlock"])
+                assert verdict == "deny", (
+                    f"gateway subnet {subnet['CidrBlock']}: {'to' if egress else 'from'} tool subnet "
+                    f"{tool['CidrBlock']} is let through by {through}"
+                )
+
+
+def test_gateway_subnets_cannot_reach_the_tool_subnets(ec2, vpc, outputs):
+    tools, gateway = subnets_of_tier(ec2, vpc, "private"), subnets_of_tier(ec2, vpc, "public")
+    for subnet in tools:
+        acl = subnet_acl(ec2, subnet["SubnetId"])
+        assert acl["NetworkAclId"] == outputs["network"]["tools_network_acl_id"], subnet["SubnetId"]
+        assert acl["IsDefault"] is False, f"{subnet['SubnetId']} uses the VPC's default ACL (allows all)"
+        for other in gateway:
+            for egress in (False, True):
+                verdict, through = acl_verdict(acl, egress, other["CidrBlock"])
+                assert verdict == "deny", (
+                    f"tool subnet {subnet['CidrBlock']}: {'to' if egress else 'from'} gateway subnet "
+                    f"{other['CidrBlock']} is let through by {through}"
+                )
+
+
+def test_tool_subnets_send_only_https_and_admit_only_answers(ec2, vpc, outputs):
+    (acl,) = ec2.describe_network_acls(NetworkAclIds=[outputs["network"]["tools_network_acl_id"]])["NetworkAcls"]
+    for e in acl["Entries"]:
+        if e["RuleAction"] != "allow" or e["RuleNumber"] == 32767:
+            continue
+        assert e["Protocol"] in ("6", "tcp"), f"tool subnets: an allow beyond TCP {e}"
+        ports = (e["PortRange"]["From"], e["PortRange"]["To"])
+        if e["Egress"]:
+            assert ports == (443, 443), f"tool subnets may send {e}"
+        else:
+            assert ports == (1024, 65535), f"tool subnets admit {e}"
+
+
+def test_interface_endpoints_sit_apart_from_the_tool_and_gateway_subnets(ec2, vpc, endpoints, private_subnet_ids, outputs):
+    endpoint_subnets = {s["SubnetId"] for s in subnets_of_tier(ec2, vpc, "endpoints")}
+    assert endpoint_subnets == set(outputs["network"]["endpoint_subnet_ids"])
+    interface = {n: e for n, e in endpoints.items() if e["VpcEndpointType"] == "Interface"}
+    assert interface, "the example deploys interface endpoints"
+    for name, e in interface.items():
+        assert set(e["SubnetIds"]) == endpoint_subnets, name
+        assert not set(e["SubnetIds"]) & (private_subnet_ids | set(outputs["network"]["public_subnet_ids"])), name
+
+
+def test_no_route_leaves_the_vpc_from_the_tool_or_endpoint_subnets_but_to_s3(ec2, vpc, endpoints, private_subnet_ids, outputs):
+    # Within one VPC the local route joins every subnet (the ACLs above separate the tiers); what
+    # must not exist is a route from the tools' side to the internet gateway the gateway uses.
+    ids = sorted(private_subnet_ids | set(outputs["network"]["endpoint_subnet_ids"]))
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": ids}])["RouteTables"]
+    assert {a["SubnetId"] for t in tables for a in t["Associations"] if "SubnetId" in a} == set(ids)
+    for table in tables:
+        for route in table["Routes"]:
+            target = route.get("GatewayId")
+            assert target == "local" or ("s3" in endpoints and target == endpoints["s3"]["VpcEndpointId"]), route
+
+
+def test_tool_security_groups_have_no_egress_to_the_gateway(ec2, vpc, prefix, tool_security_groups, sg_rules):
+    groups = {
+        g["GroupName"]: g["GroupId"]
+        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
+    }
+    gateway_side = {groups[f"{prefix}-gateway"], groups[f"{prefix}-gateway-lb"]}
+    for name, group in tool_security_groups.items():
+        for rule in sg_rules(group["GroupId"]):
+            if rule["IsEgress"]:
+                assert rule.get("ReferencedGroupInfo", {}).get("GroupId") not in gateway_side, (name, rule)
+                assert "CidrIpv4" not in rule, (name, rule)
+    # ... and neither gateway group admits a tool's group.
+    tool_ids = {g["GroupId"] for g in tool_security_groups.values()}
+    for group_id in gateway_side:
+        for rule in sg_rules(group_id):
+            if not rule["IsEgress"]:
+                assert rule.get("ReferencedGroupInfo", {}).get("GroupId") not in tool_ids, rule
+
+
+def test_load_balancer_admits_only_its_listeners_cidrs_and_reaches_only_the_gateway_tasks(ec2, vpc, prefix, sg_rules, outputs):
+    groups = {
+        g["GroupName"]: g["GroupId"]
+        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
+    }
+    lb, gateway = groups[f"{prefix}-gateway-lb"], groups[f"{prefix}-gateway"]
+    rules = sg_rules(lb)
+    ingress = [r for r in rules if not r["IsEgress"]]
+    assert {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in ingress} == {("tcp", 443, 443)}
+    assert sorted(r["CidrIpv4"] for r in ingress) == sorted(outputs["gateway"]["load_balancer_ingress_cidrs"])
+    egress = [r for r in rules if r["IsEgress"]]
+    assert len(egress) == 1 and egress[0]["ReferencedGroupInfo"]["GroupId"] == gateway, egress
 
 
 def test_gateway_tasks_are_reachable_from_the_load_balancer_only(ec2, sg_rules, prefix, vpc):

@@ -103,3 +103,30 @@ def test_rendered_session_policies_of_the_example_catalog_pass_parliament():
             if severities.index(finding.severity) >= severities.index("MEDIUM"):
                 problems.append(f"{tool}: {finding.severity} {finding.issue} {finding.detail}")
     assert not problems, "\n".join(problems)
+
+
+def test_no_runtask_condition_key_names_the_tasks_network():
+    # docs/deploy-aws.md ("What IAM cannot pin on ecs:RunTask") lists RunTask's condition keys and
+    # says none covers the task's subnets, security groups or public IP. The list is the Service
+    # Authorization Reference as the pinned parliament carries it.
+    import json
+    from pathlib import Path
+
+    import parliament
+
+    definition = json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    (ecs,) = [s for s in definition if s["prefix"] == "ecs"]
+    (run_task,) = [p for p in ecs["privileges"] if p["privilege"] == "RunTask"]
+    keys = {k for r in run_task["resource_types"] for k in r["condition_keys"]}
+    documented = {
+        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ecs:cluster",
+        "ecs:capacity-provider", "ecs:enable-ebs-volumes", "ecs:enable-execute-command",
+    }
+    assert keys == documented, f"RunTask's condition keys changed: {sorted(keys ^ documented)}; update docs/deploy-aws.md"
+    network = [k for k in keys if re.search(r"subnet|security-?group|public-?ip|vpc|network", k, re.I)]
+    assert not network, network
+    resources = {r["resource_type"] for r in run_task["resource_types"]}
+    assert resources == {"task-definition*", ""}, resources
+    text = (REPO / "docs" / "deploy-aws.md").read_text()
+    for key in sorted(documented):
+        assert f"`{key.replace('${TagKey}', '*')}`" in text, f"docs/deploy-aws.md does not name {key}"

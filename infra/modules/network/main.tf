@@ -1,6 +1,7 @@
 # The network every tool unit runs in: private subnets whose route tables reach nothing but the VPC
-# itself and the endpoints the catalog's tools declare, plus (optionally) public subnets for the
-# gateway's load balancer and tasks.
+# itself and the endpoints the catalog's tools declare, endpoint subnets holding the interface
+# endpoints, plus (optionally) public subnets for the gateway's load balancer and tasks. Network
+# ACLs keep the tool subnets and the gateway's subnets apart in both directions.
 
 data "aws_availability_zones" "available" {
   # checkov:skip=CKV_AWS_394:Only the first az_count zones are used (slice below); zone names sort alphabetically and AWS appends new zones, so a new zone does not change the set. Pinning zone names would make the module region-specific.
@@ -87,6 +88,32 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private.id
 }
 
+# --- endpoint subnets: the interface endpoints' network interfaces ---------------------------
+# Apart from the tool subnets so that the gateway's tasks, which use the endpoints too, never
+# exchange a packet with a tool subnet: the ACLs below deny that in both directions. Same route
+# table as the tool subnets (no internet gateway, no NAT).
+
+resource "aws_subnet" "endpoint" {
+  count = var.az_count
+
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = cidrsubnet(var.cidr_block, 4, 4 + count.index)
+  availability_zone       = local.azs[count.index]
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name               = "${var.name_prefix}-endpoints-${local.azs[count.index]}"
+    "switchboard:tier" = "endpoints"
+  }
+}
+
+resource "aws_route_table_association" "endpoint" {
+  count = var.az_count
+
+  subnet_id      = aws_subnet.endpoint[count.index].id
+  route_table_id = aws_route_table.private.id
+}
+
 # --- public subnets: the gateway's load balancer and tasks ----------------------------------
 
 resource "aws_subnet" "public" {
@@ -132,6 +159,91 @@ resource "aws_route_table_association" "public" {
   route_table_id = aws_route_table.public[0].id
 }
 
+# --- network ACLs: no packet between the tool subnets and the gateway's subnets ---------------
+# Both tiers share the VPC (the gateway's tasks use the interface endpoints too), so the local
+# route joins every subnet; these stateless ACLs undo that between the two tiers. Each denies the
+# other tier's ranges first, in and out, whatever the protocol; then allows only what its own tier
+# needs. Security groups already keep tools from the gateway (tool groups reach nothing but
+# endpoints; the gateway's group admits only the load balancer's); the ACLs hold even if a group
+# is later widened by mistake. Amazon DNS, DHCP and the task metadata endpoints are not filtered by
+# network ACLs (DNS Firewall above governs DNS).
+
+locals {
+  tool_cidrs    = aws_subnet.private[*].cidr_block
+  gateway_cidrs = aws_subnet.public[*].cidr_block
+
+  # Rules by "<in|out>-<rule number>"; the lowest number that matches decides.
+  # Tool subnets: nothing to or from the gateway's subnets; out only HTTPS (to the endpoints' and
+  # S3's addresses, which their security groups narrow further), in only the answers to it.
+  tools_acl_rules = merge(
+    { for i, cidr in local.gateway_cidrs : "in-${100 + i}" => { egress = false, action = "deny", protocol = "-1", cidr = cidr, from = 0, to = 0 } },
+    { for i, cidr in local.gateway_cidrs : "out-${100 + i}" => { egress = true, action = "deny", protocol = "-1", cidr = cidr, from = 0, to = 0 } },
+    {
+      "in-200"  = { egress = false, action = "allow", protocol = "tcp", cidr = "0.0.0.0/0", from = 1024, to = 65535 }
+      "out-200" = { egress = true, action = "allow", protocol = "tcp", cidr = "0.0.0.0/0", from = 443, to = 443 }
+    },
+  )
+  # Gateway subnets (load balancer and tasks): nothing to or from the tool subnets; in, HTTPS to
+  # the load balancer (its security group narrows this to ingress_cidrs), TCP between the gateway's
+  # own subnets (load balancer to tasks), and answers to what the tasks and the load balancer send.
+  gateway_acl_rules = !var.public_subnets ? {} : merge(
+    { for i, cidr in local.tool_cidrs : "in-${100 + i}" => { egress = false, action = "deny", protocol = "-1", cidr = cidr, from = 0, to = 0 } },
+    { for i, cidr in local.tool_cidrs : "out-${100 + i}" => { egress = true, action = "deny", protocol = "-1", cidr = cidr, from = 0, to = 0 } },
+    { for i, cidr in local.gateway_cidrs : "in-${300 + i}" => { egress = false, action = "allow", protocol = "tcp", cidr = cidr, from = 1, to = 65535 } },
+    {
+      "in-200"  = { egress = false, action = "allow", protocol = "tcp", cidr = "0.0.0.0/0", from = 443, to = 443 }
+      "in-400"  = { egress = false, action = "allow", protocol = "tcp", cidr = "0.0.0.0/0", from = 1024, to = 65535 }
+      "out-200" = { egress = true, action = "allow", protocol = "tcp", cidr = "0.0.0.0/0", from = 1, to = 65535 }
+    },
+  )
+}
+
+resource "aws_network_acl" "tools" {
+  # checkov:skip=CKV_AWS_231:The ACL is stateless, so the answers to the subnets' own outbound HTTPS must be let in on their ephemeral port, and AWS documents 1024-65535 for Lambda's interfaces; 3389 lies inside that range. Nothing here listens on it: the tool security groups admit no inbound traffic at all.
+  vpc_id     = aws_vpc.this.id
+  subnet_ids = aws_subnet.private[*].id
+  tags       = { Name = "${var.name_prefix}-tools" }
+}
+
+resource "aws_network_acl_rule" "tools" {
+  for_each = local.tools_acl_rules
+  # checkov:skip=CKV_AWS_231:The ACL is stateless, so the answers to the subnets' own outbound HTTPS must be let in on their ephemeral port, and AWS documents 1024-65535 for Lambda's interfaces; 3389 lies inside that range. Nothing here listens on it: the tool security groups admit no inbound traffic at all.
+  # checkov:skip=CKV_AWS_352:The only rules of every protocol and port are denies (rule_action = "deny") of the other tier's subnets, which the check counts as allows; every allow names TCP and a port range.
+
+  network_acl_id = aws_network_acl.tools.id
+  egress         = each.value.egress
+  rule_number    = tonumber(split("-", each.key)[1])
+  rule_action    = each.value.action
+  protocol       = each.value.protocol
+  cidr_block     = each.value.cidr
+  from_port      = each.value.from
+  to_port        = each.value.to
+}
+
+resource "aws_network_acl" "gateway" {
+  count = var.public_subnets ? 1 : 0
+  # checkov:skip=CKV_AWS_231:The ACL is stateless, so the answers to what the tasks and the load balancer send must be let in on their ephemeral port, and AWS documents 1024-65535 for load balancers; 3389 lies inside that range. Nothing here listens on it: the load balancer's group admits 443 only, the tasks' group the load balancer only.
+
+  vpc_id     = aws_vpc.this.id
+  subnet_ids = aws_subnet.public[*].id
+  tags       = { Name = "${var.name_prefix}-gateway" }
+}
+
+resource "aws_network_acl_rule" "gateway" {
+  for_each = local.gateway_acl_rules
+  # checkov:skip=CKV_AWS_231:The ACL is stateless, so the answers to what the tasks and the load balancer send must be let in on their ephemeral port, and AWS documents 1024-65535 for load balancers; 3389 lies inside that range. Nothing here listens on it: the load balancer's group admits 443 only, the tasks' group the load balancer only.
+  # checkov:skip=CKV_AWS_352:The only rules of every protocol and port are denies (rule_action = "deny") of the other tier's subnets, which the check counts as allows; every allow names TCP and a port range.
+
+  network_acl_id = aws_network_acl.gateway[0].id
+  egress         = each.value.egress
+  rule_number    = tonumber(split("-", each.key)[1])
+  rule_action    = each.value.action
+  protocol       = each.value.protocol
+  cidr_block     = each.value.cidr
+  from_port      = each.value.from
+  to_port        = each.value.to
+}
+
 # --- VPC endpoints: the only places a tool can reach ----------------------------------------
 
 resource "aws_vpc_endpoint" "s3" {
@@ -171,7 +283,7 @@ resource "aws_vpc_endpoint" "interface" {
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type   = "Interface"
-  subnet_ids          = aws_subnet.private[*].id
+  subnet_ids          = aws_subnet.endpoint[*].id
   security_group_ids  = [aws_security_group.endpoint[each.key].id]
   private_dns_enabled = true
   policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {

@@ -23,6 +23,31 @@ output "private_route_table_id" {
   value       = aws_route_table.private.id
 }
 
+output "private_subnet_cidrs" {
+  description = "Address ranges of the private (tool) subnets."
+  value       = aws_subnet.private[*].cidr_block
+}
+
+output "endpoint_subnet_ids" {
+  description = "Subnets holding the interface endpoints' network interfaces, one per zone (no internet gateway, no NAT)."
+  value       = aws_subnet.endpoint[*].id
+}
+
+output "public_subnet_cidrs" {
+  description = "Address ranges of the public (gateway) subnets (empty when public_subnets is false)."
+  value       = aws_subnet.public[*].cidr_block
+}
+
+output "tools_network_acl_id" {
+  description = "Network ACL of the tool subnets: denies the gateway's subnets both ways, HTTPS out, answers in."
+  value       = aws_network_acl.tools.id
+}
+
+output "gateway_network_acl_id" {
+  description = "Network ACL of the gateway's subnets: denies the tool subnets both ways (null without public subnets)."
+  value       = one(aws_network_acl.gateway[*].id)
+}
+
 output "public_subnet_ids" {
   description = "Public subnets (empty when public_subnets is false)."
   value       = aws_subnet.public[*].id

@@ -8,7 +8,7 @@ variable "name_prefix" {
 }
 
 variable "cidr_block" {
-  description = "The VPC's IPv4 range; split into one private and one public subnet per zone."
+  description = "The VPC's IPv4 range; split into /20s: one private (tool), one endpoint and one public (gateway) subnet per zone."
   type        = string
   default     = "10.42.0.0/16"
 }
