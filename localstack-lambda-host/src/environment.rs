@@ -165,52 +165,9 @@ impl Environment {
         let generation = self.generation;
         self.queue = Some(self.api.new_queue());
         self.api.set_current(None);
-        let cgroup = match &self.plan.cgroups {
-            // /tmp is a tmpfs, whose pages are charged to the group of whoever writes them: the
-            // group holds the function's memory and its ephemeral storage, so that a full /tmp
-            // leaves the function its whole memory size, as in Lambda (where /tmp is disk).
-            // RLIMIT_DATA still bounds each process to the memory size.
-            Some(c) => match c.sandbox(
-                &format!("sandbox-{generation}"),
-                self.config.memory_bytes() + self.config.scratch_bytes(),
-                Some(MAX_PROCESSES),
-            ) {
-                Ok(group) => Some(group),
-                Err(e) => {
-                    return Init::Failed(
-                        serde_json::json!({"errorType": "Runtime.Unknown", "errorMessage": e.to_string()})
-                            .to_string()
-                            .into_bytes(),
-                    );
-                }
-            },
-            None => None,
-        };
-        let launch = Launch {
-            bwrap: &self.plan.bwrap,
-            layout: &self.plan.layout,
-            seccomp: &self.plan.seccomp,
-            env: &self.env,
-            host_uid: self.plan.host_uid,
-            limits: Rlimits {
-                processes: self.plan.host_uid.map(|_| MAX_PROCESSES),
-                open_files: MAX_OPEN_FILES,
-                data_bytes: self.config.memory_bytes(),
-                // Not limited here: the function inherits the host's own.
-                file_bytes: UNLIMITED,
-                cpu_seconds: UNLIMITED,
-            },
-            cgroup,
-        };
-        let started_sandbox = match sandbox::start(launch) {
+        let started_sandbox = match self.start_sandbox(generation) {
             Ok(s) => s,
-            Err(e) => {
-                return Init::Failed(
-                    serde_json::json!({"errorType": "Runtime.Unknown", "errorMessage": e.to_string()})
-                        .to_string()
-                        .into_bytes(),
-                );
-            }
+            Err(e) => return Init::Failed(payload::runtime_unknown(&e.to_string())),
         };
         let exits = self.api.events();
         self.sandbox = Some(sandbox::supervise(
@@ -250,6 +207,42 @@ impl Environment {
                 None => return Init::Failed(Vec::new()),
             }
         }
+    }
+
+    /// Makes the sandbox's control group (when this host has them) and starts the sandbox in it.
+    fn start_sandbox(&self, generation: u64) -> Result<sandbox::Started, sandbox::SandboxError> {
+        let cgroup = self
+            .plan
+            .cgroups
+            .as_ref()
+            .map(|c| {
+                // /tmp is a tmpfs, whose pages are charged to the group of whoever writes them:
+                // the group holds the function's memory and its ephemeral storage, so that a
+                // full /tmp leaves the function its whole memory size, as in Lambda (where /tmp
+                // is disk). RLIMIT_DATA still bounds each process to the memory size.
+                c.sandbox(
+                    &format!("sandbox-{generation}"),
+                    self.config.memory_bytes() + self.config.scratch_bytes(),
+                    Some(MAX_PROCESSES),
+                )
+            })
+            .transpose()?;
+        sandbox::start(Launch {
+            bwrap: &self.plan.bwrap,
+            layout: &self.plan.layout,
+            seccomp: &self.plan.seccomp,
+            env: &self.env,
+            host_uid: self.plan.host_uid,
+            limits: Rlimits {
+                processes: self.plan.host_uid.map(|_| MAX_PROCESSES),
+                open_files: MAX_OPEN_FILES,
+                data_bytes: self.config.memory_bytes(),
+                // Not limited here: the function inherits the host's own.
+                file_bytes: UNLIMITED,
+                cpu_seconds: UNLIMITED,
+            },
+            cgroup,
+        })
     }
 
     async fn kill_sandbox(&mut self) {
@@ -335,12 +328,7 @@ impl Environment {
             None => false,
         };
         if !queued {
-            return Outcome::Error(
-                serde_json::json!({"errorType": "Runtime.Unknown",
-                    "errorMessage": "the runtime is gone"})
-                .to_string()
-                .into_bytes(),
-            );
+            return Outcome::Error(payload::runtime_unknown("the runtime is gone"));
         }
         loop {
             let event = tokio::select! {

@@ -66,6 +66,14 @@ pub fn exit_error(request_id: Option<&str>, status: &ExitStatus) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A failure of the host itself (the sandbox could not start, the runtime is gone), as the
+/// Docker executor reports its own.
+pub fn runtime_unknown(message: &str) -> Vec<u8> {
+    json!({"errorType": "Runtime.Unknown", "errorMessage": message})
+        .to_string()
+        .into_bytes()
+}
+
 /// No bootstrap to run.
 pub fn invalid_entrypoint(message: &str) -> Vec<u8> {
     json!({

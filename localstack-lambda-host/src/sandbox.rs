@@ -10,8 +10,8 @@
 //! ([`switchboard_sandbox::identity`]); no capabilities; a new session; the project's seccomp
 //! filter (the local backend's, [`switchboard_sandbox::seccomp`]); resource limits
 //! ([`Rlimits`]); and, where the host may make control groups, a group of its own whose memory
-//! limit (the function's memory size) and process limit hold for all its processes together, as
-//! in Lambda. Stdout and stderr share one pipe to the host. The arguments, the limits, the spawn
+//! limit (the function's memory size plus its ephemeral storage: `/tmp` is a tmpfs charged to the
+//! group) and process limit hold for all its processes together. Stdout and stderr share one pipe to the host. The arguments, the limits, the spawn
 //! sequence and the kill-and-reap are `switchboard-sandbox`'s, the same as the local backend's.
 //!
 //! The sandbox is warm: it lives across invocations until the host kills it (timeout, shutdown)
