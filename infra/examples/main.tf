@@ -48,10 +48,17 @@ module "catalog" {
   partition    = data.aws_partition.current.partition
 }
 
+# One key for every log group of the deployment (tools, gateway, flow logs, DNS queries).
+module "log_key" {
+  source      = "../modules/log-key"
+  name_prefix = var.name_prefix
+}
+
 module "network" {
   source = "../modules/network"
 
   name_prefix             = var.name_prefix
+  log_kms_key_arn         = module.log_key.arn
   az_count                = var.az_count
   endpoints               = module.catalog.endpoint_actions
   public_subnets          = true
@@ -81,6 +88,7 @@ module "tool" {
   gateway_role_arn            = module.gateway.role_arn
   permission_boundary_arn     = module.gateway.tool_permission_boundary_arn
   log_retention_days          = var.log_retention_days
+  log_kms_key_arn             = module.log_key.arn
 }
 
 module "local_work_role" {
@@ -127,4 +135,5 @@ module "gateway" {
   deletion_protection  = var.deletion_protection
   bucket_force_destroy = var.bucket_force_destroy
   log_retention_days   = var.gateway_log_retention_days
+  log_kms_key_arn      = module.log_key.arn
 }

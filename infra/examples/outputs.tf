@@ -60,3 +60,8 @@ output "tools" {
     }
   }
 }
+
+output "log_key_arn" {
+  description = "The KMS key of every log group of the deployment."
+  value       = module.log_key.arn
+}

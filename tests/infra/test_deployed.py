@@ -943,3 +943,65 @@ def test_every_dns_query_of_the_vpc_is_logged_with_retention(resolver, logs, out
     for st in policies[0]["Statement"]:
         assert st["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
         assert all(r.startswith(group["arn"].removesuffix(":*") + ":") for r in as_list(st["Resource"]))
+
+
+# --- the log groups' key -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def log_key(kms, outputs) -> dict:
+    arn = outputs["log_key_arn"]
+    return {
+        "arn": arn,
+        "metadata": kms.describe_key(KeyId=arn)["KeyMetadata"],
+        "policy": as_document(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"]),
+    }
+
+
+def test_every_log_group_is_encrypted_with_the_deployments_log_key(logs, prefix, aws_tools, outputs, log_key):
+    groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix=f"/switchboard/{prefix}/")["logGroups"]}
+    want = {f"/switchboard/{prefix}/tools/{n}" for n in aws_tools} | {
+        outputs["gateway"]["log_group_name"],
+        f"/switchboard/{prefix}/vpc-flow-logs",
+        outputs["network"]["dns_query_log_group_name"],
+    }
+    assert want <= set(groups), sorted(want - set(groups))
+    for name, g in groups.items():
+        assert g.get("kmsKeyId") == log_key["arn"], f"{name}: kmsKeyId {g.get('kmsKeyId')!r}"
+
+
+def test_log_key_is_a_rotated_symmetric_customer_key(kms, log_key):
+    meta = log_key["metadata"]
+    assert meta["KeyManager"] == "CUSTOMER" and meta["KeyState"] == "Enabled"
+    assert meta["KeySpec"] == "SYMMETRIC_DEFAULT" and meta["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert kms.get_key_rotation_status(KeyId=log_key["arn"])["KeyRotationEnabled"] is True
+
+
+def test_log_key_is_used_only_by_cloudwatch_logs_of_this_region_for_these_log_groups(log_key, bindings, prefix):
+    account, region = bindings["account_id"], bindings["region"]
+    statements = {st["Sid"]: st for st in as_list(log_key["policy"]["Statement"])}
+    assert set(statements) == {
+        "TheAccountAdministersTheKeyButDoesNotUseIt",
+        "OnlyCloudWatchLogsOfThisRegionUsesItForTheseLogGroups",
+    }
+    use = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+    admin = statements["TheAccountAdministersTheKeyButDoesNotUseIt"]
+    assert admin["Effect"] == "Allow" and principal_arns(admin) == [f"arn:aws:iam::{account}:root"]
+    granted = as_list(admin["Action"])
+    assert not [a for a in use if any(matches(p, a) for p in granted)], f"the account may use the key: {granted}"
+    logs_st = statements["OnlyCloudWatchLogsOfThisRegionUsesItForTheseLogGroups"]
+    assert logs_st["Effect"] == "Allow"
+    assert logs_st["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+    assert set(as_list(logs_st["Action"])) == use
+    assert logs_st["Condition"] == {
+        "StringLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:/switchboard/{prefix}/*"}
+    }
+
+
+def test_log_key_policy_passes_parliament_with_nothing_above_low(log_key):
+    problems = []
+    for finding in analyze_policy_string(json.dumps(log_key["policy"])).findings:
+        finding = enhance_finding(finding)
+        if SEVERITIES.index(finding.severity) >= SEVERITIES.index("MEDIUM"):
+            problems.append(f"{finding.severity} {finding.issue} {finding.detail}")
+    assert not problems, "\n".join(problems)

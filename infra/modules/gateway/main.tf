@@ -119,7 +119,7 @@ resource "aws_s3_bucket" "invocations" {
   force_destroy = var.bucket_force_destroy
   # checkov:skip=CKV_AWS_18:Access logs would record every presigned GET/PUT of short-lived invocation objects; the gateway's audit line records each call, and CloudTrail data events can be enabled account-wide.
   # checkov:skip=CKV_AWS_21:Versioning would keep every credential-bearing invocation after the lifecycle rule expires it; these objects must disappear.
-  # checkov:skip=CKV_AWS_144:Invocation objects live for minutes; replicating them to another region would copy credentials for no recovery benefit.
+  # checkov:skip=CKV_AWS_144:Invocation objects live for one call (the gateway deletes them; the lifecycle removes leftovers within a day); replicating them to another region would copy credentials for no recovery benefit.
   # checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the gateway polls its own result objects.
 
   tags = { "switchboard:role" = "invocations" }
@@ -237,7 +237,7 @@ resource "aws_ecs_cluster" "gateway" {
 resource "aws_cloudwatch_log_group" "gateway" {
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
-  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  kms_key_id        = var.log_kms_key_arn
 }
 
 resource "aws_iam_role" "gateway_execution" {
@@ -380,7 +380,7 @@ resource "aws_vpc_security_group_egress_rule" "gateway_https_out" {
 
 resource "aws_lb" "gateway" {
   count = var.expose ? 1 : 0
-  # checkov:skip=CKV_AWS_91:The gateway writes one audit line per call with principal, tenant and outcome; ALB access logs would need a second bucket with an ELB delivery policy. docs/deploy-aws.md shows how to add them.
+  # checkov:skip=CKV_AWS_91:The gateway writes one audit line per call with principal, tenant and outcome; ALB access logs would need a second bucket with an ELB delivery policy; docs/deploy-aws.md lists them as an option (Hardening beyond the defaults).
   # checkov:skip=CKV2_AWS_28:Every request is authenticated by the gateway (OAuth 2.1) before any work; a WAF web ACL costs from 5 USD/month and is listed in docs/deploy-aws.md as an option.
   # checkov:skip=CKV2_AWS_76:Same as CKV2_AWS_28: no WAF web ACL by default; the gateway runs no Java.
 
@@ -461,7 +461,7 @@ resource "aws_lb_listener_rule" "gateway" {
 
 resource "aws_ecs_service" "gateway" {
   count = var.expose ? 1 : 0
-  # checkov:skip=CKV_AWS_333:The gateway needs outbound HTTPS to AWS APIs and to the identity provider's JWKS; a public IP in a public subnet does this without a NAT gateway (about 32 USD/month idle). Inbound is closed by its security group to the load balancer only.
+  # checkov:skip=CKV_AWS_333:The gateway needs outbound HTTPS to AWS APIs and to the identity provider's JWKS; a public IP in a public subnet does this without a NAT gateway (about 32 USD/month idle). Inbound is closed by its security group to the load balancer only, and the public subnets' network ACL denies the tool subnets.
 
   name                   = "${var.name_prefix}-gateway"
   cluster                = aws_ecs_cluster.gateway.id

@@ -182,3 +182,8 @@ variable "container_insights" {
   type        = bool
   default     = true
 }
+
+variable "log_kms_key_arn" {
+  description = "The deployment's KMS key for its log groups (modules/log-key): only CloudWatch Logs of this region uses it, for log groups under /switchboard/<name_prefix>/."
+  type        = string
+}

@@ -302,7 +302,7 @@ resource "aws_vpc_endpoint" "interface" {
 resource "aws_cloudwatch_log_group" "flow" {
   name              = "/switchboard/${var.name_prefix}/vpc-flow-logs"
   retention_in_days = var.flow_log_retention_days
-  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  kms_key_id        = var.log_kms_key_arn
   # checkov:skip=CKV_AWS_338:Retention is a deployment choice (flow_log_retention_days, 30 days by default); a year of flow logs is not needed to prove isolation.
 }
 
@@ -404,7 +404,7 @@ resource "aws_route53_resolver_firewall_config" "this" {
 resource "aws_cloudwatch_log_group" "dns" {
   name              = "/switchboard/${var.name_prefix}/vpc-dns-queries"
   retention_in_days = var.dns_query_log_retention_days
-  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  kms_key_id        = var.log_kms_key_arn
   # checkov:skip=CKV_AWS_338:Retention is a deployment choice (dns_query_log_retention_days, 30 days by default); a year of resolver queries is not needed to spot a tunnel.
 }
 

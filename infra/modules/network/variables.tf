@@ -76,3 +76,8 @@ variable "dns_query_log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "log_kms_key_arn" {
+  description = "The deployment's KMS key for its log groups (modules/log-key): only CloudWatch Logs of this region uses it, for log groups under /switchboard/<name_prefix>/."
+  type        = string
+}

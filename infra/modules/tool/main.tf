@@ -146,7 +146,7 @@ resource "aws_vpc_security_group_egress_rule" "to_s3" {
 resource "aws_cloudwatch_log_group" "this" {
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
-  # checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest; a customer-managed KMS key would add a key policy to administer and a monthly key charge without narrowing who reads these logs (see infra/README.md).
+  kms_key_id        = var.log_kms_key_arn
   # checkov:skip=CKV_AWS_338:Retention is a deployment choice (log_retention_days, 30 days by default); tool output is not an audit record, the gateway's audit line is.
 
   tags = local.tags
@@ -224,11 +224,11 @@ moved {
 
 resource "aws_lambda_function" "this" {
   count = local.is_lambda ? 1 : 0
-  # checkov:skip=CKV_AWS_50:X-Ray would need xray:PutTraceSegments on the execution role and an X-Ray path out of the VPC; the gateway's audit line and metrics trace every call.
-  # checkov:skip=CKV_AWS_115:The gateway bounds concurrency (max_in_flight); reserving concurrency per tool would take capacity from the account's unreserved pool.
+  # checkov:skip=CKV_AWS_50:Active tracing would need xray:PutTraceSegments and xray:PutTelemetryRecords on the execution role, whose Deny FunctionCodeGetsNothingButLogs leaves what runs in the function nothing but its logs, and the VPC has no X-Ray endpoint; the gateway's audit line and metrics trace every call.
+  # checkov:skip=CKV_AWS_115:Each gateway task bounds the calls it runs at once (limits.max_in_flight), and this stack grants lambda:InvokeFunction on the functions to the gateway role only; reserving concurrency per tool would take capacity from the account's unreserved pool.
   # checkov:skip=CKV_AWS_116:The gateway invokes synchronously (RequestResponse); a dead-letter queue only applies to asynchronous invocations.
   # checkov:skip=CKV_AWS_173:The functions have no environment variables at all (tests/infra asserts it), so there is nothing to encrypt with a KMS key.
-  # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile; docs/deploy-aws.md describes adding one. The package comes from this repository's own build.
+  # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile, which this stack does not create; docs/deploy-aws.md lists it as an option (Hardening beyond the defaults). The package comes from this repository's own build.
 
   function_name    = local.unit_name
   description      = "Switchboard tool ${local.name}"

@@ -19,6 +19,7 @@ variables {
   public_subnet_ids = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef2"]
   tool_subnet_arns  = ["arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef1"]
   tools             = {}
+  log_kms_key_arn   = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   certificate_arn   = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
   image             = "switchboard-gateway@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 }

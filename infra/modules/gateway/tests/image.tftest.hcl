@@ -18,6 +18,7 @@ variables {
   public_subnet_ids = ["subnet-0123456789abcdef0"]
   tool_subnet_arns  = ["arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef1"]
   tools             = {}
+  log_kms_key_arn   = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   expose            = false
 }
 
