@@ -60,7 +60,12 @@ def test_localstack_lock_pins_the_set_known_to_start():
 
 
 def test_python_requirements_are_exact_pins():
-    for lock in ["localstack/moto-requirements.lock", "tests/infra/requirements.lock"]:
+    for lock in [
+        "localstack/moto-requirements.lock",
+        "tests/infra/requirements.lock",
+        "scripts/dev-aws-requirements.lock",
+        "scripts/bench-requirements.lock",
+    ]:
         for line in (REPO / lock).read_text().splitlines():
             if line.strip() and not line.startswith("#"):
                 assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line), f"{lock}: {line}"
