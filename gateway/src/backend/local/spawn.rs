@@ -84,7 +84,7 @@ pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
         env: &launch.env,
         host_uid: launch.host_uid,
         limits: launch.limits,
-        cgroup_fds: launch.cgroup_fds.clone(),
+        cgroup_fds: launch.cgroup_fds,
         stdin: Stdio::piped(),
         stdout: Stdio::piped(),
         stderr: Stdio::piped(),
