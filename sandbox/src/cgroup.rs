@@ -244,7 +244,9 @@ impl Drop for Cgroups {
             Layout::V2 { parent, .. } => vec![parent.as_path()],
         };
         for dir in dirs {
-            let _ = std::fs::remove_dir(dir);
+            // The last sandbox's group may still be going (its processes being reaped): retry
+            // briefly rather than leave the parent behind.
+            let _ = remove_group(dir);
         }
     }
 }
