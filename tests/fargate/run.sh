@@ -12,7 +12,11 @@
 # Expects target/release/switchboard and target/release/switchboard-tool (scripts/test builds
 # them first; this script builds them when missing). Installs its venv under .work/fargate/
 # (Python 3.13 from pyenv, like localstack/start), rebuilt when requirements.txt changes.
-# FARGATE_PYTEST_ARGS are passed to pytest (e.g. `-k cancel`). Needs bubblewrap.
+# FARGATE_PYTEST_ARGS are passed to pytest (e.g. `-k cancel`). Needs bubblewrap. With
+# BENCH_AWS_OUT=FILE (absolute, or relative to the checkout), the cost test writes what a Fargate
+# tool call costs on the wire there as JSON:
+#
+#   BENCH_AWS_OUT=.work/bench-aws/fargate.json FARGATE_PYTEST_ARGS="-k costs_a_bounded" tests/fargate/run.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,7 +1,13 @@
 """The gateway's Fargate backend end to end: the official MCP Python SDK calls `fargate` tools
 through `switchboard serve --bindings`; moto is ECS, S3, STS and IAM; the player (player.py)
 plays the Fargate agent, running the real `switchboard-tool` in container mode in a sandbox whose
-only network is the S3 emulator (sandbox.py). The recording proxy shows the wire (conftest.py)."""
+only network is the S3 emulator (sandbox.py). The recording proxy shows the wire (conftest.py).
+
+`test_a_fargate_tool_call_costs_a_bounded_number_of_aws_calls` counts, for each of 20 sequential
+calls, the gateway's AWS calls on the wire by operation (a fixed part exactly, plus N polls of
+DescribeTasks and GetObject within a stated bound) and the unit's own two presigned requests, and
+the time the call spent outside the AWS calls and outside the wait for the task; it prints the
+figures and writes them as JSON to $BENCH_AWS_OUT when that is set (tests/lambda/e2e/awscost.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +17,12 @@ import signal
 import time
 from datetime import UTC, datetime
 
+import awscost
+import awswire
 import pytest
 from conftest import (
     ACCOUNT,
+    BUCKET,
     CONTAINER,
     PREFIX,
     SUBJECT,
@@ -318,6 +327,172 @@ def test_gateway_shutdown_stops_the_running_task(fargate_parts, fg):
         assert_objects_gone(fg, invocation)
     finally:
         stop_gateway(own)
+
+
+# --- what a call costs on the wire (issue 12, item 5) ------------------------------------------
+
+# Sequential calls of the series (one SDK client, the tools listed once before it).
+SERIES = 20
+# Where the AWS calls of one call of a fargate tool come from (gateway/src/backend/fargate.rs).
+# The fixed part (in the order they go out; the deletes come after the polls):
+FARGATE_FIXED = {
+    "AssumeRole": 1,  # the call's credentials, before dispatch (a tool with a work role; 0 without)
+    "PutObject": 1,  # stage: the invocation, to <prefix><invocation id>/invocation.json
+    "RunTask": 1,  # one task (clientToken = the invocation id: no retry can start a second)
+    "DeleteObject": 2,  # clean: invocation.json and result.json, however the call ends
+}
+# Then N polls (wait), each one DescribeTasks of the task and, since it answered with the task,
+# one GetObject of result.json (404 until the unit has stored it). The presigned URLs are signed
+# in the gateway, with no request; no StopTask for a call that ends with its result (only cancel,
+# deadline and shutdown send one).
+FARGATE_POLL = {"DescribeTasks": 1, "GetObject": 1}
+# N depends on how long the task takes to store its result and on the backoff: the pause after
+# the k-th poll is uniform in [0, min(3 s, 0.25 s * 2^(k-1))] (`polling()`, full jitter), so no
+# time bounds N for certain, and the test bounds it by a constant instead. With this player N is
+# at least 4: it holds PROVISIONING, PENDING and RUNNING each until a DescribeTasks has seen it and
+# starts the tool only then, and a later poll finds the result. More polls come from a pause
+# shorter than the player's reaction (a state seen twice) and from pauses shorter than the tool's
+# run after RUNNING (here under 0.1 s of a task's 0.5 s); 6 more would take six such pauses in
+# a row, or a task running for several seconds (the pauses' ceilings add up to 6.75 s by the
+# fifth). A call thus costs 5 + 2N AWS calls (4 + 2N without a work role): 13 to 25 here.
+MIN_POLLS = 4
+MAX_POLLS = 10
+# The gap allowed over a pause's ceiling between one poll's answer and the next poll (timer and
+# scheduling slack on a busy machine).
+PAUSE_SLACK = 0.5
+# What the unit itself sends, through the presigned URLs (not the gateway's calls; counted apart).
+UNIT_REQUESTS = [("GetObject", "invocation.json"), ("PutObject", "result.json")]
+
+
+def pause_ceiling(k: int) -> float:
+    """The ceiling of the pause after the k-th poll (fargate.rs `polling()`)."""
+    return min(3.0, 0.25 * 2 ** (k - 1))
+
+
+def test_a_fargate_tool_call_costs_a_bounded_number_of_aws_calls(fg, capsys):
+    begun = time.time()
+    mark = fg.mark()
+    series = awscost.timed_calls(fg.gateway.mcp, fg.gateway.token, "whoami", [{} for _ in range(SERIES)])
+    ids = []
+    for result, _ in series:
+        assert not result.is_error, text_of(result)
+        ids.append(result.structured_content["invocationId"])
+    assert len(set(ids)) == SERIES, ids
+
+    # Each exchange belongs to the call whose invocation id it carries: AssumeRole's session name,
+    # RunTask's startedBy (and DescribeTasks/StopTask by the task ARN RunTask answered), the S3
+    # key <prefix><invocation id>/... The proxy records an exchange before it answers, so a
+    # call's exchanges are all recorded once its answer reached the client.
+    window = sorted((x for x in fg.exchanges(mark) if x.started >= begun), key=lambda x: x.started)
+    task_of: dict[str, str] = {}
+    for x in window:
+        if awswire.operation(x) == "RunTask" and x.status == 200:
+            owner = json.loads(x.request_body).get("startedBy")
+            for task in json.loads(x.response_body).get("tasks", []):
+                task_of[task["taskArn"]] = owner
+    gateway_side: dict[str, list] = {i: [] for i in ids}
+    unit_side: dict[str, list] = {i: [] for i in ids}
+    other = []
+    for x in window:
+        op = awswire.operation(x)
+        owner = None
+        if op == "AssumeRole":
+            owner = awswire.assume_role(x).session_name
+        elif op == "RunTask":
+            owner = json.loads(x.request_body).get("startedBy")
+        elif op in ("DescribeTasks", "StopTask"):
+            body = json.loads(x.request_body)
+            tasks = body.get("tasks") or [body.get("task")]
+            owners = {task_of.get(t) for t in tasks}
+            owner = owners.pop() if len(owners) == 1 else None
+        elif (found := awswire.s3_object(x)) is not None:
+            bucket, key = found
+            if bucket == BUCKET and key.startswith(PREFIX):
+                owner = key[len(PREFIX) :].split("/", 1)[0]
+        if owner not in gateway_side:
+            other.append(x)
+        elif awswire.presigned(x):
+            unit_side[owner].append(x)
+        else:
+            gateway_side[owner].append(x)
+    assert other == [], f"AWS calls during the series that belong to none of its calls: {[x.summary() for x in other]}"
+
+    audit = {a["invocation_id"]: a for a in fg.audit_lines()}
+    costs = []
+    problems = []
+    for i, (_, wall) in zip(ids, series, strict=True):
+        exchanges = sorted(gateway_side[i], key=lambda x: x.started)
+        unit = sorted(unit_side[i], key=lambda x: x.started)
+        ops = [awswire.operation(x) for x in exchanges]
+        polls = (len(ops) - 5) // 2
+        expected = ["AssumeRole", "PutObject", "RunTask", *(["DescribeTasks", "GetObject"] * polls)]
+        expected += ["DeleteObject", "DeleteObject"]
+        if ops != expected:
+            problems.append(f"{i}: the gateway's AWS calls were {ops}")
+            continue
+        keys = [awswire.s3_object(x)[1].rsplit("/", 1)[-1] if awswire.s3_object(x) else None for x in exchanges]
+        assert keys[1] == "invocation.json" and keys[-2:] == ["invocation.json", "result.json"], (i, keys)
+        assert set(keys[4:-2:2]) == {"result.json"}, (i, keys)
+        unit_ops = [(awswire.operation(x), awswire.s3_object(x)[1].rsplit("/", 1)[-1]) for x in unit]
+        assert unit_ops == UNIT_REQUESTS, f"{i}: the unit's requests were {unit_ops}"
+        run_task = exchanges[2]
+        poll_reads = exchanges[4:-2:2]
+        found = poll_reads[-1]
+        stored = unit[1]
+        # The reads of result.json before the one that found it are 404 (not stored yet); every
+        # other answer is a success (DeleteObject's is 204).
+        statuses = [x.status for x in poll_reads]
+        assert statuses == [404] * (polls - 1) + [200], (i, [x.summary() for x in poll_reads])
+        others = [x for x in exchanges + unit if not any(x is r for r in poll_reads)]
+        assert all(200 <= x.status < 300 for x in others), [x.summary() for x in others]
+        # The poll that found the result came after the unit stored it, and no other poll did.
+        assert found.started >= stored.started, (i, found.summary(), stored.summary())
+        assert [x for x in poll_reads if x.started >= stored.finished] in ([], [found]), i
+        # The pauses between polls stay within the backoff's ceilings.
+        for k in range(1, polls):
+            gap = exchanges[3 + 2 * k].started - exchanges[2 + 2 * k].finished
+            assert gap <= pause_ceiling(k) + PAUSE_SLACK, f"{i}: pause {k} was {gap:.3f} s"
+        # Times: the wait for the task (RunTask answered .. the read that found the result
+        # started: the task's run, the polls and the pauses), and what is left outside the AWS
+        # calls and that wait.
+        wait = found.started - run_task.finished
+        around = sum(x.elapsed for x in exchanges if not run_task.finished <= x.started < found.started)
+        audit_ms = audit.get(i, {}).get("duration_ms")
+        extra = {
+            "wait_ms": wait * 1000,
+            "task_ms": (stored.finished - run_task.finished) * 1000,
+            "result_found_after_ms": (found.started - stored.finished) * 1000,
+            "outside_aws_and_wait_ms": (wall - wait - around) * 1000,
+        }
+        if audit_ms is not None:
+            extra["audit_outside_aws_and_wait_ms"] = audit_ms - (wait + around) * 1000
+        costs.append(awscost.CallCost(i, wall, exchanges, audit_ms=audit_ms, extra_ms=extra))
+    assert problems == [], "\n".join(problems)
+
+    polls = [c.counts["DescribeTasks"] for c in costs]
+    fixed = sum(FARGATE_FIXED.values())
+    per_poll = sum(FARGATE_POLL.values())
+    summary = awscost.summarize(
+        "fargate",
+        "whoami",
+        costs,
+        bound={
+            "fixed": FARGATE_FIXED,
+            "per_poll": FARGATE_POLL,
+            "polls": {"min": MIN_POLLS, "max": MAX_POLLS, "seen": awscost.three(polls)},
+            "total": f"{fixed} + {per_poll}N",
+            "total_range": [fixed + per_poll * MIN_POLLS, fixed + per_poll * MAX_POLLS],
+        },
+        unit_requests_per_call=dict(UNIT_REQUESTS),
+    )
+    awscost.show(summary, capsys)
+    for cost in costs:
+        n = cost.counts["DescribeTasks"]
+        assert dict(cost.counts) == {**FARGATE_FIXED, **{op: n * k for op, k in FARGATE_POLL.items()}}, cost.operations
+        assert MIN_POLLS <= n <= MAX_POLLS, f"{cost.invocation_id}: {n} polls"
+        assert sum(cost.counts.values()) == fixed + per_poll * n
+        assert cost.audit_ms is not None, f"no audit line for {cost.invocation_id}"
+    awscost.write(summary)
 
 
 # --- last: nothing left, nothing leaked -----------------------------------------------------------

@@ -16,7 +16,12 @@
 #
 # Uses the same LocalStack state folder as the other suites ($SWITCHBOARD_WORK/localstack,
 # default .work/localstack), so the pinned venv is built once. Set LAMBDA_TEST_ARGS to pass
-# arguments to the test binary (e.g. a test name).
+# arguments to the test binary (e.g. a test name), E2E_PYTEST_ARGS to pass arguments to the end to
+# end suite's pytest, and BENCH_AWS_OUT=FILE (absolute, or relative to the checkout) to have the
+# end to end suite's cost test write what a Lambda tool call costs on the wire there as JSON:
+#
+#   BENCH_AWS_OUT=.work/bench-aws/lambda.json LAMBDA_TEST_ARGS=no-such-test \
+#     E2E_PYTEST_ARGS="-k costs_exactly_two" tests/lambda/run.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

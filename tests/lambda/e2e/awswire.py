@@ -1,6 +1,8 @@
 """Reads the AWS calls out of recorded exchanges (recproxy.Exchange): STS AssumeRole (request
 parameters, and the credentials and assumed-role user of its answer) and Lambda Invoke (the
-payload sent, the answer and Lambda's request id).
+payload sent, the answer and Lambda's request id); and, for any exchange, the API operation it is
+(`operation`: STS, Lambda, the JSON protocols such as ECS, S3's REST calls) and whether it is an
+S3 request presigned by someone else rather than signed by the sender (`presigned`).
 
 STS is read in the query protocol (form-encoded request, XML answer), which the AWS SDKs use for
 STS; its JSON protocol (X-Amz-Target) is read too, so that an SDK update does not silently make
@@ -18,6 +20,9 @@ from dataclasses import dataclass
 from recproxy import Exchange
 
 STS_JSON_TARGET = "AWSSecurityTokenServiceV20110615."
+# S3's operations by method, for a request on an object (`/<bucket>/<key>`, path style) that does
+# not name its operation in `x-id` (the Rust SDK does; a presigned URL may not).
+S3_OBJECT_OPERATIONS = {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/?]+)/invocations(?:\?.*)?$")
 
 
@@ -204,3 +209,49 @@ def invokes(exchanges: list[Exchange]) -> list[Invoke]:
             )
         )
     return out
+
+
+def _split(exchange: Exchange) -> tuple[str, dict[str, str]]:
+    parts = urllib.parse.urlsplit(exchange.path)
+    return parts.path, dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+
+
+def s3_object(exchange: Exchange) -> tuple[str, str] | None:
+    """(bucket, key) of a path-style S3 request on an object, None for anything else."""
+    if exchange.request_header("X-Amz-Target") or INVOKE_PATH.match(exchange.path):
+        return None
+    path, _ = _split(exchange)
+    bucket, _, key = path.lstrip("/").partition("/")
+    if not bucket or not key:
+        return None
+    return bucket, urllib.parse.unquote(key)
+
+
+def presigned(exchange: Exchange) -> bool:
+    """A request authorized by a presigned URL's query (SigV4 `X-Amz-Signature`), not by its own
+    Authorization header: in the Fargate suite, the task's fetch of its invocation and store of
+    its result."""
+    _, query = _split(exchange)
+    return "X-Amz-Signature" in query and not exchange.request_header("Authorization")
+
+
+def operation(exchange: Exchange) -> str:
+    """The AWS API operation of a request, from what the wire carries: the X-Amz-Target of a JSON
+    protocol (STS's, ECS's `AmazonEC2ContainerServiceV20141113.RunTask`: the part after the last
+    dot), Lambda's Invoke path, a query-protocol Action (STS), S3's `x-id` or the method on an
+    object path. Anything else is `<METHOD> <path>`, so that an unexpected request shows as what
+    it is."""
+    target = exchange.request_header("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if exchange.method == "POST" and INVOKE_PATH.match(exchange.path):
+        return "Invoke"
+    action = sts_action(exchange)
+    if action:
+        return action
+    path, query = _split(exchange)
+    if query.get("x-id"):
+        return query["x-id"]
+    if s3_object(exchange) is not None and exchange.method in S3_OBJECT_OPERATIONS:
+        return S3_OBJECT_OPERATIONS[exchange.method]
+    return f"{exchange.method} {path}"

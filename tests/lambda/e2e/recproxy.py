@@ -4,7 +4,8 @@ exchange (request method, path, headers and body; response status, headers and b
 The end-to-end suite puts it between the gateway and LocalStack (the gateway's
 AWS_ENDPOINT_URL points here), so the tests can read the STS and Lambda calls on the wire.
 Standard library only; one thread per client connection; HTTP/1.1 keep-alive on both sides of the
-client connection, one upstream connection per request.
+client connection, one upstream connection per request; each answer goes back to the client in
+one write with TCP_NODELAY, so that the proxy adds no delayed-ACK wait to the client's time.
 
     proxy = RecordingProxy("http://127.0.0.1:4566")
     proxy.start()            # proxy.url is http://127.0.0.1:<free port>
@@ -24,6 +25,7 @@ import base64
 import http.client
 import http.server
 import json
+import socket
 import sys
 import threading
 import time
@@ -63,7 +65,14 @@ class Exchange:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_body: bytes = b""
     error: str | None = None
+    # Seconds from `started` (the request read from the client, a time.time()) to the upstream's
+    # answer read whole (time.monotonic()): the upstream's time, not the relay back to the client.
     elapsed: float = 0.0
+
+    @property
+    def finished(self) -> float:
+        """When the upstream's answer had been read, on `started`'s clock."""
+        return self.started + self.elapsed
 
     def request_header(self, name: str) -> str | None:
         return _header(self.request_headers, name)
@@ -175,6 +184,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Small writes (a 100 Continue, an answer) go out at once, as an AWS endpoint's would.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # the exchanges are the log
 
@@ -227,15 +241,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             exchange.response_headers = [("Content-Type", "text/plain")]
         exchange.elapsed = time.monotonic() - t0
         proxy._record(exchange)
+        # The status line, the headers and the body in one write: written apart, the body waited
+        # for the client's delayed ACK of the headers (Nagle), about 40 ms on some answers, which
+        # the client then counted as its own time.
+        reason = self.responses.get(exchange.status, ("",))[0]
+        head = [f"{self.protocol_version} {exchange.status} {reason}\r\n"]
+        head += [f"{k}: {v}\r\n" for k, v in exchange.response_headers if k.lower() not in HOP_BY_HOP]
+        head.append(f"Content-Length: {len(exchange.response_body)}\r\n\r\n")
+        message = "".join(head).encode("latin-1")
+        if self.command != "HEAD":
+            message += exchange.response_body
         try:
-            self.send_response_only(exchange.status)
-            for k, v in exchange.response_headers:
-                if k.lower() not in HOP_BY_HOP:
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(exchange.response_body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(exchange.response_body)
+            self.wfile.write(message)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a call past its deadline): the exchange is recorded anyway.

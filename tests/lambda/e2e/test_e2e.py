@@ -1,7 +1,12 @@
 """End to end: the official MCP Python SDK calls `lambda` tools through `switchboard serve
 --bindings`; LocalStack runs the real `switchboard-tool` (Lambda mode) and the Lambda probe with
 credentials the gateway's broker minted for each call (STS AssumeRole). The recording proxy
-between the gateway and LocalStack shows what went over the wire (conftest.py)."""
+between the gateway and LocalStack shows what went over the wire (conftest.py).
+
+`test_a_lambda_tool_call_costs_exactly_two_aws_calls` counts, for each of 20 sequential calls,
+the AWS calls on the wire by operation (exactly AssumeRole and Invoke) and the time the call
+spent outside them; it prints the figures and writes them as JSON to $BENCH_AWS_OUT when that is
+set (awscost.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import re
 import time
 from datetime import UTC, datetime
 
+import awscost
 import awswire
 from conftest import ACCOUNT, LOCAL_TOOL, LOCAL_WORK_ROLE, SECRET_TOOL, STATE_TOOL, SUBJECT, TENANT, TERRAFORM_TOOL, WORK_ROLE
 
@@ -272,6 +278,65 @@ def test_a_local_tool_without_the_sts_argument_makes_no_aws_request_of_its_own(e
     assert caller_identity_calls(e2e, mark) == []
     # It still got credentials minted for it (the binding names a work role).
     assert result.structured_content["credentials"] is not None
+
+
+# --- what a call costs on the wire (issue 12, item 5) ------------------------------------------
+
+# Sequential calls of the series (one SDK client, the tools listed once before it).
+SERIES = 20
+# What one call of a Lambda tool with a work role costs: one STS AssumeRole (the call's
+# credentials; RoleSessionName = the invocation id) and one Lambda Invoke (RequestResponse; the
+# payload carries the invocation id). Nothing else: no lookup of the function or the role, no
+# second STS call, no retry (the SDK's retries are off; the backend retries only throttling).
+LAMBDA_CALL_COST = {"AssumeRole": 1, "Invoke": 1}
+
+
+def test_a_lambda_tool_call_costs_exactly_two_aws_calls(e2e, capsys):
+    begun = time.time()
+    mark = e2e.mark()
+    series = awscost.timed_calls(e2e.gateway.mcp, e2e.gateway.token, "whoami", [{} for _ in range(SERIES)])
+    ids = []
+    for result, _ in series:
+        assert not result.is_error, text_of(result)
+        ids.append(result.structured_content["invocationId"])
+    assert len(set(ids)) == SERIES, ids
+
+    # Each exchange belongs to the call whose invocation id it carries: AssumeRole's session name,
+    # the Invoke payload's invocationId. The proxy records an exchange before it answers the
+    # gateway, so a call's exchanges are all recorded once its answer reached the client.
+    # Exchanges that started before the series (an earlier test's unit answering late) are not
+    # its own.
+    by_call: dict[str, list] = {i: [] for i in ids}
+    other = []
+    for x in e2e.proxy.exchanges()[mark:]:
+        if x.started < begun:
+            continue
+        op = awswire.operation(x)
+        if op == "AssumeRole":
+            owner = awswire.assume_role(x).session_name
+        elif op == "Invoke":
+            owner = (awswire.invokes([x])[0].payload or {}).get("invocationId")
+        else:
+            owner = None
+        (by_call[owner] if owner in by_call else other).append(x)
+    audit = {a["invocation_id"]: a for a in e2e.audit_lines()}
+    costs = [
+        awscost.CallCost(i, wall, by_call[i], audit_ms=audit.get(i, {}).get("duration_ms"))
+        for i, (_, wall) in zip(ids, series, strict=True)
+    ]
+    summary = awscost.summarize("lambda", "whoami", costs, expected_per_call=LAMBDA_CALL_COST)
+    awscost.show(summary, capsys)
+
+    assert other == [], f"AWS calls during the series that belong to none of its calls: {[x.summary() for x in other]}"
+    for cost in costs:
+        assert dict(cost.counts) == LAMBDA_CALL_COST, (cost.invocation_id, cost.operations)
+        # The credentials first, then the Invoke that carries them; both answered.
+        assert cost.operations == ["AssumeRole", "Invoke"], (cost.invocation_id, cost.operations)
+        assert all(x.status == 200 for x in cost.exchanges), [x.summary() for x in cost.exchanges]
+        assert cost.exchanges[0].finished <= cost.exchanges[1].started, "Invoke went out before AssumeRole answered"
+        assert cost.audit_ms is not None, f"no audit line for {cost.invocation_id}"
+        assert 0 < cost.aws_ms < cost.wall * 1000, (cost.aws_ms, cost.wall)
+    awscost.write(summary)
 
 
 # --- last: nothing leaked, in all that ran above ----------------------------------------------
