@@ -19,7 +19,7 @@ use crate::bindings::Bindings;
 use crate::catalog::BackendKind;
 use crate::catalog::{self, AuthSettings, Catalog, JwksSource};
 use crate::credentials::Broker;
-use crate::http::{AppState, app, authority_of};
+use crate::http::{AppState, RequestLimit, app, authority_of};
 use crate::mcp::{Gateway, GatewayConfig};
 use crate::metrics::AwsErrors;
 use crate::metrics::Metrics;
@@ -303,6 +303,7 @@ pub async fn prepare(
         allowed_origins: catalog.gateway.allowed_origins.clone(),
         max_body_bytes: limits.max_body_bytes,
         max_json_depth: limits.max_json_depth,
+        requests: RequestLimit::for_calls(limits.max_in_flight),
         mcp_shutdown: CancellationToken::new(),
     };
     Ok(Prepared {

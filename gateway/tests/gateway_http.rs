@@ -2,7 +2,7 @@
 //! with `tower::ServiceExt::oneshot`, with a backend written here in test code.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -16,7 +16,7 @@ use switchboard_gateway::backend::{
     Backend, BackendError, Backends, Dispatch, Dispatched, Progress,
 };
 use switchboard_gateway::catalog::{self, AuthSettings, BackendKind, JwksSource};
-use switchboard_gateway::http::{AppState, app};
+use switchboard_gateway::http::{AppState, RequestLimit, app};
 
 use switchboard_gateway::mcp::{Gateway, GatewayConfig};
 use switchboard_gateway::metrics::Metrics;
@@ -141,6 +141,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(RequestLimit::for_calls(8))
+}
+
+fn harness_with(requests: RequestLimit) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let (key, _) = DevKey::load_or_create(&dir.path().join("dev.pem")).expect("key");
     let catalog = catalog::parse(std::path::Path::new("test.yaml"), CATALOG).expect("catalog");
@@ -180,6 +184,7 @@ fn harness() -> Harness {
         allowed_origins: vec!["https://app.example.com".into()],
         max_body_bytes: 64 * 1024,
         max_json_depth: 32,
+        requests,
         mcp_shutdown: CancellationToken::new(),
     };
     Harness {
@@ -505,6 +510,55 @@ async fn tool_failure_is_an_error_result() {
         .await;
     assert_eq!(body["result"]["isError"], json!(true), "{body}");
     assert_eq!(h.audit.records()[0]["outcome"], "tool_error");
+}
+
+#[tokio::test]
+async fn posts_past_the_request_limit_are_refused_at_once_with_503() {
+    let h = Arc::new(harness_with(RequestLimit::new(1)));
+    let token = h.token(&["dev"]);
+    let slow = {
+        let (h, token) = (Arc::clone(&h), token.clone());
+        tokio::spawn(async move {
+            h.rpc(
+                Some(&token),
+                "tools/call",
+                json!({"name": "echo", "arguments": {"message": "x", "sleep_ms": 600}}),
+            )
+            .await
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while h.backend.seen.lock().expect("lock").is_empty() {
+        assert!(
+            Instant::now() < until,
+            "the slow call never reached the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let (status, headers, body) = h.rpc(Some(&token), "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let message = body["error"]["message"].as_str().expect("a JSON-RPC error");
+    assert!(message.contains("limit of 1 requests"), "{message}");
+    let (status, _, body) = slow.await.expect("task");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["result"]["structuredContent"]["echo"],
+        json!("x"),
+        "{body}"
+    );
+    // The slow call's answer is done: its permit is back.
+    let (status, _, body) = h.rpc(Some(&token), "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@ mod sandbox_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbox_support::{backend, dispatch_for, structured};
+use sandbox_support::{
+    backend, backend_with, dispatch_for, fresh_tool, structured, tools, until_prepared,
+};
+use switchboard_gateway::backend::local::LocalOptions;
 use switchboard_gateway::backend::{Backend, BackendError};
 use tokio_util::sync::CancellationToken;
 
@@ -152,6 +155,125 @@ async fn shutdown_kills_running_sandboxes() {
     assert_eq!(backend.in_flight(), 0);
     let e = running.await.expect("task").expect_err("must be stopped");
     assert!(matches!(e, BackendError::Cancelled { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn calls_past_the_running_limit_are_refused_at_once_as_busy() {
+    let options = LocalOptions {
+        max_running: 1,
+        ..LocalOptions::default()
+    };
+    let (backend, tools) = backend_with(tools(), options);
+    let backend = Arc::new(backend);
+    let spinning = {
+        let (backend, tool) = (Arc::clone(&backend), Arc::clone(&tools[2]));
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            backend
+                .dispatch(dispatch_for(
+                    &tool,
+                    serde_json::json!({"attempt": "spin"}),
+                    cancel,
+                ))
+                .await
+        });
+        (task, stop)
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while backend.in_flight() == 0 {
+        assert!(Instant::now() < until, "the first call never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let e = backend
+        .dispatch(dispatch_for(
+            &tools[0],
+            serde_json::json!({"message": "one too many"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect_err("must be refused");
+    assert!(matches!(e, BackendError::Busy { .. }), "{e}");
+    assert_eq!(e.outcome(), "busy");
+    assert!(e.to_string().contains("limit of 1 sandboxes"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    spinning.1.cancel();
+    let _ = spinning.0.await;
+    // The slot is free again.
+    let d = backend
+        .dispatch(dispatch_for(
+            &tools[0],
+            serde_json::json!({"message": "now"}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect("runs once the first call is gone");
+    assert_eq!(structured(&d)["message"], serde_json::json!("now"));
+}
+
+#[tokio::test]
+async fn a_prepared_sandbox_serves_one_call_and_is_replaced() {
+    let (backend, tools) = backend_with(vec![fresh_tool(2)], LocalOptions::default());
+    assert_eq!(until_prepared(&backend, "fresh", 2).await, (2, 2));
+    for call in 0..3 {
+        // The replacement of the last call's sandbox is started once that call ended.
+        assert_eq!(until_prepared(&backend, "fresh", 2).await, (2, 2 + call));
+        let d = backend
+            .dispatch(dispatch_for(
+                &tools[0],
+                serde_json::json!({}),
+                CancellationToken::new(),
+            ))
+            .await
+            .expect("the tool answers");
+        // Never a scratch another call wrote in, and started before the call was known.
+        assert_eq!(structured(&d)["state"], serde_json::json!("fresh"), "{d:?}");
+        assert_eq!(
+            structured(&d)["env_invocation"],
+            serde_json::json!("none"),
+            "{d:?}"
+        );
+    }
+    // Each call's sandbox was replaced by a new one.
+    assert_eq!(until_prepared(&backend, "fresh", 2).await, (2, 5));
+}
+
+#[tokio::test]
+async fn a_call_that_finds_no_prepared_sandbox_starts_its_own() {
+    let (backend, tools) = backend_with(vec![fresh_tool(1)], LocalOptions::default());
+    let backend = Arc::new(backend);
+    assert_eq!(until_prepared(&backend, "fresh", 1).await.0, 1);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (backend, tool) = (Arc::clone(&backend), Arc::clone(&tools[0]));
+            tokio::spawn(async move {
+                backend
+                    .dispatch(dispatch_for(
+                        &tool,
+                        serde_json::json!({}),
+                        CancellationToken::new(),
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut envs = Vec::new();
+    for call in calls {
+        let d = call.await.expect("task").expect("the tool answers");
+        assert_eq!(structured(&d)["state"], serde_json::json!("fresh"), "{d:?}");
+        envs.push(structured(&d)["env_invocation"].clone());
+    }
+    // At most one prepared sandbox was waiting: the others started their own, with the call's id.
+    let prepared = envs
+        .iter()
+        .filter(|e| **e == serde_json::json!("none"))
+        .count();
+    assert!((1..=2).contains(&prepared), "{envs:?}");
 }
 
 #[tokio::test]

@@ -7,14 +7,20 @@ mod sandbox_support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sandbox_support::{backend, census, dispatch_for, structured};
+use sandbox_support::{backend_with, census, dispatch_for, structured, tools};
 use switchboard_gateway::backend::Backend;
+use switchboard_gateway::backend::local::LocalOptions;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_calls_complete_and_leave_nothing() {
     let before = census();
-    let (backend, tools) = backend();
+    // All 200 at once: the running limit is raised to let them (its default refuses the rest).
+    let options = LocalOptions {
+        max_running: 200,
+        ..LocalOptions::default()
+    };
+    let (backend, tools) = backend_with(tools(), options);
     let backend = Arc::new(backend);
     let started = Instant::now();
     let calls: Vec<_> = (0..200)

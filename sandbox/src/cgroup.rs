@@ -106,6 +106,23 @@ impl Cgroups {
         Self::under(Path::new("/sys/fs/cgroup"), &own_cgroup_v2())
     }
 
+    /// This process's parent group, shared by every user in the process: the folder is named
+    /// after the process, so two users each owning one would remove it under the other (a
+    /// process with two local backends, as the tests have). Removed when the last user drops it.
+    pub fn shared() -> Result<std::sync::Arc<Self>, CgroupError> {
+        static SHARED: std::sync::Mutex<std::sync::Weak<Cgroups>> =
+            std::sync::Mutex::new(std::sync::Weak::new());
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(alive) = shared.upgrade() {
+            return Ok(alive);
+        }
+        let made = std::sync::Arc::new(Self::new()?);
+        *shared = std::sync::Arc::downgrade(&made);
+        Ok(made)
+    }
+
     /// As [`Cgroups::new`], with the cgroup file system mounted at `root` (tests).
     fn under(root: &Path, own_v2: &Option<String>) -> Result<Self, CgroupError> {
         let name = format!("switchboard-{}", std::process::id());
@@ -197,8 +214,7 @@ impl Cgroups {
         };
         match &self.layout {
             Layout::V1 { memory, pids, swap } => {
-                let dir = memory.join(unit_id);
-                group.add_dir(&dir)?;
+                let dir = self.add_in(&mut group, memory, unit_id)?;
                 group.memory_dir = dir.clone();
                 write_file(
                     &dir.join("memory.limit_in_bytes"),
@@ -213,14 +229,12 @@ impl Cgroups {
                     .map_err(io_err(&dir))?;
                 }
                 if let (Some(pids), Some(max)) = (pids, max_processes) {
-                    let dir = pids.join(unit_id);
-                    group.add_dir(&dir)?;
+                    let dir = self.add_in(&mut group, pids, unit_id)?;
                     write_file(&dir.join("pids.max"), &max.to_string()).map_err(io_err(&dir))?;
                 }
             }
             Layout::V2 { parent, pids } => {
-                let dir = parent.join(unit_id);
-                group.add_dir(&dir)?;
+                let dir = self.add_in(&mut group, parent, unit_id)?;
                 group.memory_dir = dir.clone();
                 write_file(&dir.join("memory.max"), &memory_bytes.to_string())
                     .map_err(io_err(&dir))?;
@@ -232,6 +246,32 @@ impl Cgroups {
             }
         }
         Ok(group)
+    }
+
+    /// Makes the group `unit_id` in `parent` for `group`. The parent is named after this
+    /// process and may have just been removed by another user of it in this process whose last
+    /// group went (the tests run several local backends in one process): it is then made again.
+    fn add_in(
+        &self,
+        group: &mut SandboxCgroup,
+        parent: &Path,
+        unit_id: &str,
+    ) -> Result<PathBuf, CgroupError> {
+        let dir = parent.join(unit_id);
+        for _ in 0..3 {
+            match group.add_dir(&dir) {
+                Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                    make_dir(parent).map_err(io_err(parent))?;
+                    if let Layout::V2 { pids, .. } = &self.layout {
+                        let wanted = if *pids { "+memory +pids" } else { "+memory" };
+                        write_file(&parent.join("cgroup.subtree_control"), wanted)
+                            .map_err(io_err(parent))?;
+                    }
+                }
+                other => return other.map(|()| dir),
+            }
+        }
+        group.add_dir(&dir).map(|()| dir)
     }
 }
 

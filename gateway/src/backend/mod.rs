@@ -80,6 +80,9 @@ pub enum BackendError {
     },
     #[error("no {0} backend is configured on this gateway")]
     NotConfigured(&'static str),
+    /// The backend is running as many units as it may; the call can be retried.
+    #[error("{message}")]
+    Busy { message: String },
 }
 
 impl BackendError {
@@ -89,7 +92,10 @@ impl BackendError {
             Self::Cancelled { unit_id }
             | Self::DeadlineExceeded { unit_id, .. }
             | Self::Unit { unit_id, .. } => unit_id.as_deref(),
-            Self::Start { .. } | Self::Refused { .. } | Self::NotConfigured(_) => None,
+            Self::Start { .. }
+            | Self::Refused { .. }
+            | Self::NotConfigured(_)
+            | Self::Busy { .. } => None,
         }
     }
 
@@ -111,6 +117,7 @@ impl BackendError {
             Self::Unit { .. } => "unit_failed",
             Self::Refused { label, .. } => label,
             Self::NotConfigured(_) => "not_configured",
+            Self::Busy { .. } => "busy",
         }
     }
 }

@@ -277,6 +277,17 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             if unit.command.first().is_none_or(|c| c.is_empty()) {
                 return Err(("local.command", "must name the executable".into()));
             }
+            if unit.prepared > 16 {
+                return Err(("local.prepared", "must be between 0 and 16".into()));
+            }
+            if unit.prepared > 0 && (!tool.permissions.is_empty() || unit.tenant_root.is_some()) {
+                return Err((
+                    "local.prepared",
+                    "a prepared sandbox starts before its call, so it cannot hold the call's \
+                     credentials (`permissions`) or its caller's folder (`local.tenant_root`)"
+                        .into(),
+                ));
+            }
             for bind in &unit.read_only_paths {
                 if bind.path().is_empty() {
                     return Err(("local.read_only_paths", "a path is empty".into()));
@@ -429,6 +440,36 @@ tools:
         let c = parse(Path::new("c.yaml"), GOOD).expect("valid");
         assert_eq!(c.tools[0].name, "echo");
         assert_eq!(c.tools[0].timeout_seconds, 30);
+    }
+
+    #[test]
+    fn prepared_sandboxes_are_refused_where_they_would_need_the_call() {
+        let prepared = |extra: &str| {
+            GOOD.replace(
+                "local: {command: [/bin/cat]}",
+                &format!("local: {{command: [/bin/cat], prepared: 2{extra}}}"),
+            )
+        };
+        let ok = parse(Path::new("c.yaml"), &prepared("")).expect("valid");
+        assert_eq!(ok.tools[0].local.as_ref().map(|l| l.prepared), Some(2));
+        let e = err(&prepared(", tenant_root: tenants"));
+        assert!(
+            e.contains("local.prepared") && e.contains("tenant_root"),
+            "{e}"
+        );
+        let e = err(&prepared("").replace(
+            "allow: {groups: [dev]}",
+            "allow: {groups: [dev]}\n    permissions: [{actions: [s3:GetObject], resources: [\"*\"]}]",
+        ));
+        assert!(
+            e.contains("local.prepared") && e.contains("permissions"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "local: {command: [/bin/cat]}",
+            "local: {command: [/bin/cat], prepared: 17}",
+        ));
+        assert!(e.contains("between 0 and 16"), "{e}");
     }
 
     #[test]

@@ -269,6 +269,19 @@ pub struct LocalUnit {
     /// without a tenant is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_root: Option<String>,
+    /// Sandboxes of this tool kept started ahead of their calls, 0 to 16 (default 0: each call
+    /// starts its own). A prepared sandbox is as fresh as one started for the call and serves
+    /// exactly one call; what its start costs then falls outside the call's latency. It starts
+    /// before its call is known, so its environment has no `SWITCHBOARD_INVOCATION_ID` or
+    /// `SWITCHBOARD_DEADLINE_UNIX_MS` (both are in the invocation on stdin), and a tool with
+    /// `permissions` (per-call credentials) or a `tenant_root` (the caller's folder) cannot
+    /// have any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prepared: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One read-only bind of a local tool's sandbox.

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use std::sync::Arc;
 
 use super::{AppState, origin_of};
 use crate::auth::Caller;
@@ -104,6 +105,36 @@ pub async fn host_and_origin(
         }
     }
     next.run(request).await
+}
+
+/// Refuses a POST at once when the gateway is already handling its limit of them
+/// ([`super::RequestLimit`]); the permit is held until the answer (a stream included) is done.
+pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let Ok(permit) = Arc::clone(&state.requests.permits).try_acquire_owned() else {
+        state.gateway.metrics().rejected("busy");
+        let mut response = json_rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32603,
+            format!(
+                "the gateway is handling its limit of {} requests; retry later",
+                state.requests.max
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let response = next.run(request).await;
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
 }
 
 /// Bounds the body's size and JSON nesting before anything parses it.

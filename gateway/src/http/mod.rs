@@ -33,8 +33,34 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub max_json_depth: usize,
+    /// POSTs to the MCP endpoint handled at once; more are refused at once.
+    pub requests: RequestLimit,
     /// Cancelled at the end of shutdown: closes MCP sessions and streams.
     pub mcp_shutdown: CancellationToken,
+}
+
+/// How many POSTs to the MCP endpoint may be handled at once. Each one being handled holds
+/// memory in the transport (some tens of kilobytes), so without a bound a thousand clients
+/// retrying at once would make the gateway grow by as many; past the bound a POST is answered at
+/// once with 503, a JSON-RPC error and `Retry-After`, before its body is read.
+#[derive(Debug, Clone)]
+pub struct RequestLimit {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl RequestLimit {
+    pub fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// The bound the gateway uses: room for `max_in_flight` tool calls and 64 other requests.
+    pub fn for_calls(max_in_flight: usize) -> Self {
+        Self::new(max_in_flight + 64)
+    }
 }
 
 impl AppState {
@@ -91,7 +117,8 @@ pub fn app(state: AppState) -> Router {
     let mcp = Router::new()
         .route_service("/mcp", mcp)
         .layer(from_fn_with_state(state.clone(), guard::authenticate))
-        .layer(from_fn_with_state(state.clone(), guard::body_limits));
+        .layer(from_fn_with_state(state.clone(), guard::body_limits))
+        .layer(from_fn_with_state(state.clone(), guard::shed));
     Router::new()
         .merge(mcp)
         .route(

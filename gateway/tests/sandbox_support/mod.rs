@@ -50,11 +50,45 @@ pub fn tools() -> Vec<Tool> {
 }
 
 pub fn backend() -> (LocalBackend, Vec<Arc<Tool>>) {
-    let tools = tools();
-    let backend =
-        LocalBackend::with_options(std::path::Path::new("/"), &tools, LocalOptions::default())
-            .expect("backend starts");
+    backend_with(tools(), LocalOptions::default())
+}
+
+pub fn backend_with(tools: Vec<Tool>, options: LocalOptions) -> (LocalBackend, Vec<Arc<Tool>>) {
+    let backend = LocalBackend::with_options(std::path::Path::new("/"), &tools, options)
+        .expect("backend starts");
     (backend, tools.into_iter().map(Arc::new).collect())
+}
+
+/// A shell tool with `prepared` sandboxes that says whether its scratch was used before
+/// (`state`: `fresh` or `reused`, and it marks it used) and what `SWITCHBOARD_INVOCATION_ID` its
+/// environment holds (`none` in a sandbox started before its call).
+pub fn fresh_tool(prepared: u32) -> Tool {
+    let script = r#"read -r invocation
+if [ -e /tmp/used ]; then state=reused; else state=fresh; fi
+: > /tmp/used
+printf '{"content":[{"type":"text","text":"%s"}],"structuredContent":{"state":"%s","env_invocation":"%s"},"isError":false}\n' "$state" "$state" "${SWITCHBOARD_INVOCATION_ID:-none}""#;
+    let mut tool = tool(
+        "fresh",
+        vec!["/bin/sh".into(), "-c".into(), script.into()],
+        10,
+    );
+    if let Some(local) = tool.local.as_mut() {
+        local.prepared = prepared;
+    }
+    tool
+}
+
+/// Waits (up to 10 s) until `tool` has `waiting` prepared sandboxes waiting; answers
+/// (waiting, started so far).
+pub async fn until_prepared(backend: &LocalBackend, tool: &str, waiting: usize) -> (usize, usize) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = backend.prepared_sandboxes(tool);
+        if now.0 == waiting || std::time::Instant::now() > until {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub fn dispatch_for(

@@ -16,12 +16,14 @@
 pub mod identity;
 pub mod plan;
 pub mod proxy;
+mod ready;
 pub mod seccomp;
 pub mod spawn;
 pub mod stage;
 pub mod stdout;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,10 +36,11 @@ use switchboard_tool_runtime::ToolOutput;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use self::identity::UidPool;
+use self::identity::{Lease, UidPool};
 use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
 use self::proxy::EgressCounters;
-use self::spawn::{Ended, KillReason, Launch, Rlimits};
+use self::ready::{Ready, ReadyCounters};
+use self::spawn::{Drive, Ended, KillReason, Launch, Rlimits};
 use super::{Backend, BackendError, Dispatch, Dispatched};
 use crate::catalog::{BackendKind, Endpoint, Tool};
 
@@ -71,7 +74,14 @@ pub enum LocalError {
         "SWITCHBOARD_LOCAL_ENDPOINTS: {0:?} is not `name=host:port` with a known endpoint name"
     )]
     EndpointSetting(String),
-    #[error("tools declare endpoints, so the backend must be created inside a tokio runtime")]
+    #[error(
+        "SWITCHBOARD_LOCAL_MAX_RUNNING: {setting:?} is not a number of sandboxes from 1 to {max}"
+    )]
+    MaxRunning { setting: String, max: u32 },
+    #[error(
+        "tools declare endpoints or prepared sandboxes, so the backend must be created inside a \
+         tokio runtime"
+    )]
     NoRuntime,
     #[error(
         "bubblewrap cannot start a sandbox on this machine: {0}. The local backend needs \
@@ -88,8 +98,12 @@ pub struct LocalOptions {
     pub bwrap: Option<PathBuf>,
     /// First host uid leased to sandboxes when the gateway runs as root.
     pub host_uid_base: u32,
-    /// How many sandboxes may run at once (the size of the host uid pool).
+    /// The size of the host uid pool: a hard bound on sandboxes at once, prepared ones included.
     pub max_sandboxes: u32,
+    /// Calls that may run a sandbox at once (`SWITCHBOARD_LOCAL_MAX_RUNNING`; default 8 per
+    /// CPU core, at least 8). Starting a sandbox costs a few milliseconds of CPU, so past this
+    /// the machine only queues: more calls are refused at once as busy, to be retried.
+    pub max_running: usize,
     /// Folder of the uid lock files shared by every gateway of this machine (root only).
     pub uid_lock_dir: PathBuf,
     /// Processes and threads one sandbox may have (enforced when the gateway runs as root).
@@ -119,6 +133,7 @@ impl Default for LocalOptions {
             bwrap: None,
             host_uid_base: 1_700_000_000,
             max_sandboxes: 1024,
+            max_running: default_max_running(),
             uid_lock_dir: PathBuf::from("/run/switchboard/uids"),
             max_processes: 64,
             max_open_files: 256,
@@ -143,8 +158,27 @@ impl LocalOptions {
         if let Ok(setting) = std::env::var("SWITCHBOARD_LOCAL_CGROUPS") {
             options.cgroups = setting.parse()?;
         }
+        if let Ok(setting) = std::env::var("SWITCHBOARD_LOCAL_MAX_RUNNING") {
+            options.max_running = setting
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=options.max_sandboxes as usize).contains(n))
+                .ok_or(LocalError::MaxRunning {
+                    setting,
+                    max: options.max_sandboxes,
+                })?;
+        }
         Ok(options)
     }
+}
+
+/// 8 sandboxes per CPU core, at least 8.
+fn default_max_running() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 8)
+        .unwrap_or(8)
+        .clamp(8, 1024)
 }
 
 fn parse_endpoints(setting: &str) -> Result<BTreeMap<Endpoint, String>, LocalError> {
@@ -185,6 +219,18 @@ struct InFlight {
     idle: Notify,
 }
 
+impl InFlight {
+    async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
 struct InFlightGuard(Arc<InFlight>);
 
 impl InFlightGuard {
@@ -204,27 +250,148 @@ impl Drop for InFlightGuard {
 
 #[derive(Debug)]
 struct PreparedTool {
-    plan: ToolPlan,
+    plan: Arc<ToolPlan>,
     args: plan::SandboxArgs,
+    /// Its sandboxes started ahead of their calls, when the catalog asks for some.
+    ready: Option<Arc<Ready>>,
+}
+
+/// What starting a sandbox needs: shared by the calls and by the tasks that prepare sandboxes
+/// ahead of them.
+#[derive(Debug, Clone)]
+struct Starter {
+    bwrap: Arc<PathBuf>,
+    seccomp: Arc<[u8]>,
+    uids: Option<Arc<UidPool>>,
+    cgroups: Option<Arc<Cgroups>>,
+    max_processes: u64,
+    max_open_files: u64,
+}
+
+/// A started sandbox, its tool waiting for the invocation on stdin.
+#[derive(Debug)]
+struct Sandbox {
+    unit_id: String,
+    child: tokio::process::Child,
+    group: Option<SandboxCgroup>,
+    lease: Option<Lease>,
+}
+
+impl Starter {
+    /// Starts a sandbox of `plan` with these bubblewrap arguments and environment: its own
+    /// host uid (as root), its own control group (where the machine allows), then `bwrap`.
+    fn start(
+        &self,
+        plan: &ToolPlan,
+        args: Vec<OsString>,
+        env: Vec<(String, String)>,
+    ) -> Result<Sandbox, String> {
+        let unit_id = format!("sbx-{}", uuid::Uuid::new_v4().simple());
+        let lease = match &self.uids {
+            Some(pool) => Some(pool.lease().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let group = match &self.cgroups {
+            Some(c) => Some(
+                c.sandbox(&unit_id, plan.memory_bytes, Some(self.max_processes))
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let child = spawn::start(Launch {
+            bwrap: &self.bwrap,
+            args,
+            argv: &plan.argv,
+            seccomp: &self.seccomp,
+            env,
+            host_uid: lease.as_ref().map(Lease::uid),
+            cgroup_fds: group
+                .as_ref()
+                .map(SandboxCgroup::entry_fds)
+                .unwrap_or_default(),
+            limits: Rlimits {
+                processes: lease.as_ref().map(|_| self.max_processes),
+                open_files: self.max_open_files,
+                file_bytes: plan.scratch_bytes,
+                data_bytes: plan.memory_bytes,
+                cpu_seconds: u64::from(plan.timeout_seconds) + 1,
+            },
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Sandbox {
+            unit_id,
+            child,
+            group,
+            lease,
+        })
+    }
+}
+
+impl Starter {
+    /// [`Starter::start`] on a blocking thread: the fork, and the child's entry into its control
+    /// group, hold the calling thread until `bwrap` runs (on cgroup v1 the kernel may make that
+    /// entry wait for an RCU grace period, tens of milliseconds), which must not stall the
+    /// runtime's workers and the other calls they serve.
+    async fn start_blocking(
+        &self,
+        plan: Arc<ToolPlan>,
+        args: Vec<OsString>,
+        env: Vec<(String, String)>,
+    ) -> Result<Sandbox, String> {
+        let starter = self.clone();
+        tokio::task::spawn_blocking(move || starter.start(&plan, args, env))
+            .await
+            .map_err(|e| format!("the sandbox's start was interrupted: {e}"))?
+    }
+}
+
+impl Sandbox {
+    /// Kills a sandbox that will serve no call and clears what it held.
+    async fn discard(mut self) {
+        let uid = self.lease.as_ref().map(Lease::uid);
+        if let Err(e) = switchboard_sandbox::spawn::kill(&mut self.child, uid).await {
+            tracing::warn!(unit_id = %self.unit_id, "clearing a prepared sandbox: {e}");
+        }
+        if let Some(group) = self.group.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(group)).await;
+        }
+    }
 }
 
 /// Runs each call of a local tool in a fresh bubblewrap sandbox.
 #[derive(Debug)]
 pub struct LocalBackend {
     tools: HashMap<String, PreparedTool>,
-    bwrap: PathBuf,
-    seccomp: Vec<u8>,
-    uids: Option<Arc<UidPool>>,
+    starter: Starter,
     options: LocalOptions,
     shutdown: CancellationToken,
     in_flight: Arc<InFlight>,
+    /// One permit per call running a sandbox (`max_running`).
+    running: Arc<tokio::sync::Semaphore>,
+    /// Control groups and uid leases of finished calls being cleared (after their answer).
+    clearing: Arc<InFlight>,
     egress: Arc<EgressCounters>,
     /// The proxies' socket folder; removed at shutdown (or when the backend is dropped).
     runtime_dir: std::sync::Mutex<Option<RuntimeDir>>,
-    /// The gateway's control groups, when this machine lets it make them.
-    cgroups: Option<Cgroups>,
+    /// The tasks that keep prepared sandboxes started (stopped by `shutdown`).
+    preparers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    ready_counters: ReadyCounters,
     /// Copies of what the sandboxes could not reach (removed at shutdown, or with the backend).
     stage: std::sync::Mutex<Option<stage::Stage>>,
+}
+
+impl Drop for LocalBackend {
+    /// A backend dropped without [`Backend::shutdown`] still stops its preparers, which then
+    /// kill and clear the prepared sandboxes (while the runtime runs).
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        // Finished calls' groups and leases are cleared on blocking threads in a moment: wait
+        // for them (briefly), so that a dropped backend has left nothing behind.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while self.clearing.count.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 impl LocalBackend {
@@ -266,8 +433,8 @@ impl LocalBackend {
                 );
                 None
             }
-            CgroupMode::Required => Some(Cgroups::new()?),
-            CgroupMode::Auto => match Cgroups::new() {
+            CgroupMode::Required => Some(Cgroups::shared()?),
+            CgroupMode::Auto => match Cgroups::shared() {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(
@@ -279,7 +446,7 @@ impl LocalBackend {
         };
         if let Some(n) = cgroups
             .as_ref()
-            .map(Cgroups::leftovers_removed)
+            .map(|c| c.leftovers_removed())
             .filter(|n| *n > 0)
         {
             tracing::info!(
@@ -300,6 +467,12 @@ impl LocalBackend {
             .filter(|t| t.backend == BackendKind::Local)
             .enumerate()
             .collect();
+        let wants_prepared = local_tools
+            .iter()
+            .any(|(_, t)| t.local.as_ref().is_some_and(|l| l.prepared > 0));
+        if wants_prepared && tokio::runtime::Handle::try_current().is_err() {
+            return Err(LocalError::NoRuntime);
+        }
         let runtime_dir = if local_tools.iter().any(|(_, t)| !t.endpoints.is_empty()) {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(LocalError::NoRuntime);
@@ -340,23 +513,75 @@ impl LocalBackend {
                 plan.proxy_socket = Some(socket);
             }
             let args = plan.sandbox_args();
-            prepared.insert(plan.name.clone(), PreparedTool { plan, args });
+            let ready = (plan.prepared > 0).then(|| Ready::new(&plan.name, plan.prepared));
+            let plan = Arc::new(plan);
+            prepared.insert(plan.name.clone(), PreparedTool { plan, args, ready });
         }
+        let starter = Starter {
+            bwrap: Arc::new(bwrap),
+            seccomp: seccomp::program_bytes()?.into(),
+            uids,
+            cgroups,
+            max_processes: options.max_processes,
+            max_open_files: options.max_open_files,
+        };
         let backend = Self {
             tools: prepared,
-            bwrap,
-            seccomp: seccomp::program_bytes()?,
-            uids,
+            running: Arc::new(tokio::sync::Semaphore::new(options.max_running)),
+            starter,
             options,
             shutdown,
             in_flight: Arc::new(InFlight::default()),
+            clearing: Arc::new(InFlight::default()),
             egress,
             runtime_dir: std::sync::Mutex::new(runtime_dir),
-            cgroups,
+            preparers: std::sync::Mutex::new(Vec::new()),
+            ready_counters: ReadyCounters::default(),
             stage: std::sync::Mutex::new(stage),
         };
         backend.smoke_test()?;
+        backend.start_preparers();
         Ok(backend)
+    }
+
+    /// Starts, for every tool with `prepared` sandboxes, the task that keeps them started.
+    fn start_preparers(&self) {
+        let mut handles = Vec::new();
+        for prepared in self.tools.values() {
+            let Some(ready) = &prepared.ready else {
+                continue;
+            };
+            let (starter, plan) = (self.starter.clone(), Arc::clone(&prepared.plan));
+            let args = prepared.args.for_call(None);
+            let env = self.environment(&plan, None);
+            let start = move || {
+                let (starter, plan) = (starter.clone(), Arc::clone(&plan));
+                let (args, env) = (args.clone(), env.clone());
+                async move { starter.start_blocking(plan, args, env).await }
+            };
+            tracing::info!(
+                tool = %prepared.plan.name,
+                "keeping {} sandbox(es) of this tool started ahead of their calls",
+                prepared.plan.prepared
+            );
+            handles.push(tokio::spawn(ready::keep_filled(
+                Arc::clone(ready),
+                start,
+                self.shutdown.child_token(),
+            )));
+        }
+        if let Ok(mut preparers) = self.preparers.lock() {
+            preparers.extend(handles);
+        }
+    }
+
+    /// Prepared sandboxes of `tool` waiting for a call right now, and started so far.
+    pub fn prepared_sandboxes(&self, tool: &str) -> (usize, usize) {
+        self.tools
+            .get(tool)
+            .and_then(|t| t.ready.as_ref())
+            .map(|r| (r.waiting(), r.started()))
+            .unwrap_or_default()
     }
 
     /// Starts one sandbox of the first tool running `/usr/bin/true`, so that a machine where
@@ -365,14 +590,14 @@ impl LocalBackend {
         let Some(prepared) = self.tools.values().next() else {
             return Ok(());
         };
-        let mut cmd = std::process::Command::new(&self.bwrap);
+        let mut cmd = std::process::Command::new(&*self.starter.bwrap);
         cmd.args(prepared.args.for_call(None))
             .args(["--", "/usr/bin/true"])
             .env_clear()
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        let lease = match &self.uids {
+        let lease = match &self.starter.uids {
             Some(pool) => Some(pool.lease()?),
             None => None,
         };
@@ -399,27 +624,31 @@ impl LocalBackend {
         self.in_flight.count.load(Ordering::SeqCst)
     }
 
-    fn environment(&self, call: &Dispatch, plan: &ToolPlan) -> Vec<(String, String)> {
-        let inv = &call.invocation;
+    /// The whole environment of a sandbox of `plan`: without `call` (a sandbox prepared ahead
+    /// of its call), only what every call of the tool shares.
+    fn environment(&self, plan: &ToolPlan, call: Option<&Dispatch>) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), SCRATCH.into()),
             ("TMPDIR".into(), SCRATCH.into()),
             ("LANG".into(), "C.UTF-8".into()),
-            ("SWITCHBOARD_TOOL".into(), inv.tool.clone()),
-            (
+            ("SWITCHBOARD_TOOL".into(), plan.name.clone()),
+        ];
+        let inv = call.map(|c| &c.invocation);
+        if let Some(inv) = inv {
+            env.push((
                 "SWITCHBOARD_INVOCATION_ID".into(),
                 inv.invocation_id.clone(),
-            ),
-            (
+            ));
+            env.push((
                 "SWITCHBOARD_DEADLINE_UNIX_MS".into(),
                 inv.deadline_unix_ms.to_string(),
-            ),
-        ];
+            ));
+        }
         if let Some(region) = &self.options.region {
             env.push(("AWS_REGION".into(), region.clone()));
         }
-        if let Some(c) = &inv.credentials {
+        if let Some(c) = inv.and_then(|i| i.credentials.as_ref()) {
             env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
             use secrecy::ExposeSecret as _;
             let secret = c.secret_access_key.expose_secret().to_owned();
@@ -431,7 +660,7 @@ impl LocalBackend {
         }
         if plan.tenant_root.is_some() {
             env.push(("SWITCHBOARD_TENANT_DIR".into(), TENANT_DIR.into()));
-            if let Some(tenant) = &call.caller.tenant {
+            if let Some(tenant) = call.and_then(|c| c.caller.tenant.as_ref()) {
                 env.push(("SWITCHBOARD_TENANT".into(), tenant.clone()));
             }
         }
@@ -533,7 +762,6 @@ impl Backend for LocalBackend {
                 message: format!("{:?} is not a local tool of this gateway", call.tool.name),
             })?;
         let plan = &prepared.plan;
-        let unit_id = format!("sbx-{}", uuid::Uuid::new_v4().simple());
         if call.deadline.passed() {
             return Err(BackendError::DeadlineExceeded {
                 unit_id: None,
@@ -550,63 +778,73 @@ impl Backend for LocalBackend {
             None => None,
             Some(_) => tenant_dir(plan, &call)?,
         };
-        let args = prepared.args.for_call(tenant.as_deref());
-        let _guard = InFlightGuard::new(&self.in_flight);
-        let lease = match &self.uids {
-            Some(pool) => Some(pool.lease().map_err(|e| BackendError::Start {
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
         let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
             message: format!("cannot encode the invocation: {e}"),
         })?;
-        let group = match &self.cgroups {
-            Some(c) => Some(
-                c.sandbox(
-                    &unit_id,
-                    plan.memory_bytes,
-                    Some(self.options.max_processes),
-                )
-                .map_err(|e| BackendError::Start {
-                    message: e.to_string(),
-                })?,
-            ),
-            None => None,
-        };
-        let launch = Launch {
-            bwrap: &self.bwrap,
-            args,
-            argv: &plan.argv,
-            seccomp: &self.seccomp,
-            env: self.environment(&call, plan),
-            host_uid: lease.as_ref().map(identity::Lease::uid),
-            cgroup_fds: group
-                .as_ref()
-                .map(SandboxCgroup::entry_fds)
-                .unwrap_or_default(),
-            limits: Rlimits {
-                processes: lease.as_ref().map(|_| self.options.max_processes),
-                open_files: self.options.max_open_files,
-                file_bytes: plan.scratch_bytes,
-                data_bytes: plan.memory_bytes,
-                cpu_seconds: u64::from(plan.timeout_seconds) + 1,
-            },
-            stdin,
-            stdout_cap: self.options.max_stdout_bytes,
-            stderr_cap: self.options.max_stderr_bytes,
-            progress: call.progress.clone(),
-            deadline,
-            cancel: call.cancel.clone(),
-            shutdown: self.shutdown.clone(),
-        };
-        let ended = spawn::run(launch).await;
-        let out_of_memory = group.as_ref().is_some_and(SandboxCgroup::oom_killed);
-        if let Some(group) = group {
-            // Empties and removes the group (blocking file-system calls, a few at most).
-            let _ = tokio::task::spawn_blocking(move || drop(group)).await;
+        let _running =
+            Arc::clone(&self.running)
+                .try_acquire_owned()
+                .map_err(|_| BackendError::Busy {
+                    message: format!(
+                        "the local backend is running its limit of {} sandboxes \
+                     (SWITCHBOARD_LOCAL_MAX_RUNNING); retry later",
+                        self.options.max_running
+                    ),
+                })?;
+        let _guard = InFlightGuard::new(&self.in_flight);
+        let ready = prepared.ready.as_ref().and_then(|r| r.take());
+        if prepared.ready.is_some() {
+            self.ready_counters.count(&plan.name, ready.is_some());
         }
-        drop(lease);
+        let was_prepared = ready.is_some();
+        let sandbox = match ready {
+            Some(sandbox) => sandbox,
+            None => self
+                .starter
+                .start_blocking(
+                    Arc::clone(plan),
+                    prepared.args.for_call(tenant.as_deref()),
+                    self.environment(plan, Some(&call)),
+                )
+                .await
+                .map_err(|message| BackendError::Start { message })?,
+        };
+        let Sandbox {
+            unit_id,
+            child,
+            group,
+            lease,
+        } = sandbox;
+        let ended = spawn::drive(
+            child,
+            Drive {
+                stdin,
+                stdout_cap: self.options.max_stdout_bytes,
+                stderr_cap: self.options.max_stderr_bytes,
+                progress: call.progress.clone(),
+                deadline,
+                cancel: call.cancel.clone(),
+                shutdown: self.shutdown.clone(),
+                host_uid: lease.as_ref().map(Lease::uid),
+            },
+        )
+        .await;
+        let out_of_memory = group.as_ref().is_some_and(SandboxCgroup::oom_killed);
+        if let Some(ready) = &prepared.ready {
+            // Replaced once this call's sandbox is gone, not while it still runs: the two
+            // would contend for the same kernel locks.
+            ready.replace();
+        }
+        // Nothing of the sandbox runs any more (its pid 1 exited, or it was killed and its uid
+        // reaped): its emptied control group is removed, and its uid returned, after the answer.
+        // On cgroup v1 the removal waits for the kernel's cgroup lock, which another sandbox's
+        // entry into its own group can hold across an RCU grace period (tens of milliseconds).
+        let clearing = InFlightGuard::new(&self.clearing);
+        tokio::task::spawn_blocking(move || {
+            drop(group);
+            drop(lease);
+            drop(clearing);
+        });
         let unit = Some(unit_id.clone());
         let result = match ended {
             Err(e) => Err(BackendError::Unit {
@@ -680,6 +918,7 @@ impl Backend for LocalBackend {
             unit_id,
             tool = %plan.name,
             outcome,
+            prepared = was_prepared,
             duration_ms = started.elapsed().as_millis() as u64,
             "local sandbox finished"
         );
@@ -688,20 +927,22 @@ impl Backend for LocalBackend {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.egress.register(registry);
+        self.ready_counters.register(registry);
     }
 
     async fn shutdown(&self) {
         self.shutdown.cancel();
-        let wait = async {
-            loop {
-                let idle = self.in_flight.idle.notified();
-                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.in_flight.until_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.clearing.until_idle()).await;
+        // The preparers saw the token: each kills and clears the sandboxes still waiting.
+        let preparers = self
+            .preparers
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        for preparer in preparers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), preparer).await;
+        }
         // The proxies stopped with the shutdown token; their sockets go with the folder.
         if let Ok(mut dir) = self.runtime_dir.lock() {
             dir.take();

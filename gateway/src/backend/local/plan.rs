@@ -78,6 +78,8 @@ pub struct ToolPlan {
     pub endpoints: Vec<Endpoint>,
     /// The host side of the endpoint proxy's socket, when the tool declares endpoints.
     pub proxy_socket: Option<PathBuf>,
+    /// Sandboxes kept started ahead of their calls (the catalog's `local.prepared`).
+    pub prepared: usize,
 }
 
 impl ToolPlan {
@@ -185,6 +187,7 @@ impl ToolPlan {
             scratch_bytes: u64::from(tool.ephemeral_storage_mb) << 20,
             endpoints,
             proxy_socket: None,
+            prepared: unit.prepared as usize,
         })
     }
 

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +27,7 @@ use switchboard_sandbox::spawn::Spawn;
 /// Why a sandbox could not be run (the shared sequence's errors).
 pub use switchboard_sandbox::spawn::SpawnError;
 
-/// Everything needed to run one sandbox.
+/// Everything needed to start one sandbox.
 #[derive(Debug)]
 pub struct Launch<'a> {
     pub bwrap: &'a Path,
@@ -39,6 +40,11 @@ pub struct Launch<'a> {
     /// `cgroup.procs` descriptors of the sandbox's control group, entered before `bwrap` runs
     /// (empty without control groups).
     pub cgroup_fds: Vec<std::os::fd::RawFd>,
+}
+
+/// What a started sandbox is given and bounded by for its one call.
+#[derive(Debug)]
+pub struct Drive {
     pub stdin: Vec<u8>,
     /// Bytes of stdout, progress lines included; more kills the sandbox.
     pub stdout_cap: usize,
@@ -48,6 +54,8 @@ pub struct Launch<'a> {
     pub deadline: Instant,
     pub cancel: CancellationToken,
     pub shutdown: CancellationToken,
+    /// The sandbox's host uid, when it has one (what is left of it is killed by uid).
+    pub host_uid: Option<u32>,
 }
 
 /// Why the gateway stopped a sandbox.
@@ -74,9 +82,9 @@ pub enum Ended {
     },
 }
 
-/// Runs one sandbox to its end. When this returns, no process of the sandbox is left.
-pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
-    let mut child = switchboard_sandbox::spawn::spawn(Spawn {
+/// Starts `bwrap` with three pipes; the sandbox then waits for its invocation on stdin.
+pub fn start(launch: Launch<'_>) -> Result<Child, SpawnError> {
+    switchboard_sandbox::spawn::spawn(Spawn {
         bwrap: launch.bwrap,
         args: &launch.args,
         argv: launch.argv,
@@ -88,8 +96,12 @@ pub async fn run(launch: Launch<'_>) -> Result<Ended, SpawnError> {
         stdin: Stdio::piped(),
         stdout: Stdio::piped(),
         stderr: Stdio::piped(),
-    })?;
+    })
+}
 
+/// Runs a started sandbox (from [`start`]) through its one call to its end. When this returns,
+/// no process of the sandbox is left.
+pub async fn drive(mut child: Child, launch: Drive) -> Result<Ended, SpawnError> {
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -153,7 +165,7 @@ async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: usize) -> Captu
         return Captured::default();
     };
     let mut out = Captured::default();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; super::stdout::READ_CHUNK];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => return out,

@@ -15,6 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::backend::Progress;
 
+/// Bytes read from a sandbox's stdout or stderr at a time. Small, because every call in flight
+/// holds two such buffers (1,000 calls in flight would hold 128 MB with 64 KiB ones); a tool
+/// that writes more just takes more reads.
+pub(super) const READ_CHUNK: usize = 8 * 1024;
+
 /// The most progress reports forwarded for one call; later ones are dropped.
 pub const MAX_REPORTS: usize = 1000;
 
@@ -88,7 +93,7 @@ pub async fn read<R: AsyncRead + Unpin>(
     let mut total = 0usize;
     // The line being read; bounded by `cap` because every byte counts against it.
     let mut line: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
