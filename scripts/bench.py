@@ -453,7 +453,46 @@ def sandbox_table(results, phases) -> tuple[str, list[tuple[str, str, str, str]]
         ("sandboxed calls/s at best", f"at least {TARGET_SANDBOX_RPS}", f"{best:,.0f}",
          "met" if best >= TARGET_SANDBOX_RPS else "missed")
     )  # fmt: skip
+    NOTES["sandbox"] = sandbox_notes(results, phases, targets)
     return "\n".join(lines) + "\n\n" + "\n".join(plines), targets
+
+
+# What holds back each missed target, by section, worked out from the figures of the run.
+NOTES: dict[str, list[str]] = {}
+
+
+def sandbox_notes(results, phases, targets) -> list[str]:
+    missed = {t[0] for t in targets if t[3] == "missed"}
+    by = {p["variant"]: p for p in phases}
+    notes = []
+    if not by or not missed:
+        return notes
+    whole, tool = by["uid lease"], by["exec"]
+    if any("on demand" in m for m in missed):
+        notes.append(
+            f"*On demand*, a call waits for its sandbox to start: {whole['wall_p50_ms']:.2f} ms p50 from spawn to "
+            f"exit without the HTTP path, {tool['wall_p50_ms']:.2f} ms of it the tool's own start and run "
+            f"(the *exec* row). Its p99 is the control group: entering it (the spawn column) takes "
+            f"{by['control group']['spawn_p99_ms']:.1f} ms at p99 against "
+            f"{by['seccomp, limits, environment']['spawn_p99_ms']:.1f} ms without one, because on cgroup v1 a write "
+            "to `cgroup.procs` waits for an RCU grace period. *Prepared* sandboxes take both off the call's path; "
+            "on a cgroup v2 host the child could be started in its group directly (`clone3` with "
+            "`CLONE_INTO_CGROUP`), which the gateway does not do yet."
+        )
+    if "sandboxed calls/s at best" in missed:
+        best = max((s for r in results.values() for s in r["closed"].values()), key=lambda s: s.rps)
+        bwrap = by["bwrap"]["cpu_ms"] - tool["cpu_ms"]
+        notes.append(
+            f"*Calls/s* is bounded by CPU: at the best rate each call cost {best.machine_ms:.2f} ms of the machine's "
+            f"CPU (oha and the kernel's workers included), so {os.cpu_count()} cores give at most about "
+            f"{os.cpu_count() * 1000 / best.machine_ms:,.0f} calls/s even without an idle moment. Of the {whole['cpu_ms']:.2f} ms the sandbox itself costs, "
+            f"{tool['cpu_ms']:.2f} ms is the tool's own start and run and {bwrap:.2f} ms bubblewrap's start (two "
+            "executions of dynamically linked programs: the loader, relocations, and glibc's CPU feature "
+            "probing, slow on this virtual machine); the namespaces, mounts, seccomp, limits and control group "
+            f"add {whole['cpu_ms'] - by['bwrap']['cpu_ms']:.2f} ms. Prepared sandboxes do not lower this: "
+            "every call still gets a sandbox of its own."
+        )
+    return notes
 
 
 def leaks(server: Server, mounts_before: int) -> dict:
@@ -542,6 +581,16 @@ def concurrency_table(rows) -> tuple[str, list[tuple[str, str, str, str]]]:
          f"p50 {top['sample'].p50_ms:,.0f} ms, p99 {top['sample'].p99_ms:,.0f} ms; "
          f"{top['busy'] + top['shed']:,.0f} refused as busy", ""),
     ]  # fmt: skip
+    NOTES["concurrency"] = []
+    if top["rss"] >= TARGET_RSS_MB:
+        NOTES["concurrency"].append(
+            f"*Peak RSS* with {max(rows):,} connections: the sandboxes are bounded (the running limit), and so are "
+            f"the requests being handled (256 + 64; {top['shed']:,.0f} POSTs were refused with 503 before their "
+            "body was read), so what remains is per connection and per request in the HTTP stack and the MCP "
+            "transport (hyper's buffers for each open connection, rmcp's per-request service for each request "
+            "being handled), which the gateway does not control. A lower `gateway.limits.max_in_flight` lowers "
+            "the request bound with it."
+        )
     return "\n".join(lines), targets
 
 
@@ -600,6 +649,9 @@ def aws_table(aws: dict) -> tuple[str, list[tuple[str, str, str, str]]]:
             f"{d['bound']['polls']['min']} to {d['bound']['polls']['max']}: {lo} to {hi}", f"{t[0]} to {t[2]}",
             "met" if lo <= t[0] and t[2] <= hi else "missed",
         ))  # fmt: skip
+    NOTES["aws"] = [
+        f"{t[0]}: {t[2]} against {t[1]}." for t in targets if t[3] == "missed"
+    ]
     return "\n".join(lines), targets
 
 
@@ -711,6 +763,13 @@ def target_table(targets) -> str:
 SECTIONS = ("overhead", "sandbox", "concurrency", "aws")
 
 
+def notes_text(section: str) -> str:
+    notes = NOTES.get(section) or []
+    if not notes:
+        return ""
+    return "\n\nWhat holds back what was missed:\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
 def document(out, images, runs, duration, load_before) -> str:
     overhead_text, overhead_targets = out["overhead"]
     sandbox_text, sandbox_targets = out["sandbox"]
@@ -762,6 +821,7 @@ def document(out, images, runs, duration, load_before) -> str:
         + sandbox_text
         + "\n\n### Targets\n\n"
         + target_table(sandbox_targets)
+        + notes_text("sandbox")
         + "\n\n"
         + "## Concurrency\n\n"
         "The sandboxed `echo` with 1 to 1,000 calls in flight (oha, closed loop, one connection per\n"
@@ -781,6 +841,7 @@ def document(out, images, runs, duration, load_before) -> str:
         + conc_text
         + "\n\n### Targets\n\n"
         + target_table(conc_targets)
+        + notes_text("concurrency")
         + "\n\n"
         + "## AWS path\n\n"
         "What one tool call costs in AWS API calls, counted on the wire against the emulators by the\n"
@@ -796,6 +857,7 @@ def document(out, images, runs, duration, load_before) -> str:
         + aws_text
         + "\n\n### Targets\n\n"
         + target_table(aws_targets)
+        + notes_text("aws")
         + "\n"
     )
 
@@ -869,7 +931,7 @@ def main() -> int:
     titles = {"overhead": "Gateway overhead", "sandbox": "Sandboxed calls", "concurrency": "Concurrency",
               "aws": "AWS path"}  # fmt: skip
     for name, (text, targets) in out.items():
-        print(f"\n## {titles[name]}\n\n{text}\n\n{target_table(targets)}")
+        print(f"\n## {titles[name]}\n\n{text}\n\n{target_table(targets)}{notes_text(name)}")
     print(f"\n({time.monotonic() - started:.0f} s of measuring)", file=sys.stderr)
     for f in failed:
         print(f, file=sys.stderr)

@@ -325,9 +325,7 @@ impl Starter {
             lease,
         })
     }
-}
 
-impl Starter {
     /// [`Starter::start`] on a blocking thread: the fork, and the child's entry into its control
     /// group, hold the calling thread until `bwrap` runs (on cgroup v1 the kernel may make that
     /// entry wait for an RCU grace period, tens of milliseconds), which must not stall the
