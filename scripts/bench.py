@@ -40,24 +40,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
-CATALOG = """version: 1
-tools:
-  - name: echo
-    description: Returns the message it is given.
-    input_schema:
-      type: object
-      properties:
-        message: {type: string, maxLength: 4096}
-      required: [message]
-      additionalProperties: false
-    backend: local
-    local:
-      command: ["/bin/true"]
-    timeout_seconds: 10
-    memory_mb: 128
-    allow:
-      groups: [bench]
-"""
 BODY = json.dumps(
     {
         "jsonrpc": "2.0",
@@ -84,8 +66,9 @@ HEADERS = [
 TARGET_ADDED_P99_MS = 1.0
 TARGET_THROUGHPUT_RATIO = 0.5
 TARGET_RATE = 1000
-# The sandboxed call: the same `echo` as the day-one catalog (examples/catalog.yaml), through the
-# real local backend (`switchboard serve`).
+# The benchmarks' `echo`: for the sandboxed runs the same tool as the day-one catalog
+# (examples/catalog.yaml) through the real local backend (`switchboard serve`); for the overhead
+# run the bench gateway answers it without running `command`.
 SANDBOX_CATALOG = """version: 1
 gateway:
   limits:
@@ -177,7 +160,7 @@ def call(server: Server) -> dict:
 
 def start(work: Path) -> list[Server]:
     catalog = work / "catalog.yaml"
-    catalog.write_text(CATALOG)
+    catalog.write_text(SANDBOX_CATALOG.format(tool="/bin/true", max_in_flight=256, prepared=0))
     key = work / "dev-key.pem"
     gw_port, bare_port = free_port(), free_port()
     gw_url = f"http://127.0.0.1:{gw_port}/mcp"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbox_support::{
-    backend, backend_with, dispatch_for, fresh_tool, structured, tools, until_prepared,
+    backend, backend_with, call_ok, dispatch_for, fresh_tool, structured, tools, until_prepared,
 };
 use switchboard_gateway::backend::local::LocalOptions;
 use switchboard_gateway::backend::{Backend, BackendError};
@@ -223,14 +223,7 @@ async fn a_prepared_sandbox_serves_one_call_and_is_replaced() {
     for call in 0..3 {
         // The replacement of the last call's sandbox is started once that call ended.
         assert_eq!(until_prepared(&backend, "fresh", 2).await, (2, 2 + call));
-        let d = backend
-            .dispatch(dispatch_for(
-                &tools[0],
-                serde_json::json!({}),
-                CancellationToken::new(),
-            ))
-            .await
-            .expect("the tool answers");
+        let d = call_ok(&backend, &tools[0], serde_json::json!({})).await;
         // Never a scratch another call wrote in, and started before the call was known.
         assert_eq!(structured(&d)["state"], serde_json::json!("fresh"), "{d:?}");
         assert_eq!(

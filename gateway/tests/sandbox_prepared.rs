@@ -5,10 +5,9 @@
 
 mod sandbox_support;
 
-use sandbox_support::{backend_with, census, dispatch_for, fresh_tool, structured, until_prepared};
+use sandbox_support::{backend_with, call_ok, census, fresh_tool, structured, until_prepared};
 use switchboard_gateway::backend::Backend;
 use switchboard_gateway::backend::local::LocalOptions;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_clears_the_prepared_sandboxes_and_leaves_nothing() {
@@ -16,14 +15,7 @@ async fn shutdown_clears_the_prepared_sandboxes_and_leaves_nothing() {
     let (backend, tools) = backend_with(vec![fresh_tool(3)], LocalOptions::default());
     assert_eq!(until_prepared(&backend, "fresh", 3).await.0, 3);
     for _ in 0..2 {
-        let d = backend
-            .dispatch(dispatch_for(
-                &tools[0],
-                serde_json::json!({}),
-                CancellationToken::new(),
-            ))
-            .await
-            .expect("the tool answers");
+        let d = call_ok(&backend, &tools[0], serde_json::json!({})).await;
         assert_eq!(structured(&d)["state"], serde_json::json!("fresh"));
     }
     assert_eq!(until_prepared(&backend, "fresh", 3).await.0, 3);

@@ -373,11 +373,7 @@ def test_a_fargate_tool_call_costs_a_bounded_number_of_aws_calls(fg, capsys):
     begun = time.time()
     mark = fg.mark()
     series = awscost.timed_calls(fg.gateway.mcp, fg.gateway.token, "whoami", [{} for _ in range(SERIES)])
-    ids = []
-    for result, _ in series:
-        assert not result.is_error, text_of(result)
-        ids.append(result.structured_content["invocationId"])
-    assert len(set(ids)) == SERIES, ids
+    ids = awscost.invocation_ids(series)
 
     # Each exchange belongs to the call whose invocation id it carries: AssumeRole's session name,
     # RunTask's startedBy (and DescribeTasks/StopTask by the task ARN RunTask answered), the S3

@@ -119,6 +119,19 @@ pub fn dispatch_for(
     }
 }
 
+/// Runs one call of `tool` that must succeed.
+pub async fn call_ok(
+    backend: &LocalBackend,
+    tool: &Arc<Tool>,
+    arguments: serde_json::Value,
+) -> Dispatched {
+    use switchboard_gateway::backend::Backend as _;
+    backend
+        .dispatch(dispatch_for(tool, arguments, CancellationToken::new()))
+        .await
+        .expect("the tool answers")
+}
+
 pub fn structured(d: &Dispatched) -> &serde_json::Value {
     d.output
         .structured_content

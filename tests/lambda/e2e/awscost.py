@@ -56,6 +56,17 @@ def timed_calls(mcp_url: str, token: str, tool: str, arguments: list[dict], time
     return asyncio.run(asyncio.wait_for(body(), timeout))
 
 
+def invocation_ids(series) -> list[str]:
+    """The invocation id each call of a `timed_calls` series of `whoami` answered with (it reports
+    its own); every call must have succeeded, each with an id of its own."""
+    ids = []
+    for result, _ in series:
+        assert not result.is_error, result.content
+        ids.append(result.structured_content["invocationId"])
+    assert len(set(ids)) == len(ids), ids
+    return ids
+
+
 @dataclass
 class CallCost:
     """One tool call: its invocation id, the client's wall time, and the gateway's AWS exchanges."""

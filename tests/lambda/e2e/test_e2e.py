@@ -295,11 +295,7 @@ def test_a_lambda_tool_call_costs_exactly_two_aws_calls(e2e, capsys):
     begun = time.time()
     mark = e2e.mark()
     series = awscost.timed_calls(e2e.gateway.mcp, e2e.gateway.token, "whoami", [{} for _ in range(SERIES)])
-    ids = []
-    for result, _ in series:
-        assert not result.is_error, text_of(result)
-        ids.append(result.structured_content["invocationId"])
-    assert len(set(ids)) == SERIES, ids
+    ids = awscost.invocation_ids(series)
 
     # Each exchange belongs to the call whose invocation id it carries: AssumeRole's session name,
     # the Invoke payload's invocationId. The proxy records an exchange before it answers the

@@ -776,9 +776,6 @@ impl Backend for LocalBackend {
             None => None,
             Some(_) => tenant_dir(plan, &call)?,
         };
-        let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
-            message: format!("cannot encode the invocation: {e}"),
-        })?;
         let _running =
             Arc::clone(&self.running)
                 .try_acquire_owned()
@@ -789,11 +786,15 @@ impl Backend for LocalBackend {
                         self.options.max_running
                     ),
                 })?;
+        let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
+            message: format!("cannot encode the invocation: {e}"),
+        })?;
         let _guard = InFlightGuard::new(&self.in_flight);
-        let ready = prepared.ready.as_ref().and_then(|r| r.take());
-        if prepared.ready.is_some() {
-            self.ready_counters.count(&plan.name, ready.is_some());
-        }
+        let ready = prepared.ready.as_ref().and_then(|r| {
+            let taken = r.take();
+            self.ready_counters.count(&plan.name, taken.is_some());
+            taken
+        });
         let was_prepared = ready.is_some();
         let sandbox = match ready {
             Some(sandbox) => sandbox,
