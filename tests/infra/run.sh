@@ -50,10 +50,17 @@ export PATH="$venv/bin:$PATH"
 
 step "terraform CLI configuration for the offline provider mirror"
 command -v terraform >/dev/null || die "terraform is not installed"
-provider=$(find / \( -path /proc -o -path /sys -o -path "$repo/.work" \) -prune -o \
-  -path '*/registry.terraform.io/hashicorp/aws/*' -name 'terraform-provider-aws*' -print 2>/dev/null | head -n 1)
-[ -n "$provider" ] || die "no hashicorp/aws provider in a filesystem mirror on this machine"
-mirror=${provider%%/registry.terraform.io/*}
+# TF_PROVIDER_MIRROR names the mirror (as for scripts/terraform-kit; CI sets it), else the first one
+# found on this machine.
+if [ -n "${TF_PROVIDER_MIRROR:-}" ]; then
+  mirror=$TF_PROVIDER_MIRROR
+  [ -d "$mirror/registry.terraform.io/hashicorp/aws" ] || die "TF_PROVIDER_MIRROR=$mirror holds no hashicorp/aws provider"
+else
+  provider=$(find / \( -path /proc -o -path /sys -o -path "$repo/.work" \) -prune -o \
+    -path '*/registry.terraform.io/hashicorp/aws/*' -name 'terraform-provider-aws*' -print 2>/dev/null | head -n 1)
+  [ -n "$provider" ] || die "no hashicorp/aws provider in a filesystem mirror on this machine (or set TF_PROVIDER_MIRROR)"
+  mirror=${provider%%/registry.terraform.io/*}
+fi
 cat >"$work/terraformrc" <<EOF
 provider_installation {
   filesystem_mirror {
@@ -71,6 +78,12 @@ echo "mirror: $mirror; $(terraform version | head -n 1)"
 # --- offline checks ------------------------------------------------------------------------------
 step "static checks of the suite's own inputs (pytest test_static.py)"
 (cd "$suite" && python -m pytest -q -p no:cacheprovider test_static.py)
+
+step "actionlint (with shellcheck) on .github/workflows"
+# The CI workflow cannot run here; the linter checks its syntax, expressions, action inputs and
+# the shell of every run: step, so that a broken workflow fails this suite first.
+actionlint -no-color -oneline -pyflakes= .github/workflows/*.yml
+echo "actionlint: $(actionlint -version | head -n 1), $(ls .github/workflows/*.yml | wc -l) workflow(s) clean"
 
 step "the gateway accepts the example catalog (switchboard check)"
 # The same file Terraform deploys must load in the gateway; scripts/test builds the binary first.

@@ -7,7 +7,10 @@ import subprocess
 
 from conftest import REPO
 
-OWNED = ["infra", "policies", "localstack", "tests/infra", "examples/catalog.aws.yaml", "docs/deploy-aws.md"]
+OWNED = [
+    "infra", "policies", "localstack", "tests/infra", "examples/catalog.aws.yaml", "docs/deploy-aws.md",
+    ".github", "scripts/smoke-aws", "scripts/smoke_aws.py", "scripts/smoke-aws-requirements.lock",
+]
 
 
 def committed_or_staged(paths: list[str]) -> list:
@@ -135,3 +138,30 @@ def test_no_runtask_condition_key_names_the_tasks_network():
     text = (REPO / "docs" / "deploy-aws.md").read_text()
     for key in sorted(documented):
         assert f"`{key.replace('${TagKey}', '*')}`" in text, f"docs/deploy-aws.md does not name {key}"
+
+
+def test_ci_workflow_runs_the_test_command_as_root_with_what_it_needs():
+    # actionlint (run.sh) checks that the workflow is valid; this checks that it does the job.
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    assert 0 < job["timeout-minutes"] <= 90, "a run must end within CI's limit"
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    uses = [step.get("uses", "").split("@")[0] for step in job["steps"]]
+    test_step = next(s["run"] for s in job["steps"] if ".ci/run" in s.get("run", ""))
+    assert "sudo" in test_step, "the sandbox suites need root"
+    assert (REPO / ".ci" / "run").read_text().rstrip().endswith("exec scripts/test")
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in runs
+    # The toolchain comes from rust-toolchain.toml, never from a second copy of its channel.
+    assert "rust-toolchain.toml" in runs and "1.95" not in (REPO / ".github/workflows/ci.yml").read_text()
+    # Python 3.13 where localstack/start and run.sh look for it, terraform unwrapped, the provider
+    # mirror unpacked and named by TF_PROVIDER_MIRROR.
+    py = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
+    assert py["with"]["python-version"] == "3.13"
+    assert "python3.13" in runs
+    tf = next(s for s in job["steps"] if s.get("uses", "").startswith("hashicorp/setup-terraform"))
+    assert tf["with"]["terraform_wrapper"] is False
+    assert workflow["env"]["TERRAFORM_VERSION"] == "1.11.4"
+    assert "providers mirror" in runs and "TF_PROVIDER_MIRROR" in test_step
+    assert "Swatinem/rust-cache" in uses and "actions/cache" in uses
