@@ -8,7 +8,9 @@
 #   5. pytest test_deployed.py: reads everything back through the AWS API (IAM, EC2, Lambda, Logs,
 #      S3 on LocalStack; ECS on moto), lints every policy with parliament; checkov on the plan of
 #      the deployed stack (rendered policies included);
-#   6. terraform destroy, then pytest test_destroyed.py: the emulators hold what they held before.
+#   6. terraform destroy, then pytest test_destroyed.py: the emulators hold what they held before;
+#   7. scripts/smoke-aws --emulators: the real-account smoke test against the same emulators (its own
+#      stack, applied and destroyed), then test_destroyed.py again.
 #
 # Needs: terraform with the hashicorp/aws provider in a local filesystem mirror, Python 3.13 (pyenv),
 # network to PyPI the first time (venvs are cached under .work/, rebuilt when a lock file changes).
@@ -283,6 +285,26 @@ grep -E '^Destroy complete' "$work/destroy.log"
 echo "destroy took $((SECONDS - destroy_start))s"
 
 step "nothing left behind (pytest test_destroyed.py)"
+(cd "$suite" && python -m pytest -q -p no:cacheprovider test_destroyed.py)
+
+# --- the real-account smoke test, against the same emulators ----------------------------------------
+# scripts/smoke-aws deploys its own stack (prefix sbsmoke), checks what the emulators can (the stack
+# matches its bindings, credentials minted as the gateway mints them, destroy leaves nothing) and
+# prints each claim only an account can show as NOT ENFORCED HERE. It exits 75 when it failed and
+# the provider had to send a write again (a lost answer, above): fresh emulators, once more.
+step "scripts/smoke-aws --emulators"
+smoke_start=$SECONDS
+for attempt in 1 2 3; do
+  rc=0
+  scripts/smoke-aws --emulators --region "$AWS_DEFAULT_REGION" --work "$work/smoke" || rc=$?
+  [ "$rc" = 0 ] && break
+  { [ "$rc" = 75 ] && [ "$attempt" -lt 3 ]; } || die "scripts/smoke-aws --emulators failed (exit $rc; logs in .work/infra/smoke/)"
+  echo "scripts/smoke-aws attempt $attempt: the emulator lost the answer to a write; fresh emulators, once more"
+  fresh_emulators
+done
+echo "smoke test took $((SECONDS - smoke_start))s"
+
+step "the smoke test left nothing behind either (pytest test_destroyed.py)"
 (cd "$suite" && python -m pytest -q -p no:cacheprovider test_destroyed.py)
 
 step "tests/infra passed in $((SECONDS - t0))s"

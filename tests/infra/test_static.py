@@ -68,6 +68,7 @@ def test_python_requirements_are_exact_pins():
         "tests/infra/requirements.lock",
         "scripts/dev-aws-requirements.lock",
         "scripts/bench-requirements.lock",
+        "scripts/smoke-aws-requirements.lock",
     ]:
         for line in (REPO / lock).read_text().splitlines():
             if line.strip() and not line.startswith("#"):
