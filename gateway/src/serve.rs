@@ -23,6 +23,7 @@ use crate::http::{AppState, RequestLimit, app, authority_of};
 use crate::mcp::{Gateway, GatewayConfig};
 use crate::metrics::AwsErrors;
 use crate::metrics::Metrics;
+use crate::sessions::Sessions;
 
 /// Options of `switchboard serve`.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub enum ServeError {
     Bind(SocketAddr, std::io::Error),
     #[error("server error: {0}")]
     Io(std::io::Error),
+    #[error("sessions: {0}")]
+    Sessions(#[from] crate::sessions::SessionSettingsError),
 }
 
 /// A gateway built and bound, not yet serving.
@@ -210,6 +213,7 @@ pub async fn prepare(
             issuer: DEV_ISSUER.into(),
             authorization_servers: vec![],
             jwks: JwksSource::File(key.path().display().to_string()),
+            jwks_cache_seconds: 300,
             algorithms: vec!["EdDSA".into()],
             groups_claim: "groups".into(),
             tenant_claim: "tenant".into(),
@@ -294,6 +298,17 @@ pub async fn prepare(
         allowed_hosts.push(host);
     }
     allowed_hosts.push(bound.to_string());
+    let sessions = Sessions::from_env()?;
+    if sessions.ids.shared_key() {
+        tracing::info!(
+            peers = !sessions.peers.is_empty(),
+            "sessions are verifiable by every replica holding SWITCHBOARD_SESSION_KEY"
+        );
+    } else {
+        tracing::info!(
+            "sessions are bound to this process: set the same SWITCHBOARD_SESSION_KEY on every replica"
+        );
+    }
     let state = AppState {
         gateway,
         verifier,
@@ -305,6 +320,7 @@ pub async fn prepare(
         max_json_depth: limits.max_json_depth,
         requests: RequestLimit::for_calls(limits.max_in_flight),
         mcp_shutdown: CancellationToken::new(),
+        sessions: Arc::new(sessions),
     };
     Ok(Prepared {
         state,

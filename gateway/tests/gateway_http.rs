@@ -20,6 +20,7 @@ use switchboard_gateway::http::{AppState, RequestLimit, app};
 
 use switchboard_gateway::mcp::{Gateway, GatewayConfig};
 use switchboard_gateway::metrics::Metrics;
+use switchboard_gateway::sessions::{Peers, SESSION_LIFETIME, SessionIds, Sessions};
 use switchboard_tool_runtime::{ContentItem, Invocation, ToolOutput};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -146,7 +147,37 @@ fn harness() -> Harness {
 
 fn harness_with(requests: RequestLimit) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (key, _) = DevKey::load_or_create(&dir.path().join("dev.pem")).expect("key");
+    let key = dir.path().join("dev.pem");
+    let sessions = Sessions::new(SessionIds::process_local(), Peers::default());
+    replica(requests, &key, sessions, dir)
+}
+
+/// Two replicas of one deployment: the same token key and the same session key, separate
+/// processes in all else (gateway, backend, audit, in-memory sessions).
+fn replicas() -> (Harness, Harness) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("dev.pem");
+    let session_key = [9u8; 32];
+    let sessions = || {
+        let ids = SessionIds::with_key(&session_key, SESSION_LIFETIME).expect("key");
+        Sessions::new(ids, Peers::default())
+    };
+    let b = replica(
+        RequestLimit::for_calls(8),
+        &key,
+        sessions(),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    (replica(RequestLimit::for_calls(8), &key, sessions(), dir), b)
+}
+
+fn replica(
+    requests: RequestLimit,
+    key: &std::path::Path,
+    sessions: Sessions,
+    dir: tempfile::TempDir,
+) -> Harness {
+    let (key, _) = DevKey::load_or_create(key).expect("key");
     let catalog = catalog::parse(std::path::Path::new("test.yaml"), CATALOG).expect("catalog");
     let backend = Arc::new(TestBackend::default());
     let audit = MemoryAudit::default();
@@ -166,6 +197,7 @@ fn harness_with(requests: RequestLimit) -> Harness {
         issuer: DEV_ISSUER.into(),
         authorization_servers: vec![],
         jwks: JwksSource::File("unused".into()),
+        jwks_cache_seconds: 300,
         algorithms: vec!["EdDSA".into()],
         groups_claim: "groups".into(),
         tenant_claim: "tenant".into(),
@@ -186,6 +218,7 @@ fn harness_with(requests: RequestLimit) -> Harness {
         max_json_depth: 32,
         requests,
         mcp_shutdown: CancellationToken::new(),
+        sessions: Arc::new(sessions),
     };
     Harness {
         _dir: dir,
@@ -1054,4 +1087,102 @@ async fn a_session_is_useless_with_another_callers_token() {
     let (status, _, text) = h.send(send(alice)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("echo"), "{text}");
+}
+
+/// A 2025-11-25 request in a session.
+fn in_session(token: &str, session: &str, message: &Value) -> Request<Body> {
+    post()
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Body::from(message.to_string()))
+        .expect("req")
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_replica_goes_on_on_another() {
+    let (a, b) = replicas();
+    let token = a.token(&["dev"]);
+    let session = legacy_session(&a, &token).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, text) = b.send(in_session(&token, &session, &list)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("echo"), "{text}");
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "on b"}}});
+    let (status, _, text) = b.send(in_session(&token, &session, &call)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        last_message(&text)["result"]["structuredContent"]["echo"],
+        "on b"
+    );
+    assert_eq!(b.audit.records().len(), 1, "replica b served the call");
+    assert!(a.audit.records().is_empty(), "replica a did not");
+    // And back on the first one.
+    let (status, _, text) = a.send(in_session(&token, &session, &call)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn a_session_id_with_another_subjects_token_is_not_found_on_another_replica() {
+    let (a, b) = replicas();
+    let session = legacy_session(&a, &a.token(&["dev"])).await;
+    let mut c = DevClaims::new(RESOURCE, "bob", vec!["dev".into()], 600);
+    c.tenant = Some("acme".into());
+    let bob = b.key.mint(&c).expect("mint");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, text) = b.send(in_session(&bob, &session, &list)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+}
+
+#[tokio::test]
+async fn a_session_id_from_a_replica_without_the_key_is_not_found() {
+    let a = harness();
+    let (_, b) = replicas();
+    let token = a.token(&["dev"]);
+    let session = legacy_session(&a, &token).await;
+    // b is another deployment (another session key); the caller holds a token b accepts.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, text) = b
+        .send(in_session(&b.token(&["dev"]), &session, &list))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+}
+
+#[tokio::test]
+async fn deleting_a_session_answers_200_and_ends_it() {
+    let (a, b) = replicas();
+    let token = a.token(&["dev"]);
+    let session = legacy_session(&a, &token).await;
+    let delete = || {
+        Request::delete("/mcp")
+            .header("Host", "127.0.0.1:8080")
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Mcp-Session-Id", &session)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .body(Body::empty())
+            .expect("req")
+    };
+    // Deleted where it is held: rmcp closes it; the SDKs expect 200 or 204, not 202.
+    let (status, _, text) = a.send(delete()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, text) = a.send(in_session(&token, &session, &list)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    // Deleted on a replica that never held it: answered there, and ended there too.
+    let other = legacy_session(&a, &token).await;
+    let (status, _, _) = b
+        .send(
+            Request::delete("/mcp")
+                .header("Host", "127.0.0.1:8080")
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Mcp-Session-Id", &other)
+                .header("MCP-Protocol-Version", "2025-11-25")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, text) = b.send(in_session(&token, &other, &list)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 }

@@ -268,7 +268,7 @@ pub async fn authenticate(
         .verifier
         .verify_header(request.headers().get(header::AUTHORIZATION))
         .await;
-    request.headers_mut().remove(header::AUTHORIZATION);
+    let authorization = request.headers_mut().remove(header::AUTHORIZATION);
     let caller = match result {
         Ok(c) => c,
         Err(e) => {
@@ -301,36 +301,88 @@ pub async fn authenticate(
             "the token grants no tool on this server",
         );
     }
-    // A session belongs to the caller that opened it; anyone else is told it does not exist.
+    // A session id must have been minted for this caller (by any replica holding the session
+    // key); any other is told the session does not exist.
     let presented = request
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(session) = &presented
-        && state.gateway.sessions().check(session, &caller.subject) != SessionCheck::Owned
-    {
+    let Some(session) = presented else {
+        request.extensions_mut().insert(caller.clone());
+        let subject = caller.subject.clone();
+        let run = REQUEST_CALLER.scope(caller, next.run(request));
+        return crate::sessions::scope(subject, None, run).await;
+    };
+    if state.sessions.ids.check(&session, &caller.subject) != SessionCheck::Owned {
         state.gateway.metrics().rejected("session_not_owned");
         return json_rpc_error(StatusCode::NOT_FOUND, -32001, "Session not found".into());
     }
-    let deleting = request.method() == axum::http::Method::DELETE;
     let subject = caller.subject.clone();
-    request.extensions_mut().insert(caller.clone());
-    let response = REQUEST_CALLER.scope(caller, next.run(request)).await;
-    match (
-        &presented,
-        response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok()),
-    ) {
-        (None, Some(created)) => state.gateway.sessions().bind(created, &subject),
-        (Some(session), _) if deleting && response.status().is_success() => {
-            state.gateway.sessions().forget(session)
+    let protocol = request
+        .headers()
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let forwarded = request
+        .headers()
+        .contains_key(crate::sessions::FORWARDED_HEADER);
+    let method = request.method().clone();
+    let (mut parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    // A cancellation or a deletion may concern a request running on another replica: the peers
+    // get a copy (with the client's token, so that they authenticate it themselves).
+    let acts_on_replicas = method == axum::http::Method::DELETE
+        || (method == axum::http::Method::POST && is_cancellation(&body));
+    if acts_on_replicas {
+        if !forwarded && !state.sessions.peers.is_empty() {
+            let mut headers = parts.headers.clone();
+            if let Some(token) = authorization {
+                headers.insert(header::AUTHORIZATION, token);
+            }
+            state
+                .sessions
+                .peers
+                .forward(method.clone(), &headers, body.clone());
         }
-        _ => {}
+        if method == axum::http::Method::DELETE {
+            state.sessions.ids.end(&session, &subject);
+        }
+        if !state.sessions.holds(&session).await {
+            // Nothing of it runs here: answered without re-creating the session.
+            return if method == axum::http::Method::DELETE {
+                StatusCode::OK.into_response()
+            } else {
+                StatusCode::ACCEPTED.into_response()
+            };
+        }
+    }
+    parts.extensions.insert(caller.clone());
+    let request = Request::from_parts(parts, Body::from(body));
+    let run = REQUEST_CALLER.scope(caller, next.run(request));
+    let mut response = crate::sessions::scope(subject, protocol, run).await;
+    // The SDKs take 200 or 204 as a session ended (rmcp answers 202).
+    if method == axum::http::Method::DELETE && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::OK;
     }
     response
+}
+
+/// Whether a JSON-RPC message is `notifications/cancelled`.
+fn is_cancellation(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Method<'_>>(body)
+        .ok()
+        .and_then(|m| m.method)
+        .is_some_and(|m| m == "notifications/cancelled")
 }
 
 tokio::task_local! {

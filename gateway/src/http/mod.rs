@@ -11,12 +11,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
 use crate::mcp::Gateway;
+use crate::sessions::Sessions;
 
 /// Everything the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct AppState {
     pub requests: RequestLimit,
     /// Cancelled at the end of shutdown: closes MCP sessions and streams.
     pub mcp_shutdown: CancellationToken,
+    /// Sessions of the 2025-11-25 revision: ids any replica verifies, peers told of cancels.
+    pub sessions: Arc<Sessions>,
 }
 
 /// How many POSTs to the MCP endpoint may be handled at once. Each one being handled holds
@@ -102,18 +104,17 @@ pub(crate) fn origin_of(url: &str) -> Option<String> {
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
     let handler = state.gateway.clone();
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         // Host and Origin are checked by our own guard in front of every route.
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_max_request_body_bytes(state.max_body_bytes)
         .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
         .with_cancellation_token(state.mcp_shutdown.clone());
-    let mcp = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    // A session this replica does not hold in memory is re-created from its id.
+    config.session_store = Some(state.sessions.store());
+    let mcp =
+        StreamableHttpService::new(move || Ok(handler.clone()), state.sessions.clone(), config);
     let mcp = Router::new()
         .route_service("/mcp", mcp)
         .layer(from_fn_with_state(state.clone(), guard::authenticate))

@@ -78,7 +78,6 @@ pub(super) struct Inner {
     pub(super) draining: CancellationToken,
     /// Cancelled when the shutdown grace period ends: running calls are stopped.
     pub(super) stop_calls: CancellationToken,
-    sessions: crate::sessions::SessionOwners,
 }
 
 impl Gateway {
@@ -126,7 +125,6 @@ impl Gateway {
                 broker: config.broker,
                 draining: CancellationToken::new(),
                 stop_calls: CancellationToken::new(),
-                sessions: Default::default(),
             }),
         })
     }
@@ -150,11 +148,6 @@ impl Gateway {
         s.sort();
         s.dedup();
         s
-    }
-
-    /// Who owns which MCP session.
-    pub fn sessions(&self) -> &crate::sessions::SessionOwners {
-        &self.inner.sessions
     }
 
     pub fn metrics(&self) -> &Metrics {
