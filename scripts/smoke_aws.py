@@ -354,8 +354,8 @@ def leftovers(target: Target, prefix: str, bucket: str) -> dict[str, list[str]]:
             if c["status"] == "ACTIVE" and c["clusterName"].startswith(prefix + "-")
         ],
         "ecs active task definitions": [
-            a for a in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]
-            if a.split("/")[-1].startswith(prefix + "-")
+            a for a in pages(ecs, "list_task_definitions", "taskDefinitionArns", status="ACTIVE",
+                             familyPrefix=prefix + "-")
         ],
     }
     keys = []
@@ -402,6 +402,13 @@ def policy_deadline(policy: str) -> tuple[set[str], int]:
     statements = json.loads(policy)["Statement"]
     limits = {s.get("Condition", {}).get("DateLessThan", {}).get("aws:CurrentTime") for s in statements}
     return limits, len(statements)
+
+
+def rfc3339(value) -> str:
+    """STS's Expiration as the invocation carries it (what the gateway copies from STS)."""
+    if isinstance(value, str):
+        return value
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -748,8 +755,7 @@ class Smoke:
             "deadlineUnixMs": int((deadline + 600) * 1000),
             "credentials": {"accessKeyId": creds["AccessKeyId"], "secretAccessKey": creds["SecretAccessKey"],
                             "sessionToken": creds["SessionToken"],
-                            "expiration": (creds["Expiration"] if isinstance(creds["Expiration"], str)
-                                           else creds["Expiration"].isoformat())},
+                            "expiration": rfc3339(creds["Expiration"])},
             "sessionTags": tags,
         }
 
