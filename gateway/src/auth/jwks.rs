@@ -1,5 +1,6 @@
-//! Signing keys: a JWKS loaded from a file once, or fetched from a URL, cached, and refreshed at
-//! most once per cool-down when a token names a key id the cache does not hold.
+//! Signing keys: a JWKS loaded from a file once, or fetched from a URL, cached for a window
+//! (`gateway.auth.jwks_cache_seconds`), and refreshed at most once per cool-down when a token
+//! names a key id the cache does not hold.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,9 +16,9 @@ use super::AuthError;
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most keys kept from one JWKS.
 const MAX_KEYS: usize = 64;
-/// How long a fetched JWKS is used before it is fetched again.
-const JWKS_TTL: Duration = Duration::from_secs(300);
-/// Least time between two fetches caused by unknown key ids.
+/// How long a fetched JWKS is used before it is fetched again, unless the catalog says otherwise.
+const DEFAULT_CACHE_WINDOW: Duration = Duration::from_secs(300);
+/// Least time between two fetches caused by unknown key ids (or the cache window, when shorter).
 const REFRESH_COOL_DOWN: Duration = Duration::from_secs(30);
 
 /// Why keys could not be had.
@@ -158,7 +159,8 @@ impl KeySource {
         )?))
     }
 
-    /// A JWKS URL, fetched on first use.
+    /// A JWKS URL, fetched on first use and kept for five minutes (see
+    /// [`KeySource::set_cache_window`]).
     pub fn from_url(url: String) -> Result<Self, JwksError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -171,9 +173,18 @@ impl KeySource {
         Ok(Self::Remote(RemoteJwks {
             url,
             client,
+            window: DEFAULT_CACHE_WINDOW,
             cache: RwLock::new(None),
             refresh: Mutex::new(None),
         }))
+    }
+
+    /// How long fetched keys are used before they are fetched again; a key the issuer removed is
+    /// accepted for at most this long. Keys loaded once are not affected.
+    pub fn set_cache_window(&mut self, window: Duration) {
+        if let Self::Remote(remote) = self {
+            remote.window = window;
+        }
     }
 
     pub(super) async fn key_for(
@@ -203,15 +214,21 @@ impl KeySource {
 pub struct RemoteJwks {
     url: String,
     client: reqwest::Client,
+    /// How long a fetched set is used.
+    window: Duration,
     cache: RwLock<Option<(KeySet, Instant)>>,
     /// When a miss last caused a refetch; held while fetching so concurrent misses fetch once.
     refresh: Mutex<Option<Instant>>,
 }
 
 impl RemoteJwks {
+    fn cool_down(&self) -> Duration {
+        REFRESH_COOL_DOWN.min(self.window)
+    }
+
     async fn find(&self, kid: Option<&str>, family: Family) -> Result<Option<Key>, JwksError> {
         if let Some((set, at)) = &*self.cache.read().await
-            && at.elapsed() < JWKS_TTL
+            && at.elapsed() < self.window
             && set.contains(kid, family)
         {
             return Ok(set.find(kid, family).cloned());
@@ -225,14 +242,14 @@ impl RemoteJwks {
             .read()
             .await
             .as_ref()
-            .is_some_and(|(_, at)| at.elapsed() < JWKS_TTL);
+            .is_some_and(|(_, at)| at.elapsed() < self.window);
         if fresh {
             if let Some((set, _)) = &*self.cache.read().await
                 && set.contains(kid, family)
             {
                 return Ok(set.find(kid, family).cloned());
             }
-            if last_refresh.is_some_and(|t| t.elapsed() < REFRESH_COOL_DOWN) {
+            if last_refresh.is_some_and(|t| t.elapsed() < self.cool_down()) {
                 return Ok(None);
             }
             *last_refresh = Some(Instant::now());

@@ -105,8 +105,13 @@ struct StandardClaims {
 }
 
 impl Verifier {
-    /// A verifier for tokens issued by `settings.issuer` for `audience`.
-    pub fn new(settings: &AuthSettings, audience: String, keys: KeySource) -> Result<Self, String> {
+    /// A verifier for tokens issued by `settings.issuer` for `audience`, with keys from `keys`
+    /// (fetched keys kept for `settings.jwks_cache_seconds`).
+    pub fn new(
+        settings: &AuthSettings,
+        audience: String,
+        mut keys: KeySource,
+    ) -> Result<Self, String> {
         let mut algorithms = Vec::new();
         for name in &settings.algorithms {
             let alg: Algorithm = name
@@ -122,6 +127,7 @@ impl Verifier {
         if algorithms.is_empty() {
             return Err("no algorithm is accepted".into());
         }
+        keys.set_cache_window(std::time::Duration::from_secs(settings.jwks_cache_seconds));
         Ok(Self {
             inner: Arc::new(VerifierInner {
                 issuer: settings.issuer.clone(),

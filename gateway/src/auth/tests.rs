@@ -11,6 +11,7 @@ fn settings() -> AuthSettings {
         issuer: DEV_ISSUER.into(),
         authorization_servers: vec![],
         jwks: crate::catalog::JwksSource::File("unused".into()),
+        jwks_cache_seconds: 300,
         algorithms: vec!["EdDSA".into(), "RS256".into()],
         groups_claim: "groups".into(),
         tenant_claim: "tenant".into(),
@@ -388,6 +389,39 @@ mod remote {
             let r = v.verify(&c.mint(&claims()).expect("mint")).await;
             assert!(matches!(r, Err(AuthError::UnknownKey(_))));
         }
+        assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_removed_key_is_refused_once_the_cache_window_has_passed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, _) = DevKey::load_or_create(&dir.path().join("a.pem")).expect("a");
+        let (b, _) = DevKey::load_or_create(&dir.path().join("b.pem")).expect("b");
+        let served = Arc::new(Served {
+            jwks: Mutex::new(merged(&a, &b)),
+            fetches: AtomicUsize::new(0),
+        });
+        let url = serve(served.clone()).await;
+        let mut s = settings();
+        s.jwks_cache_seconds = 1;
+        let v = Verifier::new(&s, AUD.into(), KeySource::from_url(url).expect("url"))
+            .expect("verifier");
+        let token_a = a.mint(&claims()).expect("mint");
+        v.verify(&token_a).await.expect("key a while served");
+
+        // The issuer drops key a. Within the window the cached set still holds it ...
+        *served.jwks.lock().expect("lock") = b.jwks();
+        v.verify(&token_a).await.expect("key a within the window");
+        assert_eq!(served.fetches.load(Ordering::SeqCst), 1);
+
+        // ... and once the window has passed the set is fetched again and a is gone.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let r = v.verify(&token_a).await;
+        assert!(matches!(r, Err(AuthError::UnknownKey(_))), "{r:?}");
+        assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
+        v.verify(&b.mint(&claims()).expect("mint"))
+            .await
+            .expect("key b from the new set");
         assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
     }
 }

@@ -140,6 +140,12 @@ fn check(file: &Path, catalog: &Catalog) -> Result<(), CatalogError> {
                 "must be at most 300".into(),
             ));
         }
+        if !(1..=3600).contains(&auth.jwks_cache_seconds) {
+            return Err(top(
+                "gateway.auth.jwks_cache_seconds",
+                "must be between 1 and 3600".into(),
+            ));
+        }
         if auth.max_token_lifetime_seconds == Some(0) {
             return Err(top(
                 "gateway.auth.max_token_lifetime_seconds",
@@ -470,6 +476,28 @@ tools:
             "local: {command: [/bin/cat], prepared: 17}",
         ));
         assert!(e.contains("between 0 and 16"), "{e}");
+    }
+
+    #[test]
+    fn the_jwks_cache_window_defaults_to_five_minutes_and_is_bounded() {
+        let with = |extra: &str| {
+            format!(
+                "gateway:\n  auth: {{issuer: https://i, jwks: {{url: https://i/jwks}}{extra}}}\n{}",
+                GOOD.trim_start()
+            )
+        };
+        let c = parse(Path::new("c.yaml"), &with("")).expect("valid");
+        let auth = c.gateway.auth.expect("auth");
+        assert_eq!(auth.jwks_cache_seconds, 300);
+        let c = parse(Path::new("c.yaml"), &with(", jwks_cache_seconds: 3")).expect("valid");
+        assert_eq!(c.gateway.auth.expect("auth").jwks_cache_seconds, 3);
+        for bad in ["0", "3601"] {
+            let e = err(&with(&format!(", jwks_cache_seconds: {bad}")));
+            assert!(
+                e.contains("gateway.auth.jwks_cache_seconds") && e.contains("between 1 and 3600"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

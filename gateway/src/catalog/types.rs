@@ -52,6 +52,12 @@ pub struct AuthSettings {
     pub authorization_servers: Vec<String>,
     /// Where the signing keys are: a JWKS URL (fetched, cached) or a JWKS file.
     pub jwks: JwksSource,
+    /// How long a JWKS fetched from `jwks.url` is used before it is fetched again, in seconds
+    /// (1 to 3600). A key the authorization server has removed is still accepted for up to this
+    /// long; a token naming a key id the cache does not hold causes a fetch at once (at most one
+    /// such fetch per 30 seconds, or per this window when it is shorter). Unused for a JWKS file.
+    #[serde(default = "default_jwks_cache_seconds")]
+    pub jwks_cache_seconds: u64,
     /// Accepted signature algorithms. Only asymmetric ones are allowed.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
@@ -100,6 +106,9 @@ fn default_tenant_claim() -> String {
 }
 fn default_leeway() -> u64 {
     30
+}
+fn default_jwks_cache_seconds() -> u64 {
+    300
 }
 
 /// Bounds on what a request may carry.
