@@ -152,6 +152,80 @@ if [ "${MCP_SKIP_CONFORMANCE:-0}" != 1 ]; then
   done
 fi
 
+# --- replicas: two gateways behind a round-robin proxy, no stickiness ---------------------------
+# Both serve the same catalog with the same session key, each naming the other as its peer, and
+# write their own audit log; haproxy (Debian's) sends each request to the next one in turn.
+if ! command -v haproxy >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/mcp: haproxy is missing (apt-get install haproxy)" >&2
+    exit 1
+  fi
+  say "installing haproxy"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+fi
+inspector="$work/inspector"
+if ! cmp -s "$here/inspector/package-lock.json" "$inspector/package-lock.json" \
+  || [ ! -d "$inspector/node_modules/@modelcontextprotocol/inspector" ]; then
+  say "installing the MCP Inspector"
+  rm -rf "$inspector"
+  mkdir -p "$inspector"
+  cp "$here/inspector/package.json" "$here/inspector/package-lock.json" "$inspector/"
+  (cd "$inspector" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+read -r port_a port_b port_proxy < <("$py2" -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+session_key=$("$py2" -c 'import secrets; print(secrets.token_urlsafe(48))')
+for name in a b; do
+  if [ "$name" = a ]; then own=$port_a peer=$port_b; else own=$port_b peer=$port_a; fi
+  SWITCHBOARD_SESSION_KEY=$session_key SWITCHBOARD_PEERS=127.0.0.1:$peer NO_COLOR=1 \
+    "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "127.0.0.1:$own" \
+    --audit-log "$run/replica-$name.audit" >"$run/replica-$name.log" 2>&1 &
+  pids+=($!)
+  wait_healthy "http://127.0.0.1:$own/healthz" "${pids[-1]}"
+done
+cat >"$run/haproxy.cfg" <<EOF
+global
+  maxconn 512
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+frontend mcp
+  bind 127.0.0.1:$port_proxy
+  default_backend replicas
+backend replicas
+  balance roundrobin
+  server a 127.0.0.1:$port_a
+  server b 127.0.0.1:$port_b
+EOF
+haproxy -db -f "$run/haproxy.cfg" >"$run/haproxy.log" 2>&1 &
+pids+=($!)
+wait_healthy "http://127.0.0.1:$port_proxy/healthz" "${pids[-1]}"
+cat >"$run/replicas.json" <<EOF
+{"proxy": "http://127.0.0.1:$port_proxy/mcp",
+ "a": "http://127.0.0.1:$port_a/mcp", "b": "http://127.0.0.1:$port_b/mcp",
+ "audit_a": "$run/replica-a.audit", "audit_b": "$run/replica-b.audit",
+ "log_a": "$run/replica-a.log", "log_b": "$run/replica-b.log",
+ "inspector": "$inspector"}
+EOF
+export SB_MCP_REPLICAS="$run/replicas.json"
+say "replicas: pytest with mcp 2.x (raw HTTP, SDK v2, the Inspector CLI) through haproxy on $port_proxy"
+# shellcheck disable=SC2086
+if ! (cd "$here" && "$py2" -m pytest -v ${MCP_PYTEST_ARGS:-} replicas/test_replicas.py replicas/test_replicas_sdk2.py); then
+  failed+=("replicas (raw HTTP + sdk2 + inspector)")
+fi
+say "replicas: pytest with mcp 1.x (2025-11-25 sessions) through haproxy"
+# shellcheck disable=SC2086
+if ! (cd "$here" && "$py1" -m pytest -v ${MCP_PYTEST_ARGS:-} replicas/test_replicas_sdk1.py); then
+  failed+=("replicas (sdk1)")
+fi
+
 say "finished in $(($(date +%s) - started)) s"
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'tests/mcp: FAILED: %s\n' "${failed[@]}" >&2

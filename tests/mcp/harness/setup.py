@@ -125,7 +125,11 @@ def conformance_tools(here: Path) -> list[dict]:
             "allow": {"groups": ["conformance"]},
         }
 
+    slow = tool("slow", "slow", "Reports progress once, then runs for 30 s (cancellation tests).")
+    slow["timeout_seconds"] = 60
+    slow["allow"] = {"groups": ["dev"]}
     return [
+        slow,
         tool("test_simple_text", "simple_text", "Returns a simple text response."),
         tool("test_error_handling", "error", "Always fails (isError: true)."),
         tool("test_tool_with_progress", "progress", "Reports progress 0, 50 and 100 (of 100), ~50 ms apart."),
