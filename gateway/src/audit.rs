@@ -16,6 +16,9 @@ pub struct AuditRecord {
     pub principal: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The MCP session (2025-11-25 revision) the call came in, whichever replica served it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     pub tool: String,
     pub arguments_sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -297,6 +297,12 @@ impl<'a> Call<'a> {
             invocation_id: uuid::Uuid::now_v7().to_string(),
             principal: caller.subject.clone(),
             tenant: caller.tenant.clone(),
+            session: ctx
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|p| p.headers.get("mcp-session-id"))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             tool: name.clone(),
             arguments_sha256: hex::encode(Sha256::digest(&raw)),
             backend: None,
