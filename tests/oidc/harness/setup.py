@@ -1,0 +1,138 @@
+"""Prepares one run of the OIDC suite: the authorization server's configuration and first key, the
+gateway's catalog (JWKS by URL from that server), free ports, and run.json.
+
+    python -m harness.setup --out DIR --bin TARGET_DIR
+
+run.sh starts `node provider.mjs DIR/provider.json` and `switchboard serve --catalog DIR/catalog.yaml`;
+the tests read DIR/run.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import socket
+from pathlib import Path
+
+from . import keys
+
+# How long the gateway keeps a fetched JWKS (gateway.auth.jwks_cache_seconds): short, so that the
+# rotation test sees a removed key refused within seconds.
+CACHE_SECONDS = 3
+# The one scope of the gateway's resource at the authorization server; the echo tool allows it.
+SCOPE = "mcp:tools"
+# A resource server the authorization server also knows, which is not this gateway.
+OTHER_RESOURCE = "https://other.switchboard.test/mcp"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo_tool(bin_dir: Path) -> dict:
+    return {
+        "name": "echo",
+        "title": "Echo",
+        "description": "Returns the message it is given.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "maxLength": 4096}},
+            "required": ["message"],
+            "additionalProperties": False,
+        },
+        "backend": "local",
+        "local": {"command": [str(bin_dir / "switchboard-tool"), "echo"]},
+        "timeout_seconds": 20,
+        "memory_mb": 128,
+        "ephemeral_storage_mb": 16,
+        # Client-credentials clients get it through their group, people through the scope they
+        # consented to.
+        "allow": {"groups": ["dev"], "scopes": [SCOPE]},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--bin", required=True, type=Path, help="the folder holding switchboard-tool")
+    args = ap.parse_args()
+    out: Path = args.out.resolve()
+    bin_dir: Path = args.bin.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    as_port, gw_port = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{as_port}"
+    base = f"http://127.0.0.1:{gw_port}"
+    mcp = f"{base}/mcp"
+    jwks_url = f"{issuer}/jwks"
+
+    first = keys.new_key("first")
+    keys_file = out / "provider-keys.json"
+    keys.write(keys_file, [first])
+
+    clients = {
+        # may use the echo tool (group dev)
+        "dev": {"client_id": "ci-dev", "client_secret": secrets.token_urlsafe(24), "groups": ["dev"]},
+        # a valid client of the same server whose tokens grant no tool of the gateway
+        "nobody": {"client_id": "ci-nobody", "client_secret": secrets.token_urlsafe(24), "groups": []},
+    }
+    provider = {
+        "issuer": issuer,
+        "port": as_port,
+        "keys_file": str(keys_file),
+        "state_file": str(out / "provider-state.json"),
+        "cookie_key": secrets.token_urlsafe(32),
+        "access_token_ttl": 600,
+        "resources": {mcp: {"scope": SCOPE}, OTHER_RESOURCE: {"scope": SCOPE}},
+        "clients": list(clients.values()),
+        # The login page's accounts. alice belongs to no group: what she may use comes from the
+        # scope she consents to.
+        "accounts": {"alice": {"groups": []}},
+    }
+    (out / "provider.json").write_text(json.dumps(provider, indent=2))
+
+    catalog = {
+        "version": 1,
+        "gateway": {
+            "public_url": mcp,
+            "auth": {
+                "issuer": issuer,
+                "jwks": {"url": jwks_url},
+                "jwks_cache_seconds": CACHE_SECONDS,
+                "algorithms": ["ES256"],
+                # oidc-provider's JWT access tokens are RFC 9068 tokens (typ at+jwt); requiring
+                # the type keeps its ID tokens, signed by the same keys, out.
+                "required_typ": "at+jwt",
+            },
+        },
+        "tools": [echo_tool(bin_dir)],
+    }
+    # JSON is YAML; no YAML library needed.
+    (out / "catalog.yaml").write_text(json.dumps(catalog, indent=2))
+
+    run = {
+        "base": base,
+        "mcp": mcp,
+        "listen": f"127.0.0.1:{gw_port}",
+        "issuer": issuer,
+        "jwks_url": jwks_url,
+        "cache_seconds": CACHE_SECONDS,
+        "scope": SCOPE,
+        "other_resource": OTHER_RESOURCE,
+        "clients": clients,
+        "first_kid": first["kid"],
+        "keys_file": str(keys_file),
+        "provider_state": provider["state_file"],
+        "provider_log": str(out / "provider.log"),
+        "provider_pid_file": str(out / "provider.pid"),
+        "gateway_log": str(out / "gateway.log"),
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    print(json.dumps(run))
+
+
+if __name__ == "__main__":
+    main()
