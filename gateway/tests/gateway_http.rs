@@ -168,7 +168,10 @@ fn replicas() -> (Harness, Harness) {
         sessions(),
         tempfile::tempdir().expect("tempdir"),
     );
-    (replica(RequestLimit::for_calls(8), &key, sessions(), dir), b)
+    (
+        replica(RequestLimit::for_calls(8), &key, sessions(), dir),
+        b,
+    )
 }
 
 fn replica(

@@ -329,25 +329,30 @@ pub async fn authenticate(
         .contains_key(crate::sessions::FORWARDED_HEADER);
     let method = request.method().clone();
     let (mut parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    // Only a POST's body is read here: the body guard has already bounded and buffered it. A
+    // DELETE's body means nothing and is dropped; a GET's is passed on as it is.
+    let (body, acts_on_replicas) = match method {
+        axum::http::Method::POST => {
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let cancels = is_cancellation(&bytes);
+            (Body::from(bytes.clone()), cancels.then_some(bytes))
+        }
+        axum::http::Method::DELETE => (Body::empty(), Some(bytes::Bytes::new())),
+        _ => (body, None),
+    };
     // A cancellation or a deletion may concern a request running on another replica: the peers
     // get a copy (with the client's token, so that they authenticate it themselves).
-    let acts_on_replicas = method == axum::http::Method::DELETE
-        || (method == axum::http::Method::POST && is_cancellation(&body));
-    if acts_on_replicas {
+    if let Some(copy) = acts_on_replicas {
         if !forwarded && !state.sessions.peers.is_empty() {
             let mut headers = parts.headers.clone();
             if let Some(token) = authorization {
                 headers.insert(header::AUTHORIZATION, token);
             }
-            state
-                .sessions
-                .peers
-                .forward(method.clone(), &headers, body.clone());
+            state.sessions.peers.forward(method.clone(), &headers, copy);
         }
         if method == axum::http::Method::DELETE {
             state.sessions.ids.end(&session, &subject);
@@ -362,7 +367,7 @@ pub async fn authenticate(
         }
     }
     parts.extensions.insert(caller.clone());
-    let request = Request::from_parts(parts, Body::from(body));
+    let request = Request::from_parts(parts, body);
     let run = REQUEST_CALLER.scope(caller, next.run(request));
     let mut response = crate::sessions::scope(subject, protocol, run).await;
     // The SDKs take 200 or 204 as a session ended (rmcp answers 202).
