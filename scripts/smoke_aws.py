@@ -151,10 +151,17 @@ class Target:
         return client
 
     def emulator_endpoints(self) -> dict[str, str] | None:
+        """infra/envs/localstack's endpoints by service, each moved to the port this run's
+        LocalStack or moto listens on (the file names localstack/start's defaults: moto's 5000)."""
         if not self.emulated:
             return None
-        services = ["iam", "sts", "ec2", "lambda", "logs", "s3", "kms", "route53resolver"]
-        return {**{s: self.localstack for s in services}, "ecs": self.moto}
+        text = (REPO / "infra" / "envs" / "localstack" / "localstack.tfvars").read_text()
+        block = re.search(r"emulator_endpoints\s*=\s*\{(.*?)\}", text, re.S)
+        assert block, "infra/envs/localstack/localstack.tfvars sets no emulator_endpoints"
+        return {
+            service: self.moto if urlparse(url).port == 5000 else self.localstack
+            for service, url in re.findall(r'^\s*([a-z0-9]+)\s*=\s*"([^"]+)"', block.group(1), re.M)
+        }
 
 
 def _no_expect_continue(request, **_):
@@ -831,19 +838,20 @@ class Smoke:
             except botocore.exceptions.ClientError as e:
                 say(f"deleting {self.bucket}: {aws_error(e)}")
         if self.applied:
-            started = time.monotonic()
+            started, destroyed = time.monotonic(), False
             for attempt in (1, 2, 3):
                 done = self.tf.run("destroy", "destroy", "-input=false", "-auto-approve",
                                    f"-var-file={self.work / 'smoke.tfvars.json'}", check=False)
                 if done.returncode == 0:
+                    destroyed = True
                     break
                 log = (self.work / "destroy.log").read_text()
                 print("".join(log.splitlines(keepends=True)[-20:]), file=sys.stderr)
-                # A VPC Lambda's network interfaces are released asynchronously; a retry is what
-                # Terraform's own docs suggest.
-                say(f"terraform destroy attempt {attempt} failed; trying again")
                 (self.work / f"destroy-attempt-{attempt}.log").write_text(log)
-            say(f"destroyed in {time.monotonic() - started:.0f} s")
+                # A VPC Lambda's network interfaces are released asynchronously, and security
+                # groups wait for them: another attempt picks up where the last one stopped.
+                say(f"terraform destroy attempt {attempt} of 3 failed (log: destroy-attempt-{attempt}.log)")
+            say(f"terraform destroy {'done' if destroyed else 'FAILED'} after {time.monotonic() - started:.0f} s")
         left = leftovers(self.target, self.prefix, self.bucket)
         self.report.check("D1", f"nothing of stack {self.prefix!r} is left (by its tag, names and paths)",
                           not left, json.dumps(left) if left else "every kind checked is empty")

@@ -78,8 +78,8 @@ export TF_CLI_CONFIG_FILE=$work/terraformrc TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKP
 echo "mirror: $mirror; $(terraform version | head -n 1)"
 
 # --- offline checks ------------------------------------------------------------------------------
-step "static checks of the suite's own inputs (pytest test_static.py)"
-(cd "$suite" && python -m pytest -q -p no:cacheprovider test_static.py)
+step "static checks of the suite's own inputs and the smoke test's verdicts (pytest test_static.py test_smoke_aws.py)"
+(cd "$suite" && python -m pytest -q -p no:cacheprovider test_static.py test_smoke_aws.py)
 
 step "actionlint (with shellcheck) on .github/workflows"
 # The CI workflow cannot run here; the linter checks its syntax, expressions, action inputs and
