@@ -127,7 +127,7 @@ class Target:
     def endpoint(self, service: str) -> str | None:
         if not self.emulated:
             return None
-        return self.moto if service == "ecs" else self.localstack
+        return (self.emulator_endpoints() or {}).get(service, self.localstack)
 
     def client(self, service: str, credentials: dict | None = None):
         kwargs: dict = {"region_name": self.region, "endpoint_url": self.endpoint(service)}
@@ -377,6 +377,25 @@ def leftovers(target: Target, prefix: str, bucket: str) -> dict[str, list[str]]:
         if {"TagKey": "switchboard:stack", "TagValue": prefix} in tags:
             keys.append(k["KeyId"])
     found["kms keys (not pending deletion)"] = keys
+    # Kinds a stack has only with some modules' options; an emulator that does not serve one
+    # holds none of it.
+    optional = {
+        "secretsmanager secrets": lambda: [
+            x["ARN"] for x in pages(target.client("secretsmanager"), "list_secrets", "SecretList",
+                                    Filters=[{"Key": "tag-key", "Values": ["switchboard:stack"]},
+                                             {"Key": "tag-value", "Values": [prefix]}])
+        ],
+        "servicediscovery namespaces": lambda: [
+            n["Arn"] for n in pages(target.client("servicediscovery"), "list_namespaces", "Namespaces")
+            if n["Name"].startswith(prefix + "-") or n["Name"].startswith(prefix + ".")
+        ],
+    }
+    for kind, look in optional.items():
+        try:
+            found[kind] = look()
+        except botocore.exceptions.ClientError as e:
+            if not (target.emulated and e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 501)):
+                raise
     return {k: sorted(v) for k, v in found.items() if v}
 
 
