@@ -259,9 +259,23 @@ RESENT = re.compile(r"retrying request ([A-Za-z0-9]+)/([A-Za-z]+), attempt [2-9]
 
 
 class Terraform:
+    """terraform in a copy of infra/ and policies/ under the scratch folder, with a local backend
+    whatever the checkout's infra/examples/versions.tf says (docs/deploy-aws.md suggests an S3
+    backend there): the smoke stack's state never mixes with a real deployment's."""
+
     def __init__(self, target: Target, work: Path):
         self.target, self.work = target, work
         self.debug_logs: list[Path] = []
+        src = work / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        skip = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", ".terraform.lock.hcl", "*.tfplan")
+        shutil.copytree(REPO / "infra", src / "infra", ignore=skip)
+        shutil.copytree(REPO / "policies", src / "policies", ignore=skip)
+        self.root = src / "infra" / "examples"
+        (self.root / "zz_smoke_override.tf").write_text(
+            "# Written by scripts/smoke-aws: the smoke stack's state stays in its scratch folder.\n"
+            'terraform {\n  backend "local" {}\n}\n'
+        )
 
     def run(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ, TF_DATA_DIR=str(self.work / "tfdata"), TF_IN_AUTOMATION="1", TF_INPUT="0",
@@ -273,7 +287,7 @@ class Terraform:
             self.debug_logs.append(debug)
         log = self.work / f"{name}.log"
         with log.open("w") as out:
-            done = subprocess.run(["terraform", "-chdir=" + str(REPO / "infra" / "examples"), *args, "-no-color"],
+            done = subprocess.run(["terraform", f"-chdir={self.root}", *args, "-no-color"],
                                   env=env, stdout=out, stderr=subprocess.STDOUT)
         if check and done.returncode != 0:
             print("".join(log.read_text().splitlines(keepends=True)[-40:]), file=sys.stderr)
@@ -542,7 +556,7 @@ class Smoke:
         shutil.rmtree(self.work / "tfdata", ignore_errors=True)
         self.tf.run("init", "init", "-input=false", "-reconfigure", f"-backend-config=path={self.work / 'terraform.tfstate'}")
         self.tf.run("plan", "plan", "-input=false", f"-var-file={self.tfvars()}", f"-out={self.work / 'plan.bin'}")
-        shown = subprocess.run(["terraform", f"-chdir={REPO / 'infra' / 'examples'}", "show", "-json", str(self.work / "plan.bin")],
+        shown = subprocess.run(["terraform", f"-chdir={self.tf.root}", "show", "-json", str(self.work / "plan.bin")],
                                env=dict(os.environ, TF_DATA_DIR=str(self.work / "tfdata")),
                                check=True, capture_output=True, text=True).stdout
         changes = json.loads(shown).get("resource_changes", [])
@@ -576,7 +590,7 @@ class Smoke:
         started = time.monotonic()
         self.tf.run("apply", "apply", "-input=false", "-auto-approve", str(self.work / "plan.bin"))
         say(f"applied in {time.monotonic() - started:.0f} s")
-        done = subprocess.run(["terraform", f"-chdir={REPO / 'infra' / 'examples'}", "output", "-json"],
+        done = subprocess.run(["terraform", f"-chdir={self.tf.root}", "output", "-json"],
                               env=dict(os.environ, TF_DATA_DIR=str(self.work / "tfdata")),
                               check=True, capture_output=True, text=True)
         self.outputs = {k: v["value"] for k, v in json.loads(done.stdout).items()}
