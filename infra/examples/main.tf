@@ -57,10 +57,15 @@ module "log_key" {
 module "network" {
   source = "../modules/network"
 
-  name_prefix             = var.name_prefix
-  log_kms_key_arn         = module.log_key.arn
-  az_count                = var.az_count
-  endpoints               = module.catalog.endpoint_actions
+  name_prefix     = var.name_prefix
+  log_kms_key_arn = module.log_key.arn
+  az_count        = var.az_count
+  # The gateway's tasks use an interface endpoint of the VPC too, when there is one (private DNS):
+  # its actions are added to those endpoints' policies, no endpoint is added for them.
+  endpoints = {
+    for e, actions in module.catalog.endpoint_actions :
+    e => sort(distinct(concat(actions, lookup(module.gateway.endpoint_actions, e, []))))
+  }
   public_subnets          = true
   flow_log_retention_days = var.log_retention_days
 
@@ -103,6 +108,15 @@ module "local_work_role" {
   permission_boundary_arn = module.gateway.tool_permission_boundary_arn
 }
 
+# The gateway's session key, the same in every task: Secrets Manager generates one at each plan
+# and apply, and it is written (write-only) only when gateway_session_key_version changes, so it is
+# in no plan and no state.
+ephemeral "aws_secretsmanager_random_password" "gateway_session_key" {
+  password_length     = 64
+  exclude_punctuation = true
+  include_space       = false
+}
+
 module "gateway" {
   source = "../modules/gateway"
 
@@ -136,4 +150,6 @@ module "gateway" {
   bucket_force_destroy = var.bucket_force_destroy
   log_retention_days   = var.gateway_log_retention_days
   log_kms_key_arn      = module.log_key.arn
+  session_key          = ephemeral.aws_secretsmanager_random_password.gateway_session_key.random_password
+  session_key_version  = var.gateway_session_key_version
 }

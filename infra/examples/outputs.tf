@@ -42,6 +42,10 @@ output "gateway" {
     log_group_name               = module.gateway.log_group_name
     invocation_bucket            = module.gateway.invocation_bucket
     dns_names                    = module.gateway.dns_names
+    session_key_secret_arn       = module.gateway.session_key_secret_arn
+    session_key_kms_key_arn      = module.gateway.session_key_kms_key_arn
+    peers                        = module.gateway.peers
+    discovery_service_arn        = module.gateway.discovery_service_arn
   }
 }
 

@@ -10,17 +10,19 @@ provider "aws" {
   dynamic "endpoints" {
     for_each = var.emulator_endpoints == null ? [] : [var.emulator_endpoints]
     content {
-      acm             = lookup(endpoints.value, "acm", null)
-      cloudwatchlogs  = lookup(endpoints.value, "logs", null)
-      ec2             = lookup(endpoints.value, "ec2", null)
-      ecs             = lookup(endpoints.value, "ecs", null)
-      elbv2           = lookup(endpoints.value, "elbv2", null)
-      iam             = lookup(endpoints.value, "iam", null)
-      kms             = lookup(endpoints.value, "kms", null)
-      lambda          = lookup(endpoints.value, "lambda", null)
-      route53resolver = lookup(endpoints.value, "route53resolver", null)
-      s3              = lookup(endpoints.value, "s3", null)
-      sts             = lookup(endpoints.value, "sts", null)
+      acm              = lookup(endpoints.value, "acm", null)
+      cloudwatchlogs   = lookup(endpoints.value, "logs", null)
+      ec2              = lookup(endpoints.value, "ec2", null)
+      ecs              = lookup(endpoints.value, "ecs", null)
+      elbv2            = lookup(endpoints.value, "elbv2", null)
+      iam              = lookup(endpoints.value, "iam", null)
+      kms              = lookup(endpoints.value, "kms", null)
+      lambda           = lookup(endpoints.value, "lambda", null)
+      route53resolver  = lookup(endpoints.value, "route53resolver", null)
+      s3               = lookup(endpoints.value, "s3", null)
+      secretsmanager   = lookup(endpoints.value, "secretsmanager", null)
+      servicediscovery = lookup(endpoints.value, "servicediscovery", null)
+      sts              = lookup(endpoints.value, "sts", null)
     }
   }
 

@@ -75,8 +75,14 @@ variable "bucket_force_destroy" {
   default     = false
 }
 
+variable "gateway_session_key_version" {
+  description = "Change it (2, 3, ...) to give the gateway a new session key: the service rolls onto it and every open MCP session has to be initialized again."
+  type        = number
+  default     = 1
+}
+
 variable "emulator_endpoints" {
-  description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, ecs, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
+  description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, secretsmanager, route53resolver, ecs, servicediscovery, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
   type        = map(string)
   default     = null
 }

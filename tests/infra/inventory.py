@@ -30,7 +30,8 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
     lam, logs = client("lambda", localstack), client("logs", localstack)
     s3, kms = client("s3", localstack), client("kms", localstack)
     resolver = client("route53resolver", localstack)
-    ecs = client("ecs", moto)
+    secrets = client("secretsmanager", localstack)
+    ecs, discovery = client("ecs", moto), client("servicediscovery", moto)
     inv = {
         "iam roles": [r["Arn"] for r in iam.list_roles()["Roles"]],
         "iam policies": [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]],
@@ -89,6 +90,10 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
         "ecs services": [
             s for c in ecs.list_clusters()["clusterArns"] for s in ecs.list_services(cluster=c)["serviceArns"]
         ],
+        # The gateway's session key (deleted without a recovery window) and its peers' discovery.
+        "secretsmanager secrets": [s["ARN"] for s in secrets.list_secrets()["SecretList"]],
+        "servicediscovery namespaces": [n["Id"] for n in discovery.list_namespaces()["Namespaces"]],
+        "servicediscovery services": [s["Id"] for s in discovery.list_services()["Services"]],
     }
     return {k: sorted(v) for k, v in inv.items()}
 

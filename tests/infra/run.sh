@@ -108,7 +108,7 @@ for dir in infra/modules/* infra/examples examples/tenants/*/projects/*; do
 done
 unset TF_DATA_DIR
 
-step "terraform test of infra/modules/gateway (mocked provider: the image must be pinned by digest; the names a gateway in the VPC resolves)"
+step "terraform test of infra/modules/gateway (mocked provider: the image must be pinned by digest; the names a gateway in the VPC resolves; the session key and peers of its tasks)"
 TF_DATA_DIR=$work/tfdata/validate-gateway terraform -chdir=infra/modules/gateway test -no-color
 
 step "checkov on infra/"
@@ -119,8 +119,9 @@ step "the catalog module alone: defaults, derived values, refusals (pytest test_
 
 # --- emulators -----------------------------------------------------------------------------------
 step "start LocalStack (host mode) and moto_server"
-# route53resolver: the VPC's DNS Firewall and query logging (infra/modules/network).
-export LOCALSTACK_SERVICES=iam,sts,ec2,lambda,logs,s3,kms,route53resolver
+# route53resolver: the VPC's DNS Firewall and query logging (infra/modules/network); secretsmanager:
+# the gateway's session key (Cloud Map, for its peers, is moto's).
+export LOCALSTACK_SERVICES=iam,sts,ec2,lambda,logs,s3,kms,secretsmanager,route53resolver
 trap 'step "stop emulators"; localstack/stop' EXIT
 # This suite deploys and reads back; it runs no function. The control-plane executor makes that
 # independent of the Lambda runtime host (tests/lambda proves running functions).
@@ -267,8 +268,9 @@ echo "apply took $((SECONDS - apply_start))s"
 tf output -json >"$SWITCHBOARD_TF_OUTPUTS"
 (cd "$suite" && python inventory.py >"$SWITCHBOARD_INVENTORY_DURING")
 
-step "read back through the AWS API (pytest test_deployed.py)"
-(cd "$suite" && python -m pytest -q -p no:cacheprovider test_deployed.py)
+step "read back through the AWS API (pytest test_deployed.py test_gateway_sessions.py)"
+export SWITCHBOARD_TF_STATE=$work/terraform.tfstate
+(cd "$suite" && python -m pytest -q -p no:cacheprovider test_deployed.py test_gateway_sessions.py)
 
 step "checkov on the plan of the deployed stack (rendered policies and ARNs)"
 tf plan -input=false -no-color "${tfvars[@]}" -out="$work/plan.bin" >"$work/plan.log" 2>&1 ||

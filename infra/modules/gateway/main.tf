@@ -1,6 +1,7 @@
 # The gateway: its identity (exactly the rights ARCHITECTURE.md lists, on the tool resources only),
 # the permission boundary every tool role carries, the invocation bucket for Fargate hand-over, the
-# clusters, and the ECS service behind a TLS load balancer.
+# clusters, the session key every replica shares, and the ECS service behind a TLS load balancer,
+# its tasks findable by each other (service discovery) for forwarding cancellations.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -33,15 +34,30 @@ locals {
   ]
   log_group_name = "/switchboard/${var.name_prefix}/gateway"
 
+  # Sessions any replica serves (docs/architecture.md): one key for all tasks, from Secrets
+  # Manager; cancellations and DELETEs forwarded to the name that resolves to every task.
+  session_key_name        = "${var.name_prefix}-gateway-session-key"
+  session_key_arn_pattern = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${local.session_key_name}-??????"
+  discovery_namespace     = "${var.name_prefix}.internal"
+  peer_name               = "gateway.${local.discovery_namespace}"
+  peers                   = var.peer_discovery ? "${local.peer_name}:${var.container_port}" : null
+  container_environment = merge(
+    var.peer_discovery ? { SWITCHBOARD_PEERS = local.peers } : {},
+    var.environment,
+  )
+
   # The names the gateway's tasks resolve when they run in the tools' VPC (expose = true), where
   # DNS Firewall answers only listed names: the AWS APIs the gateway calls, its log endpoint, and
   # its image's registry, ECR API and layer bucket.
   dns_suffix   = data.aws_partition.current.dns_suffix
   image_region = one([for m in regexall("^[0-9]{12}\\.dkr\\.ecr\\.([a-z0-9-]+)\\.", local.image) : m[0]])
+  # Secrets Manager is resolved by the task's own interface when ECS fetches the session key; the
+  # peers' name is the service discovery record (a private hosted zone of the same VPC).
   dns_names = var.expose ? sort(distinct(concat(
-    [for api in ["sts", "lambda", "ecs", "logs", "s3"] : "${api}.${local.region}.${local.dns_suffix}"],
+    [for api in ["sts", "lambda", "ecs", "logs", "s3", "secretsmanager"] : "${api}.${local.region}.${local.dns_suffix}"],
     ["*.s3.${local.region}.${local.dns_suffix}", split("/", local.image)[0]],
     local.image_region == null ? [] : ["api.ecr.${local.image_region}.${local.dns_suffix}", "*.s3.${local.image_region}.${local.dns_suffix}"],
+    var.peer_discovery ? [local.peer_name] : [],
   ))) : []
 
   # policies/gateway.json.tftpl lists every right the architecture gives the gateway; a statement
@@ -262,6 +278,57 @@ resource "aws_iam_role_policy" "gateway_execution" {
   })
 }
 
+# --- the session key: the same secret in every gateway task -----------------------------------
+# The caller passes the key as an ephemeral value (infra/examples generates it with the ephemeral
+# aws_secretsmanager_random_password) and it is written as a write-only argument: the value is in
+# no plan and no state. The module does not generate it itself because Terraform 1.11's mock
+# providers refuse any ephemeral resource, which would leave the module without its offline tests.
+# ECS reads it into SWITCHBOARD_SESSION_KEY when a task starts (`secrets` below), with the
+# execution role. Change session_key_version to write a new key (every open session then answers
+# 404 and clients start a new one).
+
+resource "aws_kms_key" "session_key" {
+  description             = "${var.name_prefix}: the gateway's session key (Secrets Manager)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy = templatefile("${local.policies}/session-key.json.tftpl", {
+    partition          = local.partition
+    region             = local.region
+    account_id         = local.account_id
+    secret_arn_pattern = local.session_key_arn_pattern
+  })
+  tags = { "switchboard:role" = "session-key" }
+}
+
+resource "aws_secretsmanager_secret" "session_key" {
+  # checkov:skip=CKV2_AWS_57:A new key ends every open session (ids are MACs under it), so it is replaced on purpose (session_key_version), not on a schedule; a rotation Lambda would also need a network path and rights this stack gives no function.
+
+  name        = local.session_key_name
+  description = "Switchboard gateway (${var.name_prefix}): SWITCHBOARD_SESSION_KEY, the MAC key of MCP session ids, the same in every task"
+  kms_key_id  = aws_kms_key.session_key.arn
+  # Nothing to recover: a lost key costs open sessions one re-initialize. Deleting at once also
+  # lets a destroyed stack be applied again under the same name.
+  recovery_window_in_days = 0
+
+  tags = { "switchboard:role" = "session-key" }
+}
+
+resource "aws_secretsmanager_secret_version" "session_key" {
+  secret_id                = aws_secretsmanager_secret.session_key.id
+  secret_string_wo         = var.session_key
+  secret_string_wo_version = var.session_key_version
+}
+
+resource "aws_iam_role_policy" "gateway_execution_session_key" {
+  name = "read-session-key"
+  role = aws_iam_role.gateway_execution.id
+  policy = templatefile("${local.policies}/gateway-execution-session-key.json.tftpl", {
+    region     = local.region
+    secret_arn = aws_secretsmanager_secret.session_key.arn
+    key_arn    = aws_kms_key.session_key.arn
+  })
+}
+
 resource "aws_ecs_task_definition" "gateway" {
   family                   = "${var.name_prefix}-gateway"
   requires_compatibilities = ["FARGATE"]
@@ -289,9 +356,12 @@ resource "aws_ecs_task_definition" "gateway" {
     readonlyRootFilesystem = true
     user                   = "65534:65534"
     portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
-    environment            = [for k in sort(keys(var.environment)) : { name = k, value = var.environment[k] }]
-    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
-    stopTimeout            = 30
+    environment            = [for k in sort(keys(local.container_environment)) : { name = k, value = local.container_environment[k] }]
+    secrets                = [{ name = "SWITCHBOARD_SESSION_KEY", valueFrom = aws_secretsmanager_secret.session_key.arn }]
+    # A new key version is a new task definition, so the service rolls its tasks onto the new key.
+    dockerLabels = { "switchboard.session-key-version" = tostring(var.session_key_version) }
+    mountPoints  = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+    stopTimeout  = 30
     linuxParameters = {
       initProcessEnabled = true
       capabilities       = { drop = ["ALL"] }
@@ -354,6 +424,26 @@ resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
   referenced_security_group_id = aws_security_group.alb.id
 }
 
+# Replicas forward notifications/cancelled and DELETE to each other (SWITCHBOARD_PEERS), over
+# plain HTTP on the container port, inside the gateway's own security group only.
+resource "aws_vpc_security_group_ingress_rule" "gateway_from_peers" {
+  security_group_id            = aws_security_group.gateway.id
+  description                  = "From the other gateway tasks (forwarded cancellations and DELETEs)"
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+  referenced_security_group_id = aws_security_group.gateway.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "gateway_to_peers" {
+  security_group_id            = aws_security_group.gateway.id
+  description                  = "To the other gateway tasks (forwarded cancellations and DELETEs)"
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+  referenced_security_group_id = aws_security_group.gateway.id
+}
+
 # Interface endpoints have private DNS for the whole VPC: the gateway's own calls to STS (minting
 # tool credentials), CloudWatch Logs and ECR (its image) resolve to them as well.
 resource "aws_vpc_security_group_ingress_rule" "endpoint_from_gateway" {
@@ -374,6 +464,38 @@ resource "aws_vpc_security_group_egress_rule" "gateway_https_out" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+}
+
+# --- service discovery: one name, an A record per gateway task (peer_discovery) ---------------
+# ECS registers each task's address when it starts and removes it when it stops; the gateway
+# resolves the name at each forward and contacts every address. Multivalue answers hold at most
+# eight records, hence desired_count <= 8 with discovery (checked on the service).
+
+resource "aws_service_discovery_private_dns_namespace" "gateway" {
+  count = var.peer_discovery ? 1 : 0
+
+  name        = local.discovery_namespace
+  description = "Switchboard (${var.name_prefix}): the gateway tasks' addresses, for each other"
+  vpc         = var.vpc_id
+}
+
+resource "aws_service_discovery_service" "gateway" {
+  count = var.peer_discovery ? 1 : 0
+
+  name = "gateway"
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.gateway[0].id
+    routing_policy = "MULTIVALUE"
+    dns_records {
+      type = "A"
+      ttl  = 10 # a new task is contacted within seconds
+    }
+  }
+  # ECS reports each task's health (a task stopping is removed at once).
+  health_check_custom_config {
+    failure_threshold = 1
+  }
+  force_destroy = true
 }
 
 # --- load balancer and service (expose = true) -------------------------------------------------
@@ -484,10 +606,29 @@ resource "aws_ecs_service" "gateway" {
     container_port   = var.container_port
   }
 
+  dynamic "service_registries" {
+    for_each = aws_service_discovery_service.gateway[*].arn
+    content {
+      registry_arn = service_registries.value
+    }
+  }
+
   deployment_circuit_breaker {
     enable   = true
     rollback = true
   }
 
-  depends_on = [aws_lb_listener_rule.gateway]
+  lifecycle {
+    precondition {
+      condition     = !var.peer_discovery || var.desired_count <= 8
+      error_message = "peer_discovery answers at most eight addresses per query (Cloud Map multivalue records), so a forwarded cancellation could miss a task: run at most 8 gateway tasks, or set peer_discovery = false and pass your own SWITCHBOARD_PEERS in environment."
+    }
+  }
+
+  # A task starts only once its key exists and the execution role may read it.
+  depends_on = [
+    aws_lb_listener_rule.gateway,
+    aws_secretsmanager_secret_version.session_key,
+    aws_iam_role_policy.gateway_execution_session_key,
+  ]
 }

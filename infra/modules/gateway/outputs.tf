@@ -61,3 +61,28 @@ output "dns_names" {
   description = "The names the gateway's tasks resolve in the VPC (for the network's DNS Firewall allow list); empty when expose is false."
   value       = local.dns_names
 }
+
+output "session_key_secret_arn" {
+  description = "The Secrets Manager secret holding SWITCHBOARD_SESSION_KEY (its value is in no Terraform state)."
+  value       = aws_secretsmanager_secret.session_key.arn
+}
+
+output "session_key_kms_key_arn" {
+  description = "The KMS key the session key secret is encrypted with."
+  value       = aws_kms_key.session_key.arn
+}
+
+output "peers" {
+  description = "SWITCHBOARD_PEERS as the module sets it (the service discovery name and the container port), or null when peer_discovery is off."
+  value       = local.peers
+}
+
+output "discovery_service_arn" {
+  description = "The Cloud Map service the ECS service registers its tasks in; null when peer_discovery is off."
+  value       = one(aws_service_discovery_service.gateway[*].arn)
+}
+
+output "endpoint_actions" {
+  description = "Actions the gateway's tasks send through the network's interface endpoints beyond the platform's: ECS reads the session key through a secretsmanager endpoint when the VPC has one (private DNS). The root merges these into the endpoints' policies."
+  value       = { secretsmanager = ["secretsmanager:GetSecretValue"] }
+}

@@ -130,9 +130,40 @@ variable "command" {
 }
 
 variable "environment" {
-  description = "Environment of the gateway container (the root passes SWITCHBOARD_BINDINGS here)."
+  description = "Environment of the gateway container (the root passes SWITCHBOARD_BINDINGS here). The module adds SWITCHBOARD_PEERS when peer_discovery is on (a value given here wins) and SWITCHBOARD_SESSION_KEY from Secrets Manager."
   type        = map(string)
   default     = {}
+  validation {
+    condition     = !contains(keys(var.environment), "SWITCHBOARD_SESSION_KEY")
+    error_message = "environment: SWITCHBOARD_SESSION_KEY comes from the module's Secrets Manager secret; a value here would be stored in plain text in the task definition and the state."
+  }
+}
+
+variable "session_key_version" {
+  description = "Version of the gateway's session key. Terraform writes session_key to the secret when this changes (a write-only value has nothing in the state to compare), and the task definition changes with it so the service rolls onto the new key; every open session then answers 404 (clients initialize again)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.session_key_version >= 1 && floor(var.session_key_version) == var.session_key_version
+    error_message = "session_key_version: a whole number, 1 or more."
+  }
+}
+
+variable "session_key" {
+  description = "SWITCHBOARD_SESSION_KEY, the same for every gateway task (32 bytes or more): pass an ephemeral value, such as the ephemeral aws_secretsmanager_random_password (infra/examples does). It is written to the module's secret as a write-only value, so it is in no plan and no state; Terraform writes it again only when session_key_version changes."
+  type        = string
+  ephemeral   = true
+  sensitive   = true
+  validation {
+    condition     = length(var.session_key) >= 32
+    error_message = "session_key: at least 32 characters (the gateway refuses a shorter key)."
+  }
+}
+
+variable "peer_discovery" {
+  description = "Register the gateway's tasks in a Cloud Map private DNS namespace (<name_prefix>.internal, one A record per task) and set SWITCHBOARD_PEERS to gateway.<name_prefix>.internal:<container_port>, so a cancellation or DELETE reaching one task is forwarded to the others. At most 8 tasks then (multivalue answers)."
+  type        = bool
+  default     = true
 }
 
 variable "expose" {

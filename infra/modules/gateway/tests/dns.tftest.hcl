@@ -14,6 +14,7 @@ mock_provider "aws" {
 }
 
 variables {
+  session_key       = "0123456789abcdef0123456789abcdef-test-only"
   name_prefix       = "sbtest"
   vpc_id            = "vpc-0123456789abcdef0"
   public_subnet_ids = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef2"]
@@ -34,8 +35,9 @@ run "a_gateway_in_the_vpc_lists_every_name_it_resolves" {
       "sts.eu-west-1.amazonaws.com", "lambda.eu-west-1.amazonaws.com", "ecs.eu-west-1.amazonaws.com",
       "logs.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "*.s3.eu-west-1.amazonaws.com",
       "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "api.ecr.eu-west-1.amazonaws.com",
+      "secretsmanager.eu-west-1.amazonaws.com", "gateway.sbtest.internal",
     ])
-    error_message = "dns_names is not the gateway's APIs, logs, and image registry: ${jsonencode(output.dns_names)}"
+    error_message = "dns_names is not the gateway's APIs, logs, image registry, session key and peers: ${jsonencode(output.dns_names)}"
   }
 }
 
@@ -60,5 +62,17 @@ run "a_gateway_not_run_here_needs_no_name" {
   assert {
     condition     = length(output.dns_names) == 0
     error_message = "dns_names should be empty when the gateway does not run in the VPC"
+  }
+}
+
+run "without_peer_discovery_the_peers_name_is_not_listed" {
+  command = plan
+  variables {
+    expose         = true
+    peer_discovery = false
+  }
+  assert {
+    condition     = !contains(output.dns_names, "gateway.sbtest.internal") && contains(output.dns_names, "secretsmanager.eu-west-1.amazonaws.com")
+    error_message = "dns_names without peer discovery: ${jsonencode(output.dns_names)}"
   }
 }

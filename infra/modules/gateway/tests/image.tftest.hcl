@@ -1,6 +1,11 @@
 # `terraform test` of the gateway image reference, offline (a mocked AWS provider): the module
 # deploys only an image pinned by digest. Run by tests/infra/run.sh.
 mock_provider "aws" {
+  # The task definition names the session key secret's ARN: known at plan here.
+  override_during = plan
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sbtest-gateway-session-key-AbCdEf" }
+  }
   mock_data "aws_caller_identity" {
     defaults = { account_id = "123456789012" }
   }
@@ -13,6 +18,7 @@ mock_provider "aws" {
 }
 
 variables {
+  session_key       = "0123456789abcdef0123456789abcdef-test-only"
   name_prefix       = "sbtest"
   vpc_id            = "vpc-0123456789abcdef0"
   public_subnet_ids = ["subnet-0123456789abcdef0"]
