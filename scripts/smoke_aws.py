@@ -700,7 +700,10 @@ class Smoke:
 
     def credential_claims(self, gateway: dict) -> tuple[dict, dict, float]:
         r = self.report
-        request, answer = self.mint(gateway, "state_validate", TENANT)
+        # A work role Terraform just made may refuse AssumeRole for a few seconds (IAM is
+        # eventually consistent); each attempt is a new call with its own deadline.
+        request, answer = retry("AssumeRole on the work role", lambda: self.mint(gateway, "state_validate", TENANT),
+                                0 if self.target.emulated else 90)
         creds, invocation = answer["Credentials"], answer["invocation"]
         role = request["RoleArn"].split("/")[-1]
         arn = answer["AssumedRoleUser"]["Arn"]
