@@ -21,4 +21,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod serve;
 pub mod sessions;
+pub mod telemetry;
 pub mod validate;
