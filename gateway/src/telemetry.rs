@@ -143,10 +143,13 @@ pub fn init(log_json: bool) -> Result<Telemetry, TelemetryError> {
         .try_init()
         .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
     if provider.is_some() {
-        let endpoint = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-            .into_iter()
-            .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
-            .unwrap_or_default();
+        let endpoint = [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .into_iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_default();
         tracing::info!(%endpoint, "exporting traces over OTLP (http/protobuf)");
     }
     Ok(Telemetry { provider })

@@ -39,7 +39,7 @@ def env_tool(name: str, prepared: int = 0) -> dict:
         "backend": "local",
         "local": local,
         "timeout_seconds": 20,
-        "memory_mb": 64,
+        "memory_mb": 128,
         "ephemeral_storage_mb": 4,
         "allow": {"groups": ["dev"]},
     }

@@ -320,11 +320,11 @@ impl Gateway {
             invocation_id = %record.invocation_id,
             tool = %record.tool,
             principal = %record.principal,
-            backend = record.backend.unwrap_or("-"),
-            outcome = record.outcome,
+            backend = record.backend.map(tracing::field::display),
+            outcome = %record.outcome,
             duration_ms = record.duration_ms,
-            unit_id = record.unit_id.as_deref().unwrap_or("-"),
-            reason = record.reason.as_deref().unwrap_or(""),
+            unit_id = record.unit_id.as_deref().map(tracing::field::display),
+            reason = record.reason.as_deref().map(tracing::field::display),
             "tool call"
         );
         inner.audit.record(&record);
