@@ -5,7 +5,8 @@
 //! Modules, in the order a call meets them: [`http`] (Host/Origin, body limits, bearer token),
 //! [`auth`] (JWT verification), [`mcp`] (the MCP handler: list, authorize with [`authz`],
 //! validate with [`validate`], dispatch), [`backend`] (execution units), [`audit`], [`metrics`].
-//! [`catalog`] is the tool catalog; [`serve`] and [`cli`] wire it all together.
+//! [`catalog`] is the tool catalog; [`serve`] and [`cli`] wire it all together; [`telemetry`] sets
+//! up logs and traces.
 
 pub mod audit;
 pub mod auth;
@@ -21,4 +22,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod serve;
 pub mod sessions;
+pub mod telemetry;
 pub mod validate;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard_gateway::bindings::Bindings;
 use switchboard_gateway::cli::{self, Cli, Command, dev_token};
-use switchboard_gateway::{catalog, serve};
+use switchboard_gateway::{catalog, serve, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,25 +30,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bindings,
         } => {
             let bindings = Bindings::from_env_or_file(bindings.as_deref())?;
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into());
-            let logs = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr);
-            if log_json {
-                logs.json().init();
-            } else {
-                logs.init();
-            }
+            // Before the runtime: the trace exporter's HTTP client is a blocking one.
+            let telemetry = telemetry::init(log_json)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::serve(serve::ServeOptions {
+            let served = runtime.block_on(serve::serve(serve::ServeOptions {
                 catalog,
                 listen,
                 dev,
                 dev_key,
                 audit_log,
                 bindings,
-            }))?;
+            }));
+            drop(runtime);
+            // After the gateway stopped, whatever the outcome: the last calls' spans are sent.
+            telemetry.shutdown();
+            served?;
         }
         Command::Check { file, bindings } => {
             eprintln!("{}", cli::check(&file, bindings.as_deref())?);

@@ -402,22 +402,31 @@ class Fargate:
         self.player = player
         self.gateway = gateway
 
-    async def acall(self, tool: str, arguments: dict | None = None, progress=None, gateway: Gateway | None = None):
+    async def acall(
+        self,
+        tool: str,
+        arguments: dict | None = None,
+        progress=None,
+        gateway: Gateway | None = None,
+        headers: dict | None = None,
+    ):
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
         gw = gateway or self.gateway
         http = httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {gw.token}"}, timeout=httpx2.Timeout(30.0, read=90.0)
+            headers={"Authorization": f"Bearer {gw.token}", **(headers or {})},
+            timeout=httpx2.Timeout(30.0, read=90.0),
         )
         async with http:
             async with Client(streamable_http_client(gw.mcp, http_client=http)) as c:
                 return await c.call_tool(tool, arguments or {}, progress_callback=progress)
 
-    def call(self, tool: str, arguments: dict | None = None, progress=None):
-        """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token)."""
-        return asyncio.run(asyncio.wait_for(self.acall(tool, arguments, progress), 120))
+    def call(self, tool: str, arguments: dict | None = None, progress=None, headers: dict | None = None):
+        """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token), with
+        `headers` on every request of it besides."""
+        return asyncio.run(asyncio.wait_for(self.acall(tool, arguments, progress, headers=headers), 120))
 
     # the wire
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -167,6 +168,19 @@ def test_overrides_hold_only_the_two_urls_and_no_argument_or_secret(fg):
     for e in container["environment"]:
         q = query_of(e["value"])
         assert not q.get("X-Amz-Credential", "").startswith(minted.access_key_id), e["name"]
+
+
+def test_a_clients_traceparent_is_the_one_more_variable_of_the_overrides(fg):
+    # The trace context is ids only, no secret: it travels as TRACEPARENT beside the two URLs
+    # (this gateway exports no traces, so it is the client's own), and in the invocation object.
+    traceparent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    result = fg.call("whoami", {}, headers={"traceparent": traceparent})
+    assert not result.is_error, text_of(result)
+    _, body = fg.run_task_for(result.structured_content["invocationId"])
+    [container] = body["overrides"]["containerOverrides"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert set(env) == {*URL_NAMES, "TRACEPARENT"}, env
+    assert env["TRACEPARENT"] == traceparent
 
 
 def test_each_url_expires_at_the_deadline(fg):

@@ -93,6 +93,11 @@ pub struct Invocation {
     /// Session tags the credentials carry (tool, tenant, principal, invocation).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub session_tags: BTreeMap<String, String>,
+    /// The W3C `traceparent` of the gateway's span for this unit (or the client's, when the
+    /// gateway exports no traces): a unit that records spans makes them its children. Also in
+    /// the environment as `TRACEPARENT` where the unit's environment is made for its call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// One piece of content of a tool result, as MCP's content blocks on the wire.
@@ -337,6 +342,7 @@ mod tests {
             deadline_unix_ms: 1,
             credentials: Some(c),
             session_tags: BTreeMap::new(),
+            traceparent: None,
         };
         let s = format!("{inv:?}");
         assert!(

@@ -9,7 +9,7 @@
 //!    `assignPublicIp DISABLED`, the tool's ephemeral storage, `startedBy` and `clientToken` = the
 //!    invocation id, tags `tool` and `invocation`) whose only container override is two variables:
 //!    a presigned `GET` of the invocation and a presigned `PUT` of `.../result.json`, both expiring
-//!    at the call's deadline (the task's `switchboard-tool` runs in container mode,
+//!    at the call's deadline (and `TRACEPARENT`, the call's trace context, when there is one) (the task's `switchboard-tool` runs in container mode,
 //!    `tool-runtime/src/container.rs`);
 //! 3. the backend polls `DescribeTasks` and the result object with capped, jittered backoff,
 //!    reporting progress as the task moves (provisioning, pending, running); the answer is the
@@ -35,6 +35,10 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use switchboard_tool_runtime::ToolOutput;
 use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
+use tracing::Instrument as _;
+
+/// The container variable holding the call's W3C traceparent (not a secret: ids only).
+pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
 
 use super::{Backend, BackendError, Dispatch, Dispatched, Progress};
 use crate::bindings::{Bindings, InvocationBucket};
@@ -225,22 +229,21 @@ impl FargateBackend {
         let storage = EphemeralStorage::builder()
             .size_in_gib(storage_gib(call.tool.ephemeral_storage_mb))
             .build();
+        let var =
+            |name: &str, value: String| KeyValuePair::builder().name(name).value(value).build();
+        let mut environment = vec![
+            var(INVOCATION_URL_ENV, get_url),
+            var(RESULT_URL_ENV, put_url),
+        ];
+        // The trace context is no secret (ids only), unlike what the invocation holds.
+        if let Some(traceparent) = &call.invocation.traceparent {
+            environment.push(var(TRACEPARENT_ENV, traceparent.clone()));
+        }
         let overrides = TaskOverride::builder()
             .container_overrides(
                 ContainerOverride::builder()
                     .name(&target.container)
-                    .environment(
-                        KeyValuePair::builder()
-                            .name(INVOCATION_URL_ENV)
-                            .value(get_url)
-                            .build(),
-                    )
-                    .environment(
-                        KeyValuePair::builder()
-                            .name(RESULT_URL_ENV)
-                            .value(put_url)
-                            .build(),
-                    )
+                    .set_environment(Some(environment))
                     .build(),
             )
             .ephemeral_storage(storage)
@@ -536,8 +539,9 @@ fn storage_gib(mb: u32) -> i32 {
 
 #[async_trait]
 impl Backend for FargateBackend {
-    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+    async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
         let timeout_seconds = call.tool.timeout_seconds;
+        let unit = call.unit_span("fargate");
         let target = self
             .targets
             .get(&call.tool.name)
@@ -615,9 +619,13 @@ impl Backend for FargateBackend {
                 unit_id: arn,
             })
         };
-        let guarded = run.await;
+        let guarded = run.instrument(unit.clone()).await;
+        if let Ok(d) = &guarded {
+            unit.record("switchboard.unit_id", d.unit_id.as_str());
+        }
         self.clean([&invocation_key, &result_key]).await;
-        tracing::info!(
+        // The call's own line (mcp::call) is the one at info.
+        tracing::debug!(
             tool = %call.tool.name,
             invocation = %id,
             unit_id = guarded.as_ref().map(|d| d.unit_id.as_str()).unwrap_or("-"),

@@ -27,6 +27,7 @@ use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use switchboard_tool_runtime::ToolOutput;
+use tracing::Instrument as _;
 
 use super::{Backend, BackendError, Dispatch, Dispatched};
 use crate::metrics::AwsErrors;
@@ -64,12 +65,18 @@ impl LambdaBackend {
         }
     }
 
-    async fn invoke_once(&self, function: &str, payload: &[u8]) -> Result<Dispatched, Attempt> {
+    async fn invoke_once(
+        &self,
+        function: &str,
+        payload: &[u8],
+        client_context: Option<&str>,
+    ) -> Result<Dispatched, Attempt> {
         let sent = self
             .client
             .invoke()
             .function_name(function)
             .invocation_type(InvocationType::RequestResponse)
+            .set_client_context(client_context.map(str::to_owned))
             .payload(Blob::new(payload))
             .send()
             .await;
@@ -117,6 +124,15 @@ impl LambdaBackend {
     }
 }
 
+/// The `ClientContext` of an `Invoke` carrying the call's traceparent: base64 of
+/// `{"custom": {"traceparent": "..."}}`, which a function finds in its context's
+/// `client_context.custom` (the Lambda runtimes' documented place for a caller's own values).
+pub fn client_context(traceparent: &str) -> String {
+    use base64::Engine as _;
+    let context = serde_json::json!({ "custom": { "traceparent": traceparent } });
+    base64::engine::general_purpose::STANDARD.encode(context.to_string())
+}
+
 /// What one `Invoke` attempt came to, when it is not an answer.
 enum Attempt {
     Throttled(String),
@@ -158,8 +174,10 @@ fn backoff(retry: u32) -> Duration {
 
 #[async_trait]
 impl Backend for LambdaBackend {
-    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+    async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
         let timeout_seconds = call.tool.timeout_seconds;
+        let unit = call.unit_span("lambda");
+        let context = call.invocation.traceparent.as_deref().map(client_context);
         let function = self
             .functions
             .get(&call.tool.name)
@@ -187,7 +205,7 @@ impl Backend for LambdaBackend {
                 _ = tokio::time::sleep_until(call.deadline.instant()) => {
                     return Err(BackendError::DeadlineExceeded { unit_id: None, timeout_seconds });
                 }
-                a = self.invoke_once(function, &payload) => a,
+                a = self.invoke_once(function, &payload, context.as_deref()).instrument(unit.clone()) => a,
             };
             match attempt {
                 Ok(done) => break Ok(done),
@@ -217,7 +235,11 @@ impl Backend for LambdaBackend {
                 }
             }
         };
-        tracing::info!(
+        if let Ok(d) = &result {
+            unit.record("switchboard.unit_id", d.unit_id.as_str());
+        }
+        // The call's own line (mcp::call) is the one at info.
+        tracing::debug!(
             tool = %call.tool.name,
             invocation = %call.invocation.invocation_id,
             unit_id = result.as_ref().map(|d| d.unit_id.as_str()).unwrap_or("-"),
@@ -246,6 +268,17 @@ mod tests {
             MAX_ERROR_MESSAGE_CHARS
         );
         assert_eq!(cut("short", 10), "short");
+    }
+
+    #[test]
+    fn the_client_context_carries_the_traceparent_in_custom() {
+        use base64::Engine as _;
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(client_context(tp))
+            .expect("base64");
+        let doc: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+        assert_eq!(doc, serde_json::json!({"custom": {"traceparent": tp}}));
     }
 
     #[test]

@@ -44,6 +44,30 @@ pub struct Dispatch {
     pub cancel: CancellationToken,
     /// Where to send progress; sending never blocks the unit (a full channel drops the report).
     pub progress: mpsc::Sender<Progress>,
+    /// The call's `dispatch` span: a backend's [`Dispatch::unit_span`] goes under it.
+    pub span: tracing::Span,
+    /// The client's W3C `traceparent`, when it sent a valid one.
+    pub client_traceparent: Option<String>,
+}
+
+impl Dispatch {
+    /// The span of the unit running this call (under the `dispatch` span), and the traceparent
+    /// the unit gets, which is also put into the invocation: the unit span's own when traces
+    /// are exported, the client's otherwise ([`crate::telemetry::traceparent`]). A backend
+    /// records `switchboard.unit_id` on the span once it knows the unit.
+    pub fn unit_span(&mut self, backend: &'static str) -> tracing::Span {
+        let span = crate::telemetry::step_span!(
+            &self.span,
+            "unit",
+            self.invocation.invocation_id,
+            self.tool.name,
+            switchboard.backend = backend,
+            switchboard.unit_id = tracing::field::Empty,
+        );
+        self.invocation.traceparent =
+            crate::telemetry::traceparent(&span, self.client_traceparent.as_deref());
+        span
+    }
 }
 
 /// What a backend answers for a call that ran.

@@ -281,8 +281,9 @@ pub struct LocalUnit {
     /// Sandboxes of this tool kept started ahead of their calls, 0 to 16 (default 0: each call
     /// starts its own). A prepared sandbox is as fresh as one started for the call and serves
     /// exactly one call; what its start costs then falls outside the call's latency. It starts
-    /// before its call is known, so its environment has no `SWITCHBOARD_INVOCATION_ID` or
-    /// `SWITCHBOARD_DEADLINE_UNIX_MS` (both are in the invocation on stdin), and a tool with
+    /// before its call is known, so its environment has no `SWITCHBOARD_INVOCATION_ID`,
+    /// `SWITCHBOARD_DEADLINE_UNIX_MS` or `TRACEPARENT` (all three are in the invocation on stdin),
+    /// and a tool with
     /// `permissions` (per-call credentials) or a `tenant_root` (the caller's folder) cannot
     /// have any.
     #[serde(default, skip_serializing_if = "is_zero")]

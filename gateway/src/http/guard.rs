@@ -11,7 +11,9 @@ use std::sync::Arc;
 use super::{AppState, origin_of};
 use crate::auth::Caller;
 use crate::sessions::SessionCheck;
+use crate::telemetry::{CallTrace, step_span};
 use crate::validate::json_depth_exceeds;
+use tracing::Instrument as _;
 
 fn json_rpc_error(status: StatusCode, code: i64, message: String) -> Response {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
@@ -189,25 +191,48 @@ pub async fn body_limits(State(state): State<AppState>, request: Request, next: 
             ),
         );
     }
-    if let Err(response) = check_envelope(&bytes) {
-        state.gateway.metrics().rejected("malformed");
-        return *response;
+    let mut parts = parts;
+    match check_envelope(&bytes) {
+        Err(response) => {
+            state.gateway.metrics().rejected("malformed");
+            return *response;
+        }
+        Ok(Some(tool)) => {
+            parts.extensions.insert(ToolCallRequest { tool });
+        }
+        Ok(None) => {}
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
+/// A request whose message is a `tools/call` of `tool` (put in its extensions by the body guard,
+/// so that authentication is traced as a step of the call).
+#[derive(Debug, Clone)]
+struct ToolCallRequest {
+    tool: String,
+}
+
 /// The outer shape of one JSON-RPC message.
 #[derive(serde::Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     jsonrpc: Option<serde_json::Value>,
     id: Option<serde_json::Value>,
     method: Option<serde_json::Value>,
+    /// Left unparsed (whatever its shape: rmcp judges it).
+    #[serde(borrow)]
+    params: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The part of a `tools/call`'s params the body guard reads.
+#[derive(serde::Deserialize)]
+struct ToolCallParams {
+    name: String,
 }
 
 /// Answers malformed JSON-RPC with a JSON-RPC error (parse error, invalid request, no batches)
-/// before the MCP service sees it.
-fn check_envelope(bytes: &[u8]) -> Result<(), Box<Response>> {
+/// before the MCP service sees it. For a well-formed `tools/call`, the tool's name.
+fn check_envelope(bytes: &[u8]) -> Result<Option<String>, Box<Response>> {
     let bad = |code: i64, message: String, id: Option<serde_json::Value>| {
         let body = serde_json::json!({"jsonrpc": "2.0", "id": id.unwrap_or(serde_json::Value::Null),
             "error": {"code": code, "message": message}});
@@ -254,7 +279,13 @@ fn check_envelope(bytes: &[u8]) -> Result<(), Box<Response>> {
             id,
         ));
     }
-    Ok(())
+    if envelope.method.as_ref().and_then(|m| m.as_str()) != Some("tools/call") {
+        return Ok(None);
+    }
+    Ok(envelope
+        .params
+        .and_then(|p| serde_json::from_str::<ToolCallParams>(p.get()).ok())
+        .map(|p| p.name))
 }
 
 /// Verifies the bearer token and puts the [`Caller`](crate::auth::Caller) into the request.
@@ -264,15 +295,32 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let result = state
+    // A tools/call is traced from here: authentication is its first step.
+    let trace = request.extensions().get::<ToolCallRequest>().map(|call| {
+        CallTrace::begin(
+            crate::mcp::new_invocation_id(),
+            call.tool.clone(),
+            request.headers(),
+        )
+    });
+    let verify = state
         .verifier
-        .verify_header(request.headers().get(header::AUTHORIZATION))
-        .await;
+        .verify_header(request.headers().get(header::AUTHORIZATION));
+    let result = match &trace {
+        Some(t) => {
+            let span = step_span!(&t.span, "authenticate", t.invocation_id, t.tool);
+            verify.instrument(span).await
+        }
+        None => verify.await,
+    };
     let authorization = request.headers_mut().remove(header::AUTHORIZATION);
     let caller = match result {
         Ok(c) => c,
         Err(e) => {
             state.gateway.metrics().rejected("unauthenticated");
+            if let Some(t) = &trace {
+                t.finish("unauthenticated", false);
+            }
             tracing::info!(reason = %e, "refused token");
             let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
             if e.token_presented() {
@@ -287,6 +335,9 @@ pub async fn authenticate(
     };
     if !state.gateway.caller_may_use_any(&caller) {
         state.gateway.metrics().rejected("insufficient_scope");
+        if let Some(t) = &trace {
+            t.finish("insufficient_scope", false);
+        }
         let mut challenge = format!(
             "Bearer error=\"insufficient_scope\", resource_metadata=\"{}\"",
             state.metadata_url()
@@ -310,12 +361,18 @@ pub async fn authenticate(
         .map(str::to_owned);
     let Some(session) = presented else {
         request.extensions_mut().insert(caller.clone());
+        if let Some(t) = trace {
+            request.extensions_mut().insert(t);
+        }
         let subject = caller.subject.clone();
         let run = REQUEST_CALLER.scope(caller, next.run(request));
         return crate::sessions::scope(subject, None, run).await;
     };
     if state.sessions.ids.check(&session, &caller.subject) != SessionCheck::Owned {
         state.gateway.metrics().rejected("session_not_owned");
+        if let Some(t) = &trace {
+            t.finish("session_not_owned", false);
+        }
         return json_rpc_error(StatusCode::NOT_FOUND, -32001, "Session not found".into());
     }
     let subject = caller.subject.clone();
@@ -367,6 +424,9 @@ pub async fn authenticate(
         }
     }
     parts.extensions.insert(caller.clone());
+    if let Some(t) = trace {
+        parts.extensions.insert(t);
+    }
     let request = Request::from_parts(parts, body);
     let run = REQUEST_CALLER.scope(caller, next.run(request));
     let mut response = crate::sessions::scope(subject, protocol, run).await;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use switchboard_tool_runtime::Invocation;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::content::to_call_result;
 use super::handler::{Gateway, ToolEntry};
@@ -25,6 +26,7 @@ use crate::backend::{Backend, BackendError, Dispatch, Dispatched, Progress};
 use crate::credentials::{CredentialError, MintRequest};
 use crate::deadline::Deadline;
 use crate::metrics::InFlight;
+use crate::telemetry::{CallTrace, step_span};
 use crate::validate;
 
 /// Why the gateway stopped a call it had dispatched.
@@ -41,9 +43,16 @@ struct Admitted {
     _gauge: InFlight,
 }
 
+/// A new invocation id: a UUIDv7, so ids sort by the time their calls arrived.
+pub fn new_invocation_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// What the call carries from step to step.
 struct Call<'a> {
     caller: Caller,
+    /// The call's span and the client's trace context ([`CallTrace`]).
+    trace: CallTrace,
     name: String,
     /// The arguments as sent: an object (rmcp types them so), moved into the invocation.
     arguments: serde_json::Value,
@@ -61,19 +70,34 @@ impl Gateway {
         let started = Instant::now();
         let caller = super::handler::caller_of(&ctx)?;
         let mut call = Call::begin(caller, request, &ctx);
-        let outcome = match self.run(&mut call).await {
+        let span = call.trace.span.clone();
+        let outcome = match self.run(&mut call).instrument(span).await {
             Ok(result) => Outcome::Answered(result),
             Err(failure) => Outcome::Failed(failure),
         };
         let name = call.name.clone();
+        call.trace
+            .finish(outcome.label(), matches!(outcome, Outcome::Answered(_)));
         self.audit(call.record, &outcome, started.elapsed());
         outcome.into_response(&name)
     }
 
     /// The steps of a call, in order.
     async fn run(&self, call: &mut Call<'_>) -> Result<CallToolResult, Failure> {
-        let entry = self.authorize(&call.name, &call.caller)?;
+        let entry = {
+            let _step = step_span!(
+                &call.trace.span,
+                "authorize",
+                call.trace.invocation_id,
+                call.name
+            )
+            .entered();
+            self.authorize(&call.name, &call.caller)?
+        };
         call.record.backend = Some(entry.def.backend.as_str());
+        call.trace
+            .span
+            .record("switchboard.backend", entry.def.backend.as_str());
         validate_arguments(entry, &call.arguments)?;
         let _admitted = self.admit()?;
         let backend = self.backend_of(entry)?;
@@ -170,6 +194,8 @@ impl Gateway {
             deadline_unix_ms: deadline.unix_ms(),
             credentials: None,
             session_tags,
+            // Set by the backend, from the span of the unit ([`Dispatch::unit_span`]).
+            traceparent: None,
         }
     }
 
@@ -186,6 +212,12 @@ impl Gateway {
         else {
             return Ok(());
         };
+        let step = step_span!(
+            &call.trace.span,
+            "mint_credentials",
+            call.trace.invocation_id,
+            call.name
+        );
         let minted = broker
             .mint(MintRequest {
                 tool: &entry.def,
@@ -195,6 +227,7 @@ impl Gateway {
                 caller: &call.caller,
                 deadline,
             })
+            .instrument(step)
             .await
             .map_err(|e| {
                 let code = match &e {
@@ -242,6 +275,12 @@ impl Gateway {
                 cancel.cancel();
             })
         };
+        let step = step_span!(
+            &call.trace.span,
+            "dispatch",
+            call.trace.invocation_id,
+            call.name
+        );
         let result = backend
             .dispatch(Dispatch {
                 invocation,
@@ -250,7 +289,10 @@ impl Gateway {
                 deadline,
                 cancel,
                 progress: progress_tx,
+                span: step.clone(),
+                client_traceparent: call.trace.client_traceparent.clone(),
             })
+            .instrument(step)
             .await;
         watcher.abort();
         let stopped = why_rx.await.ok();
@@ -273,6 +315,18 @@ impl Gateway {
         record.outcome = outcome.label();
         record.reason = outcome.reason();
         record.duration_ms = elapsed.as_millis() as u64;
+        // The call's one line in the log at the default level.
+        tracing::info!(
+            invocation_id = %record.invocation_id,
+            tool = %record.tool,
+            principal = %record.principal,
+            backend = record.backend.map(tracing::field::display),
+            outcome = %record.outcome,
+            duration_ms = record.duration_ms,
+            unit_id = record.unit_id.as_deref().map(tracing::field::display),
+            reason = record.reason.as_deref().map(tracing::field::display),
+            "tool call"
+        );
         inner.audit.record(&record);
         inner.metrics.call_finished(
             &record.tool,
@@ -290,11 +344,23 @@ impl<'a> Call<'a> {
         ctx: &'a RequestContext<RoleServer>,
     ) -> Self {
         let name = request.name.to_string();
+        // Begun by the HTTP layer when the request came through it (authentication is then the
+        // first step of the call's trace); otherwise here.
+        let parts = ctx.extensions.get::<http::request::Parts>();
+        let trace = parts
+            .and_then(|p| p.extensions.get::<CallTrace>())
+            .filter(|t| t.tool == name)
+            .cloned()
+            .unwrap_or_else(|| {
+                let empty = http::HeaderMap::new();
+                let headers = parts.map_or(&empty, |p| &p.headers);
+                CallTrace::begin(new_invocation_id(), name.clone(), headers)
+            });
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let raw = serde_json::to_vec(&arguments).unwrap_or_default();
         let record = AuditRecord {
             time: now_rfc3339(),
-            invocation_id: uuid::Uuid::now_v7().to_string(),
+            invocation_id: trace.invocation_id.clone(),
             principal: caller.subject.clone(),
             tenant: caller.tenant.clone(),
             session: ctx
@@ -316,6 +382,7 @@ impl<'a> Call<'a> {
         };
         Self {
             caller,
+            trace,
             name,
             arguments,
             record,

@@ -6,5 +6,6 @@ mod content;
 mod handler;
 mod outcome;
 
+pub use call::new_invocation_id;
 pub use handler::{Gateway, GatewayConfig, ToolEntry, unknown_tool_error};
 pub use outcome::{Failure, Outcome};

@@ -116,6 +116,8 @@ pub fn dispatch_for(
         deadline,
         cancel,
         progress,
+        span: tracing::Span::none(),
+        client_traceparent: None,
     }
 }
 

@@ -651,15 +651,16 @@ class E2E:
             dev_key=self.gateway.dev_key,
         )
 
-    def call(self, tool: str, arguments: dict | None = None, token: str | None = None):
-        """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token)."""
+    def call(self, tool: str, arguments: dict | None = None, token: str | None = None, headers: dict | None = None):
+        """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token), with
+        `headers` on every request of it besides."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
         async def body():
             http = httpx2.AsyncClient(
-                headers={"Authorization": f"Bearer {token or self.gateway.token}"},
+                headers={"Authorization": f"Bearer {token or self.gateway.token}", **(headers or {})},
                 timeout=httpx2.Timeout(30.0, read=60.0),
             )
             async with http:

@@ -10,9 +10,11 @@ set (awscost.py)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
+import secrets
 import time
 from datetime import UTC, datetime
 
@@ -117,6 +119,24 @@ def test_assume_role_request_on_the_wire(e2e):
         # after the call arrived (a second of slack for the clock's rounding).
         lead = (limit - sent).total_seconds()
         assert 0 < lead <= 11, f"aws:CurrentTime limit {limit} is {lead:.1f} s after the request"
+
+
+def test_the_invoke_carries_the_clients_trace_in_its_client_context(e2e):
+    # A client's W3C traceparent reaches the function in the Invoke's ClientContext
+    # (X-Amz-Client-Context: base64 JSON, `custom.traceparent`) and in the invocation. This
+    # gateway exports no traces, so what the unit gets is the client's own traceparent.
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    traceparent = f"00-{trace_id}-{span_id}-01"
+    result = e2e.call("whoami", {}, headers={"traceparent": traceparent})
+    assert not result.is_error, text_of(result)
+    invoke = e2e.invoke_for(result.structured_content["invocationId"])
+    header = invoke.exchange.request_header("X-Amz-Client-Context")
+    assert header, f"no X-Amz-Client-Context on the Invoke: {invoke.exchange.request_headers}"
+    context = json.loads(base64.b64decode(header))
+    sent = context["custom"]["traceparent"]
+    assert sent.split("-")[1] == trace_id, context
+    assert sent == traceparent
+    assert invoke.payload["traceparent"] == sent
 
 
 def test_two_calls_get_two_sessions(e2e):

@@ -35,6 +35,7 @@ use switchboard_sandbox::cgroup::{CgroupError, CgroupMode, Cgroups, SandboxCgrou
 use switchboard_tool_runtime::ToolOutput;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use self::identity::{Lease, UidPool};
 use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
@@ -642,6 +643,9 @@ impl LocalBackend {
                 "SWITCHBOARD_DEADLINE_UNIX_MS".into(),
                 inv.deadline_unix_ms.to_string(),
             ));
+            if let Some(traceparent) = &inv.traceparent {
+                env.push(("TRACEPARENT".into(), traceparent.clone()));
+            }
         }
         if let Some(region) = &self.options.region {
             env.push(("AWS_REGION".into(), region.clone()));
@@ -751,7 +755,7 @@ fn tail(bytes: &[u8], max: usize) -> String {
 
 #[async_trait]
 impl Backend for LocalBackend {
-    async fn dispatch(&self, call: Dispatch) -> Result<Dispatched, BackendError> {
+    async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
         let started = std::time::Instant::now();
         let prepared = self
             .tools
@@ -786,6 +790,9 @@ impl Backend for LocalBackend {
                         self.options.max_running
                     ),
                 })?;
+        // A sandbox prepared ahead has no `TRACEPARENT` in its environment: the unit finds the
+        // traceparent in the invocation on stdin.
+        let unit = call.unit_span("local");
         let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
             message: format!("cannot encode the invocation: {e}"),
         })?;
@@ -805,6 +812,7 @@ impl Backend for LocalBackend {
                     prepared.args.for_call(tenant.as_deref()),
                     self.environment(plan, Some(&call)),
                 )
+                .instrument(unit.clone())
                 .await
                 .map_err(|message| BackendError::Start { message })?,
         };
@@ -814,6 +822,7 @@ impl Backend for LocalBackend {
             group,
             lease,
         } = sandbox;
+        unit.record("switchboard.unit_id", unit_id.as_str());
         let ended = spawn::drive(
             child,
             Drive {
@@ -827,6 +836,7 @@ impl Backend for LocalBackend {
                 host_uid: lease.as_ref().map(Lease::uid),
             },
         )
+        .instrument(unit.clone())
         .await;
         let out_of_memory = group.as_ref().is_some_and(SandboxCgroup::oom_killed);
         if let Some(ready) = &prepared.ready {
@@ -913,7 +923,8 @@ impl Backend for LocalBackend {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        tracing::info!(
+        // The call's own line (mcp::call) is the one at info; this adds the sandbox's details.
+        tracing::debug!(
             unit_id,
             tool = %plan.name,
             outcome,

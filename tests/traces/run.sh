@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The trace and log suite: OpenTelemetry spans of tool calls received by a real OTLP receiver (an
+# HTTP server decoding OTLP protobuf with the `opentelemetry-proto` package), the traceparent each
+# unit gets, no export without an endpoint, and the gateway's log at its default level (issue 13,
+# items 3 and 6).
+#
+# Expects target/release/switchboard and target/release/switchboard-tool (scripts/build). Installs
+# its Python packages (requirements.txt, pinned) in a venv under .work/traces/; the tests start the
+# receiver and their own gateways (local sandboxes, so bubblewrap must work here) and stop them.
+#
+# Environment: TRACES_PYTEST_ARGS are passed to pytest.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work="$root/.work/traces"
+bin="${TRACES_BIN_DIR:-$root/target/release}"
+mkdir -p "$work"
+
+for b in switchboard switchboard-tool; do
+  if [ ! -x "$bin/$b" ]; then
+    echo "tests/traces: $bin/$b is missing; build it first: scripts/build" >&2
+    exit 1
+  fi
+done
+
+python=${TRACES_PYTHON:-python3}
+venv="$work/venv"
+if ! { [ -x "$venv/bin/python" ] && cmp -s "$here/requirements.txt" "$venv/.requirements"; }; then
+  printf '\n--- traces: creating the venv\n'
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  cp "$here/requirements.txt" "$venv/.requirements"
+fi
+
+run="$work/run"
+rm -rf "$run"
+mkdir -p "$run"
+printf '\n--- traces: pytest (gateways and their logs under %s)\n' "$run"
+# shellcheck disable=SC2086
+cd "$here" && SB_TRACES_BIN="$bin" SB_TRACES_WORK="$run" \
+  exec "$venv/bin/python" -m pytest -v -p no:cacheprovider ${TRACES_PYTEST_ARGS:-} .
