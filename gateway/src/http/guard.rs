@@ -488,4 +488,19 @@ mod tests {
         assert!(is_loopback_name("::1"));
         assert!(!is_loopback_name("evil.example"));
     }
+
+    #[test]
+    fn the_envelope_names_a_tools_calls_tool_and_leaves_other_params_to_rmcp() {
+        let named = |body: &str| check_envelope(body.as_bytes()).map_err(|_| "refused");
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"a":[1]},"name":"echo"}}"#;
+        assert_eq!(named(call), Ok(Some("echo".to_owned())));
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"echo"}}"#;
+        assert_eq!(named(list), Ok(None));
+        // Params of any other shape are not the guard's to refuse.
+        for params in ["[1,2]", "\"x\"", "{\"name\":7}", "null", "{}"] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+            assert_eq!(named(&body), Ok(None), "{params}");
+        }
+    }
 }
