@@ -363,9 +363,7 @@ impl<'a> Call<'a> {
             invocation_id: trace.invocation_id.clone(),
             principal: caller.subject.clone(),
             tenant: caller.tenant.clone(),
-            session: ctx
-                .extensions
-                .get::<http::request::Parts>()
+            session: parts
                 .and_then(|p| p.headers.get("mcp-session-id"))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
