@@ -1,5 +1,5 @@
 """The benchmark suite of scripts/bench (issue 12), in one run on one machine, oha as the load
-generator. Four sections (`--only` picks some):
+generator. Five sections (`--only` picks some):
 
 - overhead: the same `tools/call` of `echo` through Switchboard with a backend that does no work
   (test-tools/src/bin/switchboard-bench-gateway.rs: host guard, authentication, authorization,
@@ -12,6 +12,9 @@ generator. Four sections (`--only` picks some):
   call cost; then test-tools/src/bin/switchboard-bench-sandbox.rs, phase by phase.
 - concurrency: 1 to 1,000 calls in flight against the sandboxed `echo`: answers, refusals, the
   gateway's peak RSS, and what is left afterwards (processes, control groups, uid leases, mounts).
+- traces: the sandboxed `echo` (prepared sandboxes) with a client `traceparent`, through a
+  gateway without an OTLP endpoint and one exporting every call's spans to a receiver in this
+  process: what tracing costs, and that without an endpoint nothing is sent.
 - aws: AWS API calls per tool call for the Lambda and Fargate backends, counted on the wire by
   those suites' own tests against their emulators.
 
@@ -109,10 +112,11 @@ class Server:
     token: str | None
     process: subprocess.Popen
     log: Path
+    extra: list[tuple[str, str]] = field(default_factory=list)
 
     def headers(self) -> list[tuple[str, str]]:
         auth = [("Authorization", f"Bearer {self.token}")] if self.token else []
-        return HEADERS + auth
+        return HEADERS + auth + self.extra
 
 
 @dataclass
@@ -203,9 +207,9 @@ def mint_token(key: Path, url: str) -> str:
     ).stdout.strip()  # fmt: skip
 
 
-def start_sandboxed(work: Path, max_in_flight: int = 256, prepared: int = 0) -> Server:
+def start_sandboxed(work: Path, max_in_flight: int = 256, prepared: int = 0, env: dict | None = None) -> Server:
     """`switchboard serve` with the local backend, serving the sandboxed `echo` (with `prepared`
-    sandboxes started ahead of their calls)."""
+    sandboxes started ahead of their calls), with `env` added to its environment."""
     catalog = work / "sandbox-catalog.yaml"
     catalog.write_text(
         SANDBOX_CATALOG.format(tool=RELEASE / "switchboard-tool", max_in_flight=max_in_flight, prepared=prepared)
@@ -217,7 +221,7 @@ def start_sandboxed(work: Path, max_in_flight: int = 256, prepared: int = 0) -> 
     proc = subprocess.Popen(
         [str(RELEASE / "switchboard"), "serve", "--catalog", str(catalog), "--dev", "--dev-key", str(key),
          "--listen", f"127.0.0.1:{port}", "--audit-log", str(work / "audit-sandboxed.jsonl")],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=dict(os.environ, NO_COLOR="1"),
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=dict(os.environ, NO_COLOR="1", **(env or {})),
     )  # fmt: skip
     for _ in range(200):
         if key.exists():
@@ -638,6 +642,116 @@ def aws_table(aws: dict) -> tuple[str, list[tuple[str, str, str, str]]]:
     return "\n".join(lines), targets
 
 
+TRACE_MODES = ("no OTLP endpoint", "exporting over OTLP")
+# A client's W3C trace context, as an agent that traces its own work would send it.
+CLIENT_TRACEPARENT = ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+
+
+class OtlpSink:
+    """An OTLP/HTTP traces endpoint in this process: answers every export with 200 and counts the
+    requests and their bytes (what the gateway sent, not decoded: tests/traces decodes)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        sink = self
+        self.requests = 0
+        self.bytes = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.requests += 1
+                sink.bytes += len(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def measure_traces(oha_bin, work, runs, duration, concurrencies, rates):
+    """The sandboxed `echo` (prepared sandboxes, so the sandbox's start is not in the figures)
+    with a client traceparent, through a gateway without an OTLP endpoint and through one
+    exporting to an in-process sink; the two gateways alternate within a run."""
+    sinks = {mode: OtlpSink() for mode in TRACE_MODES}
+    envs = {TRACE_MODES[0]: {}, TRACE_MODES[1]: {"OTEL_EXPORTER_OTLP_ENDPOINT": sinks[TRACE_MODES[1]].url}}
+    servers = {}
+    try:
+        for mode in TRACE_MODES:
+            servers[mode] = start_sandboxed(work, prepared=PREPARED, env=envs[mode])
+            servers[mode].extra = [CLIENT_TRACEPARENT]
+        closed = {m: {c: [] for c in concurrencies} for m in TRACE_MODES}
+        opened = {m: {r: [] for r in rates} for m in TRACE_MODES}
+        for run in range(runs):
+            order = TRACE_MODES if run % 2 == 0 else tuple(reversed(TRACE_MODES))
+            for c in concurrencies:
+                for m in order:
+                    closed[m][c].append(oha_cpu(oha_bin, servers[m], duration, c, None, work))
+            for r in rates:
+                for m in order:
+                    opened[m][r].append(oha_cpu(oha_bin, servers[m], duration, max(4, r // 25), r, work))
+            print(f"  run {run + 1} of {runs} done", file=sys.stderr, flush=True)
+        calls = {m: metric(servers[m], "switchboard_tool_calls_total", outcome="ok") for m in TRACE_MODES}
+    finally:
+        stop(list(servers.values()))
+    # Stopping flushes what the exporter still held.
+    sent = {m: (sinks[m].requests, sinks[m].bytes) for m in TRACE_MODES}
+    for sink in sinks.values():
+        sink.close()
+    return {
+        m: {
+            "closed": {c: median_sample(v) for c, v in closed[m].items()},
+            "opened": {r: median_sample(v) for r, v in opened[m].items()},
+            "calls": calls[m],
+            "exports": sent[m][0],
+            "export_bytes": sent[m][1],
+        }
+        for m in TRACE_MODES
+    }
+
+
+def traces_table(results) -> tuple[str, list[tuple[str, str, str, str]]]:
+    off, on = (results[m] for m in TRACE_MODES)
+    lines = [f"| measure | {TRACE_MODES[0]} | {TRACE_MODES[1]} |", "|---|---|---|"]
+    for c in off["closed"]:
+        a, b = off["closed"][c], on["closed"][c]
+        lines.append(f"| traces: closed loop, {c} connection(s): calls/s | {a.rps:,.0f} | {b.rps:,.0f} |")
+        lines.append(f"| traces: closed loop, {c} connection(s): p50 / p99 ms "
+                     f"| {a.p50_ms:.2f} / {a.p99_ms:.2f} | {b.p50_ms:.2f} / {b.p99_ms:.2f} |")  # fmt: skip
+        lines.append(f"| traces: closed loop, {c} connection(s): gateway CPU ms per call "
+                     f"| {a.tree_ms:.2f} | {b.tree_ms:.2f} |")  # fmt: skip
+    for r in off["opened"]:
+        a, b = off["opened"][r], on["opened"][r]
+        lines.append(f"| traces: open loop, {r} calls/s offered: p50 / p99 ms "
+                     f"| {a.p50_ms:.2f} / {a.p99_ms:.2f} | {b.p50_ms:.2f} / {b.p99_ms:.2f} |")  # fmt: skip
+    lines.append(f"| traces: calls answered / OTLP exports received (bytes) | {off['calls']:,.0f} / "
+                 f"{off['exports']} ({off['export_bytes']:,}) | {on['calls']:,.0f} / {on['exports']} "
+                 f"({on['export_bytes']:,}) |")  # fmt: skip
+    c = max(off["closed"])
+    added = on["closed"][c].p50_ms - off["closed"][c].p50_ms
+    targets = [
+        ("nothing exported without an OTLP endpoint", "0 exports", f"{off['exports']}",
+         "met" if off["exports"] == 0 else "missed"),
+        ("spans sent when exporting", "at least one export", f"{on['exports']}",
+         "met" if on["exports"] > 0 else "missed"),
+        (f"p50 added by exporting, closed loop at {c}", "reported (no target set)", f"{added:+.2f} ms", "figure"),
+    ]  # fmt: skip
+    NOTES["traces"] = []
+    return "\n".join(lines), targets
+
+
 def peak_rss_mb(process: subprocess.Popen) -> float:
     try:
         for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
@@ -743,7 +857,7 @@ def target_table(targets) -> str:
     return "\n".join(["| target | goal | measured | |", "|---|---|---|---|"] + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets])
 
 
-SECTIONS = ("overhead", "sandbox", "concurrency", "aws")
+SECTIONS = ("overhead", "sandbox", "concurrency", "traces", "aws")
 
 
 def notes_text(section: str) -> str:
@@ -758,6 +872,7 @@ def document(out, images, runs, duration, load_before) -> str:
     sandbox_text, sandbox_targets = out["sandbox"]
     conc_text, conc_targets = out["concurrency"]
     aws_text, aws_targets = out["aws"]
+    traces_text, traces_targets = out["traces"]
     return (
         "# Benchmarks\n\n"
         "Written by `scripts/bench` (issue 12's suite; this file is its output, do not edit it by hand).\n\n"
@@ -825,6 +940,17 @@ def document(out, images, runs, duration, load_before) -> str:
         + "\n\n### Targets\n\n"
         + target_table(conc_targets)
         + notes_text("concurrency")
+        + "\n\n"
+        + "## Traces\n\n"
+        "The sandboxed `echo` with `prepared: 2` (so that starting a sandbox is not in the figures),\n"
+        "each call carrying a client `traceparent`, through `switchboard serve` without an OTLP endpoint\n"
+        "and through one exporting every call's spans (`OTEL_EXPORTER_OTLP_ENDPOINT`) to an OTLP/HTTP\n"
+        "endpoint in the benchmark's own process that answers 200 and counts what it received. The two\n"
+        "gateways alternate within a run. Without an endpoint the gateway builds no exporter and its\n"
+        "spans are disabled `tracing` spans; the last row shows that it sent nothing.\n\n"
+        + traces_text
+        + "\n\n### Targets\n\n"
+        + target_table(traces_targets)
         + "\n\n"
         + "## AWS path\n\n"
         "What one tool call costs in AWS API calls, counted on the wire against the emulators by the\n"
@@ -906,13 +1032,25 @@ def main() -> int:
                     failed.append(f"concurrency: no tool result with {c} calls in flight")
                 if any(r["leaks"].values()):
                     failed.append(f"concurrency: left after {c} calls in flight: {r['leaks']}")
+        if "traces" in only:
+            tr_conc, tr_rates = sb_conc[-1:], sb_rates[:1]
+            print(f"traces: closed loop at {tr_conc}, open loop at {tr_rates}, with and without an OTLP endpoint",
+                  file=sys.stderr)  # fmt: skip
+            results = measure_traces(args.oha, work, runs, duration, tr_conc, tr_rates)
+            out["traces"] = traces_table(results)
+            if any(s.ok == 0 for r in results.values() for by in (r["closed"], r["opened"]) for s in by.values()):
+                failed.append("traces: a measurement got no successful answer")
+            if results[TRACE_MODES[0]]["exports"] != 0:
+                failed.append("traces: the gateway without an OTLP endpoint sent something")
+            if results[TRACE_MODES[1]]["exports"] == 0:
+                failed.append("traces: the exporting gateway sent nothing")
         if "aws" in only:
             print("aws: the Lambda and Fargate suites' wire counts (LocalStack, moto)", file=sys.stderr)
             out["aws"] = aws_table(measure_aws(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     titles = {"overhead": "Gateway overhead", "sandbox": "Sandboxed calls", "concurrency": "Concurrency",
-              "aws": "AWS path"}  # fmt: skip
+              "traces": "Traces", "aws": "AWS path"}  # fmt: skip
     for name, (text, targets) in out.items():
         print(f"\n## {titles[name]}\n\n{text}\n\n{target_table(targets)}{notes_text(name)}")
     print(f"\n({time.monotonic() - started:.0f} s of measuring)", file=sys.stderr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The smoke run of the benchmark suite (scripts/bench --quick, seconds): the same servers, load
 # generator and tables as the full run (gateway overhead, sandboxed calls on demand and prepared,
-# the phase breakdown, calls in flight with the leak census), one short measurement each, nothing
+# the phase breakdown, calls in flight with the leak census, the sandboxed echo with and without
+# an OTLP endpoint), one short measurement each, nothing
 # written. It fails when
 # a server does not start or answer the benchmark's call correctly, when a measurement gets no
 # successful answer, or when the table lacks a row; so the benchmark cannot rot unseen. The full
@@ -18,7 +19,9 @@ for row in "closed loop, 1 connection(s): calls/s" "closed loop, 10 connection(s
   "prepared: 2 | calls served by a prepared sandbox / that started their own" \
   "exec" "network namespace" "control group" "uid lease" \
   "sandboxed echo p50 at 50 calls/s, prepared: 2" "sandboxed calls/s at best" \
-  "left after every run (processes, control groups, uid leases, mounts, calls)"; do
+  "left after every run (processes, control groups, uid leases, mounts, calls)" \
+  "traces: closed loop, 4 connection(s): p50 / p99 ms" "traces: calls answered / OTLP exports received (bytes)" \
+  "nothing exported without an OTLP endpoint" "spans sent when exporting"; do
   grep -qF "| $row |" <<<"$out" || { echo "FAIL bench_smoke: no row \"$row\" in the table" >&2; exit 1; }
 done
 # Every concurrency level left nothing behind (bench.py also fails the run when one did).
