@@ -15,26 +15,46 @@
 //!    reporting progress as the task moves (provisioning, pending, running); the answer is the
 //!    result object (at most [`MAX_RESULT_BYTES`]), or a clear error naming the exit code or the
 //!    stopped reason;
-//! 4. cancellation, the deadline and shutdown each end in `StopTask` with a reason naming the
-//!    invocation; the call answers at once. Both objects are deleted when the call ends, however
-//!    it ends.
+//! 4. the call answers at its deadline ([`BackendError::DeadlineExceeded`]) or at its cancel (the
+//!    client's, or the gateway's at shutdown: [`BackendError::Cancelled`]) in whichever step it
+//!    is: staging, `RunTask` with its throttling pauses, or the wait. This backend alone enforces
+//!    the deadline: every wait on AWS goes through [`until_stop`];
+//! 5. whatever the call put into AWS goes when it ends, however it ends ([`Leftovers`]): both
+//!    objects are deleted, and a task that did not end by itself gets a `StopTask` whose reason
+//!    names the invocation. After a stop this runs in the background and the call answers at
+//!    once; a `PutObject` or `RunTask` the call stopped waiting for is still answered first (at
+//!    most [`SETTLE_TIMEOUT`] more), so a task that `RunTask` started after the call gave up is
+//!    stopped too. Shutdown waits for these clean-ups, at most [`SHUTDOWN_WAIT`].
 //!
 //! `clientToken` makes `RunTask` idempotent, so the SDK's retries cannot start a second task.
+//!
+//! **Bounds are tokio timers, not the SDK's operation timeouts.** The call's wait on each request
+//! ends at the deadline or the cancel; a request that changes something (`PutObject`, `RunTask`)
+//! runs on a task of its own, so that its answer is still read when the call stops waiting (an
+//! operation timeout at the deadline would throw away exactly what the clean-up needs: the ARN of
+//! a task started after the call answered), bounded by [`SETTLE_TIMEOUT`] from then. A poll
+//! (`DescribeTasks`, reading the result) takes at most [`POLL_TIMEOUT`] and is then retried;
+//! `StopTask` and each `DeleteObject` at most [`CLEAN_TIMEOUT`].
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::operation::run_task::{RunTaskError, RunTaskOutput};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, EphemeralStorage, KeyValuePair,
     LaunchType, NetworkConfiguration, Tag, TaskOverride,
 };
+use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use switchboard_tool_runtime::ToolOutput;
 use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
+use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 /// The container variable holding the call's W3C traceparent (not a secret: ids only).
@@ -56,8 +76,19 @@ pub const MAX_INVOCATION_BYTES: usize =
 /// Fargate's least ephemeral storage (GiB); the task definition's own is at least this.
 const MIN_STORAGE_GIB: i32 = 21;
 
-/// How long a `StopTask` at cancellation or shutdown may take before the gateway gives up on it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `PutObject` or `RunTask` the call stopped waiting for may still take to answer,
+/// for its clean-up (a task `RunTask` started is then stopped, the objects deleted).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long one `StopTask` or `DeleteObject` of a clean-up may take.
+pub const CLEAN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one poll (`DescribeTasks`, or reading the result) may take before it is retried.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for the clean-ups still running: the longest one (a request settling,
+/// then the two deletes one after the other).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15 + 2 * 5 + 1);
 
 /// What RunTask needs for one tool (from its binding).
 #[derive(Debug, Clone)]
@@ -79,6 +110,199 @@ fn polling() -> Backoff {
     }
 }
 
+/// What ended a call's wait before the thing it waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The call's deadline passed.
+    Deadline,
+    /// The call was cancelled (by its client, or by the gateway at shutdown).
+    Cancelled,
+}
+
+impl Stop {
+    /// The backend's answer for a call stopped this way.
+    pub(super) fn error(self, unit_id: Option<String>, timeout_seconds: u32) -> BackendError {
+        match self {
+            Self::Deadline => BackendError::DeadlineExceeded {
+                unit_id,
+                timeout_seconds,
+            },
+            Self::Cancelled => BackendError::Cancelled { unit_id },
+        }
+    }
+}
+
+/// Awaits `work` unless the call's deadline passes or the call is cancelled first; a deadline
+/// that has passed wins over a cancel. Every wait of a call on AWS goes through here: the
+/// backend alone answers the deadline.
+pub(super) async fn until_stop<F: Future>(call: &Dispatch, work: F) -> Result<F::Output, Stop> {
+    tokio::select! {
+        biased;
+        _ = tokio::time::sleep_until(call.deadline.instant()) => Err(Stop::Deadline),
+        _ = call.cancel.cancelled() => Err(Stop::Cancelled),
+        out = work => Ok(out),
+    }
+}
+
+/// The clean-ups that outlive their calls, counted, so that shutdown can wait for them.
+#[derive(Debug, Clone, Default)]
+struct Background(Arc<BackgroundCount>);
+
+#[derive(Debug, Default)]
+struct BackgroundCount {
+    running: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one clean-up as done when dropped (finished, or dropped with the runtime).
+struct Done(Arc<BackgroundCount>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Background {
+    /// Runs `work` on its own task; `None` outside a runtime (a process exiting).
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) -> Option<JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        self.0.running.fetch_add(1, Ordering::AcqRel);
+        let done = Done(self.0.clone());
+        Some(runtime.spawn(async move {
+            let _done = done;
+            work.await;
+        }))
+    }
+
+    fn running(&self) -> usize {
+        self.0.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no clean-up runs, at most `bound`; whether none does.
+    async fn idle(&self, bound: Duration) -> bool {
+        let idle = async {
+            loop {
+                // Created before the count is read, so a notification in between is not lost.
+                let notified = self.0.idle.notified();
+                if self.running() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(bound, idle).await.is_ok()
+    }
+}
+
+type PutResult = Result<PutObjectOutput, SdkError<PutObjectError>>;
+type RunResult = Result<RunTaskOutput, SdkError<RunTaskError>>;
+
+/// What one call has put into AWS, removed when the call ends however it ends: both objects
+/// (once the invocation's `PutObject` was sent) and the task (once `RunTask` was sent, unless
+/// the task ended by itself). A request the call stopped waiting for is answered first (at most
+/// [`SETTLE_TIMEOUT`]), so that what it did is undone too. Dropped without [`Leftovers::clean`]
+/// (the dispatch itself was dropped unfinished), it cleans up in the background all the same.
+struct Leftovers {
+    ecs: aws_sdk_ecs::Client,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    errors: AwsErrors,
+    background: Background,
+    invocation_id: String,
+    cluster: String,
+    keys: [String; 2],
+    /// Whether the invocation's `PutObject` was sent.
+    staged: bool,
+    /// The invocation's `PutObject`, while unanswered.
+    put: Option<JoinHandle<PutResult>>,
+    /// A `RunTask`, while unanswered.
+    run: Option<JoinHandle<RunResult>>,
+    /// The call's task, until it is known to have ended by itself.
+    task: Option<String>,
+}
+
+impl Leftovers {
+    /// Starts the clean-up in the background (`why` completes the `StopTask` reason:
+    /// "switchboard: invocation <id> <why>"); its handle, unless there was nothing to do.
+    fn clean(&mut self, why: &str) -> Option<JoinHandle<()>> {
+        let staged = std::mem::take(&mut self.staged);
+        let (put, run, task) = (self.put.take(), self.run.take(), self.task.take());
+        if !staged && run.is_none() && task.is_none() {
+            return None;
+        }
+        let reason = format!("switchboard: invocation {} {why}", self.invocation_id);
+        let (ecs, s3, errors) = (self.ecs.clone(), self.s3.clone(), self.errors.clone());
+        let (bucket, cluster, keys) = (
+            self.bucket.clone(),
+            self.cluster.clone(),
+            self.keys.clone(),
+        );
+        let work = async move {
+            let objects = async {
+                if let Some(put) = put {
+                    let _ = settle(put, "the invocation's PutObject").await;
+                }
+                if staged {
+                    for key in &keys {
+                        delete_object(&s3, &errors, &bucket, key).await;
+                    }
+                }
+            };
+            let task = async {
+                let task = match run {
+                    Some(run) => match settle(run, "RunTask").await {
+                        Some(Ok(out)) => task_arn(&out),
+                        _ => None,
+                    },
+                    None => task,
+                };
+                if let Some(task) = task {
+                    stop_task(&ecs, &errors, &cluster, &task, reason).await;
+                }
+            };
+            tokio::join!(objects, task);
+        };
+        self.background.spawn(work.in_current_span())
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        self.clean("was abandoned by the gateway");
+    }
+}
+
+/// The answer of a request the call no longer waits for, if it comes within [`SETTLE_TIMEOUT`];
+/// the request is dropped otherwise.
+async fn settle<T>(mut request: JoinHandle<T>, what: &str) -> Option<T> {
+    match tokio::time::timeout(SETTLE_TIMEOUT, &mut request).await {
+        Ok(Ok(answer)) => Some(answer),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "{what} of a call that ended did not finish");
+            None
+        }
+        Err(_) => {
+            request.abort();
+            tracing::warn!(
+                "{what} of a call that ended did not answer within {} s; given up",
+                SETTLE_TIMEOUT.as_secs()
+            );
+            None
+        }
+    }
+}
+
+/// The ARN of the task a `RunTask` started, if it started one.
+fn task_arn(out: &RunTaskOutput) -> Option<String> {
+    out.tasks()
+        .first()
+        .and_then(|t| t.task_arn())
+        .map(str::to_owned)
+}
+
 /// Runs each call as one Fargate task.
 #[derive(Debug)]
 pub struct FargateBackend {
@@ -90,6 +314,8 @@ pub struct FargateBackend {
     errors: AwsErrors,
     /// Tasks of calls in flight (task ARN → cluster), stopped at shutdown.
     running: Arc<Mutex<HashMap<String, String>>>,
+    /// Clean-ups still running after their calls ended; shutdown waits for them.
+    background: Background,
 }
 
 impl FargateBackend {
@@ -136,6 +362,7 @@ impl FargateBackend {
             polling: polling(),
             errors,
             running: Arc::default(),
+            background: Background::default(),
         })
     }
 
@@ -160,26 +387,76 @@ impl FargateBackend {
         }
     }
 
+    /// What the call will leave in AWS, empty for now.
+    fn leftovers(&self, invocation_id: &str, cluster: &str, keys: [String; 2]) -> Leftovers {
+        Leftovers {
+            ecs: self.ecs.clone(),
+            s3: self.s3.clone(),
+            bucket: self.bucket.name.clone(),
+            errors: self.errors.clone(),
+            background: self.background.clone(),
+            invocation_id: invocation_id.to_owned(),
+            cluster: cluster.to_owned(),
+            keys,
+            staged: false,
+            put: None,
+            run: None,
+            task: None,
+        }
+    }
+
     /// Writes the invocation and presigns the two URLs.
     async fn stage(
         &self,
         call: &Dispatch,
         payload: Vec<u8>,
-        invocation_key: &str,
-        result_key: &str,
+        left: &mut Leftovers,
     ) -> Result<(String, String), BackendError> {
-        self.s3
+        let stopped = |stop: Stop| stop.error(None, call.tool.timeout_seconds);
+        // Nothing is sent for a call already over.
+        until_stop(call, std::future::ready(()))
+            .await
+            .map_err(stopped)?;
+        let [invocation_key, result_key] = &left.keys;
+        let (invocation_key, result_key) = (invocation_key.clone(), result_key.clone());
+        let request = self
+            .s3
             .put_object()
             .bucket(&self.bucket.name)
-            .key(invocation_key)
+            .key(&invocation_key)
             .content_type("application/json")
             .body(ByteStream::from(payload))
             .send()
-            .await
-            .map_err(|e| {
+            .in_current_span();
+        left.staged = true;
+        let pending = left.put.insert(tokio::spawn(request));
+        let written = until_stop(call, pending).await.map_err(stopped)?;
+        left.put = None;
+        match written {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 let (code, message) = code_and_message(&e);
-                self.start_error("s3", "writing the invocation", &code, &message)
-            })?;
+                return Err(self.start_error("s3", "writing the invocation", &code, &message));
+            }
+            Err(e) => {
+                return Err(BackendError::Start {
+                    message: format!("writing the invocation failed: {e}"),
+                });
+            }
+        }
+        // Presigning sends nothing, but may have to fetch the gateway's own credentials.
+        until_stop(call, self.presign(call, &invocation_key, &result_key))
+            .await
+            .map_err(stopped)?
+    }
+
+    /// The presigned `GET` of the invocation and `PUT` of the result, expiring at the deadline.
+    async fn presign(
+        &self,
+        call: &Dispatch,
+        invocation_key: &str,
+        result_key: &str,
+    ) -> Result<(String, String), BackendError> {
         let expires = call.deadline.remaining().max(Duration::from_secs(1));
         let presign = || {
             PresigningConfig::expires_in(expires).map_err(|e| BackendError::Start {
@@ -214,9 +491,10 @@ impl FargateBackend {
         &self,
         call: &Dispatch,
         target: &TaskTarget,
-        get_url: String,
-        put_url: String,
+        (get_url, put_url): (String, String),
+        left: &mut Leftovers,
     ) -> Result<String, BackendError> {
+        let stopped = |stop: Stop| stop.error(None, call.tool.timeout_seconds);
         let id = &call.invocation.invocation_id;
         let network = AwsVpcConfiguration::builder()
             .set_subnets(Some(target.subnets.clone()))
@@ -251,7 +529,7 @@ impl FargateBackend {
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
         let mut retry = 0;
         loop {
-            let sent = self
+            let request = self
                 .ecs
                 .run_task()
                 .cluster(&target.cluster)
@@ -268,11 +546,20 @@ impl FargateBackend {
                 .tags(tag("switchboard:invocation", id))
                 .overrides(overrides.clone())
                 .send()
-                .await;
+                .in_current_span();
+            // On a task of its own: if the call stops waiting, the answer is still read and the
+            // task it started stopped (Leftovers).
+            let pending = left.run.insert(tokio::spawn(request));
+            let sent = until_stop(call, pending).await.map_err(stopped)?;
+            left.run = None;
+            let sent = sent.map_err(|e| BackendError::Start {
+                message: format!("ECS RunTask failed: {e}"),
+            })?;
             let reason = match sent {
                 Ok(out) => {
-                    if let Some(arn) = out.tasks().first().and_then(|t| t.task_arn()) {
-                        return Ok(arn.to_owned());
+                    if let Some(arn) = task_arn(&out) {
+                        left.task = Some(arn.clone());
+                        return Ok(arn);
                     }
                     let failures: Vec<String> = out
                         .failures()
@@ -320,14 +607,13 @@ impl FargateBackend {
                     ),
                 });
             }
-            tokio::select! {
-                _ = call.cancel.cancelled() => return Err(BackendError::Cancelled { unit_id: None }),
-                _ = tokio::time::sleep(pause) => {}
-            }
+            until_stop(call, tokio::time::sleep(pause))
+                .await
+                .map_err(stopped)?;
         }
     }
 
-    /// Waits for the task's result or its stop.
+    /// Waits for the task's result or its stop (the caller bounds the wait: [`until_stop`]).
     async fn wait(
         &self,
         call: &Dispatch,
@@ -339,15 +625,17 @@ impl FargateBackend {
         let mut step = 0u32;
         let mut retry = 0u32;
         loop {
-            let described = self
-                .ecs
-                .describe_tasks()
-                .cluster(&target.cluster)
-                .tasks(task_arn)
-                .send()
-                .await;
+            let described = tokio::time::timeout(
+                POLL_TIMEOUT,
+                self.ecs
+                    .describe_tasks()
+                    .cluster(&target.cluster)
+                    .tasks(task_arn)
+                    .send(),
+            )
+            .await;
             match described {
-                Ok(out) => {
+                Ok(Ok(out)) => {
                     if let Some(task) = out.tasks().first() {
                         let status = task.last_status().unwrap_or("UNKNOWN").to_owned();
                         if seen.as_deref() != Some(status.as_str()) {
@@ -359,19 +647,28 @@ impl FargateBackend {
                             });
                             seen = Some(status.clone());
                         }
-                        if let Some(output) = self.result(task_arn, result_key).await? {
-                            return Ok(output);
+                        let read =
+                            tokio::time::timeout(POLL_TIMEOUT, self.result(task_arn, result_key))
+                                .await;
+                        match read {
+                            Ok(Ok(Some(output))) => return Ok(output),
+                            Ok(Ok(None)) => {}
+                            Ok(Err(e)) => return Err(e),
+                            Err(_) => {
+                                tracing::debug!(key = result_key, "reading the result timed out")
+                            }
                         }
                         if status == "STOPPED" {
                             return Err(stopped_error(task, &target.container));
                         }
                     }
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     let code = e.code().unwrap_or("unknown").to_owned();
                     self.errors.count("ecs", &code);
                     tracing::debug!(task = task_arn, code, "DescribeTasks failed; retrying");
                 }
+                Err(_) => tracing::debug!(task = task_arn, "DescribeTasks timed out; retrying"),
             }
             retry = (retry + 1).min(16);
             let pause = self.polling.pause(retry);
@@ -434,25 +731,6 @@ impl FargateBackend {
                 message: format!("the task did not store a tool result ({e})"),
             })
     }
-
-    /// Deletes both objects of a call (errors are logged: the bucket's lifecycle rule is the
-    /// backstop).
-    async fn clean(&self, keys: [&str; 2]) {
-        for key in keys {
-            if let Err(e) = self
-                .s3
-                .delete_object()
-                .bucket(&self.bucket.name)
-                .key(key)
-                .send()
-                .await
-            {
-                let code = e.code().unwrap_or("unknown").to_owned();
-                self.errors.count("s3", &code);
-                tracing::warn!(key, code, "could not delete a call's object");
-            }
-        }
-    }
 }
 
 /// Stops a task; counted and logged when ECS refuses.
@@ -464,7 +742,7 @@ async fn stop_task(
     reason: String,
 ) {
     let sent = tokio::time::timeout(
-        STOP_TIMEOUT,
+        CLEAN_TIMEOUT,
         ecs.stop_task()
             .cluster(cluster)
             .task(task)
@@ -480,6 +758,25 @@ async fn stop_task(
             tracing::warn!(task, code, "StopTask failed");
         }
         Err(_) => tracing::warn!(task, "StopTask did not answer in time"),
+    }
+}
+
+/// Deletes one object of a call; a failure is counted and logged (the bucket's lifecycle rule is
+/// the backstop).
+async fn delete_object(s3: &aws_sdk_s3::Client, errors: &AwsErrors, bucket: &str, key: &str) {
+    let sent = tokio::time::timeout(
+        CLEAN_TIMEOUT,
+        s3.delete_object().bucket(bucket).key(key).send(),
+    )
+    .await;
+    match sent {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            let code = e.code().unwrap_or("unknown").to_owned();
+            errors.count("s3", &code);
+            tracing::warn!(key, code, "could not delete a call's object");
+        }
+        Err(_) => tracing::warn!(key, "DeleteObject did not answer in time"),
     }
 }
 
@@ -562,68 +859,49 @@ impl Backend for FargateBackend {
         }
         let id = call.invocation.invocation_id.clone();
         let (invocation_key, result_key) = self.keys(&id);
+        let mut left = self.leftovers(&id, &target.cluster, [invocation_key, result_key.clone()]);
 
         let run = async {
-            let (get, put) = self
-                .stage(&call, payload, &invocation_key, &result_key)
-                .await?;
-            let arn = self.run_task(&call, target, get, put).await?;
+            let urls = self.stage(&call, payload, &mut left).await?;
+            let arn = self.run_task(&call, target, urls, &mut left).await?;
             self.running
                 .lock()
                 .expect("running tasks")
                 .insert(arn.clone(), target.cluster.clone());
-            let waited = tokio::select! {
-                biased;
-                _ = call.cancel.cancelled() => Err(BackendError::Cancelled { unit_id: Some(arn.clone()) }),
-                _ = tokio::time::sleep_until(call.deadline.instant()) => Err(BackendError::DeadlineExceeded {
-                    unit_id: Some(arn.clone()),
-                    timeout_seconds,
-                }),
-                r = self.wait(&call, target, &arn, &result_key) => r,
-            };
-            // The gateway cancels every call at its deadline too: a cancel once the deadline has
-            // passed is the deadline, and the StopTask says so.
-            let waited = match waited {
-                Err(BackendError::Cancelled { unit_id }) if call.deadline.passed() => {
-                    Err(BackendError::DeadlineExceeded {
-                        unit_id,
-                        timeout_seconds,
+            let waited = until_stop(&call, self.wait(&call, target, &arn, &result_key)).await;
+            self.running.lock().expect("running tasks").remove(&arn);
+            match waited {
+                // The task stored its result or stopped by itself: nothing to stop.
+                Ok(done) => {
+                    left.task = None;
+                    done.map(|output| Dispatched {
+                        output,
+                        unit_id: arn,
                     })
                 }
-                other => other,
-            };
-            self.running.lock().expect("running tasks").remove(&arn);
-            if let Err(
-                e @ (BackendError::Cancelled { .. } | BackendError::DeadlineExceeded { .. }),
-            ) = &waited
-            {
-                let why = if matches!(e, BackendError::Cancelled { .. }) {
-                    "was cancelled"
-                } else {
-                    "ran past its deadline"
-                };
-                let (ecs, errors, cluster, task) = (
-                    self.ecs.clone(),
-                    self.errors.clone(),
-                    target.cluster.clone(),
-                    arn.clone(),
-                );
-                let reason = format!("switchboard: invocation {id} {why}");
-                // The call answers at once; the stop goes on in the background.
-                tokio::spawn(
-                    async move { stop_task(&ecs, &errors, &cluster, &task, reason).await },
-                );
+                Err(stop) => Err(stop.error(Some(arn), timeout_seconds)),
             }
-            waited.map(|output| Dispatched {
-                output,
-                unit_id: arn,
-            })
         };
         let guarded = run.instrument(unit.clone()).await;
         if let Ok(d) = &guarded {
             unit.record("switchboard.unit_id", d.unit_id.as_str());
         }
-        self.clean([&invocation_key, &result_key]).await;
+        match &guarded {
+            // The call answers at once; the clean-up goes on in the background.
+            Err(BackendError::Cancelled { .. }) => {
+                left.clean("was cancelled");
+            }
+            Err(BackendError::DeadlineExceeded { .. }) => {
+                left.clean("ran past its deadline");
+            }
+            // Ended by itself: the objects are deleted before the answer, unless the deadline or a
+            // cancel comes first (the deletes then go on in the background).
+            _ => {
+                if let Some(clean) = left.clean("has ended") {
+                    let _ = until_stop(&call, clean).await;
+                }
+            }
+        }
         // The call's own line (mcp::call) is the one at info.
         tracing::debug!(
             tool = %call.tool.name,
@@ -640,22 +918,34 @@ impl Backend for FargateBackend {
     }
 
     async fn shutdown(&self) {
+        // Calls still waiting for their task (normally none: a cancelled call stops waiting at
+        // once and leaves its StopTask to the background).
         let tasks: Vec<(String, String)> = self
             .running
             .lock()
             .expect("running tasks")
             .drain()
             .collect();
-        let mut stops = Vec::new();
         for (task, cluster) in tasks {
             let reason = "switchboard: the gateway is shutting down".to_owned();
             let (ecs, errors) = (self.ecs.clone(), self.errors.clone());
-            stops.push(tokio::spawn(async move {
-                stop_task(&ecs, &errors, &cluster, &task, reason).await
-            }));
+            self.background.spawn(async move {
+                stop_task(&ecs, &errors, &cluster, &task, reason).await;
+            });
         }
-        for stop in stops {
-            let _ = stop.await;
+        // Requests whose calls stopped waiting (a RunTask not yet answered), and the StopTasks and
+        // deletes after them.
+        let running = self.background.running();
+        if running > 0 {
+            tracing::info!(running, "shutting down: waiting for the Fargate clean-ups");
+        }
+        if !self.background.idle(SHUTDOWN_WAIT).await {
+            tracing::warn!(
+                running = self.background.running(),
+                "shutting down: Fargate clean-ups still running after {} s; what they leave \
+                 (a task, an object) is left to the task's own end and the bucket's lifecycle rule",
+                SHUTDOWN_WAIT.as_secs()
+            );
         }
     }
 }
