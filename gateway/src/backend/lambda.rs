@@ -13,9 +13,13 @@
 //!   a retry of a request whose answer was lost would run the tool a second time. The backend
 //!   retries `TooManyRequestsException` only (Lambda refuses it before running anything), with
 //!   capped, jittered backoff, while the deadline allows.
-//! - **Cancellation.** A cancelled call answers at once; the function itself runs on until its
-//!   own timeout (Lambda cannot stop an invocation), but its credentials stop working at the call's
-//!   deadline (the session policy's `aws:CurrentTime` condition).
+//! - **Deadline and cancellation.** The call answers at its deadline or at its cancel (the
+//!   client's, or the gateway's at shutdown), whatever Lambda does: the wait on each `Invoke` and
+//!   each throttling pause ends there ([`until_stop`], the same as the Fargate backend's), and the
+//!   `Invoke` is dropped (its connection closed). The function itself runs on until its own
+//!   timeout (Lambda cannot stop an invocation), but its credentials stop working at the call's
+//!   deadline (the session policy's `aws:CurrentTime` condition). Nothing else is left: Lambda
+//!   keeps nothing of the call.
 //! - **Unit id** is Lambda's request id.
 
 use std::collections::HashMap;
@@ -29,6 +33,7 @@ use aws_sdk_lambda::types::InvocationType;
 use switchboard_tool_runtime::ToolOutput;
 use tracing::Instrument as _;
 
+use super::fargate::until_stop;
 use super::{Backend, BackendError, Dispatch, Dispatched};
 use crate::metrics::AwsErrors;
 
@@ -199,13 +204,12 @@ impl Backend for LambdaBackend {
         }
         let mut retry = 0;
         let result = loop {
-            let attempt = tokio::select! {
-                biased;
-                _ = call.cancel.cancelled() => return Err(BackendError::Cancelled { unit_id: None }),
-                _ = tokio::time::sleep_until(call.deadline.instant()) => {
-                    return Err(BackendError::DeadlineExceeded { unit_id: None, timeout_seconds });
-                }
-                a = self.invoke_once(function, &payload, context.as_deref()).instrument(unit.clone()) => a,
+            let invoke = self
+                .invoke_once(function, &payload, context.as_deref())
+                .instrument(unit.clone());
+            let attempt = match until_stop(&call, invoke).await {
+                Ok(attempt) => attempt,
+                Err(stop) => return Err(stop.error(None, timeout_seconds)),
             };
             match attempt {
                 Ok(done) => break Ok(done),
@@ -228,9 +232,8 @@ impl Backend for LambdaBackend {
                         });
                     }
                     tracing::debug!(tool = %call.tool.name, retry, "Lambda throttled; retrying");
-                    tokio::select! {
-                        _ = call.cancel.cancelled() => return Err(BackendError::Cancelled { unit_id: None }),
-                        _ = tokio::time::sleep(pause) => {}
+                    if let Err(stop) = until_stop(&call, tokio::time::sleep(pause)).await {
+                        return Err(stop.error(None, timeout_seconds));
                     }
                 }
             }
