@@ -13,6 +13,11 @@ one write with TCP_NODELAY, so that the proxy adds no delayed-ACK wait to the cl
     proxy.exchanges()        # a snapshot, oldest first
     proxy.stop()
 
+A test may hold back or drop answers: `proxy.on_answer(fault)` calls `fault(exchange)` after the
+upstream answered and the exchange was recorded, before the answer goes back to the client; the
+fault may sleep (the answer is held back that long) and returns False to drop the answer (the
+connection is closed without one). tests/fargate/faults.py builds such faults by operation.
+
 Run by hand (prints each exchange's summary; writes the whole exchanges as JSON lines to --out):
 
     python recproxy.py --upstream http://127.0.0.1:4566 [--listen 127.0.0.1:0] [--out wire.jsonl]
@@ -128,6 +133,7 @@ class RecordingProxy:
         self._exchanges: list[Exchange] = []
         self._seq = 0
         self._on_exchange = None
+        self._on_answer = None
         self._server = _Server(listen, _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -158,6 +164,11 @@ class RecordingProxy:
     def on_exchange(self, callback) -> None:
         """Calls `callback(exchange)` after each exchange (from the proxy's threads)."""
         self._on_exchange = callback
+
+    def on_answer(self, fault) -> None:
+        """Calls `fault(exchange)` before each answer goes back (from the proxy's threads): it may
+        sleep to hold the answer back, and returns False to drop it. None removes the fault."""
+        self._on_answer = fault
 
     def _record(self, exchange: Exchange) -> None:
         with self._lock:
@@ -241,6 +252,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             exchange.response_headers = [("Content-Type", "text/plain")]
         exchange.elapsed = time.monotonic() - t0
         proxy._record(exchange)
+        fault = proxy._on_answer
+        if fault is not None and not fault(exchange):
+            self.close_connection = True
+            return
         # The status line, the headers and the body in one write: written apart, the body waited
         # for the client's delayed ACK of the headers (Nagle), about 40 ms on some answers, which
         # the client then counted as its own time.
