@@ -43,6 +43,7 @@ sys.path.insert(1, str(HERE.parent / "lambda" / "e2e"))
 
 import awswire  # noqa: E402
 import player as playmod  # noqa: E402
+from faults import Faults  # noqa: E402
 from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import Exchange, RecordingProxy  # noqa: E402
 from sandbox import Relay, run_in_sandbox  # noqa: E402
@@ -59,7 +60,7 @@ TENANT = "acme"
 GROUP = "dev"
 SESSION_TAGS = ["tool", "tenant", "principal", "invocation"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools@sha256:" + "ab" * 32
-FAMILIES = ["run", "exit1", "pullfail", "hang", "oversize", "invalid"]
+FAMILIES = ["run", "exit1", "pullfail", "hang", "long", "oversize", "invalid"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ TOOLS = [
     Tool("pullfail", "pullfail", 30, 21504, [], {"type": "object"}),
     Tool("hang", "hang", 60, 21504, [], {"type": "object"}),
     Tool("slow", "hang", 3, 21504, [], {"type": "object"}),
+    # A task of player.LONG_TASK_SECONDS (30 s): within its timeout, and past it.
+    Tool("long", "long", 60, 21504, [], {"type": "object"}),
+    Tool("long_late", "long", 10, 21504, [], {"type": "object"}),
     Tool("oversize", "oversize", 30, 21504, [], {"type": "object"}),
     Tool("invalid", "invalid", 30, 21504, [], {"type": "object"}),
 ]
@@ -224,6 +228,20 @@ def proxy(settings, moto_url):
         with open(settings.run_dir / "wire.jsonl", "w", encoding="utf-8") as out:
             for exchange in p.exchanges():
                 out.write(json.dumps(exchange.to_json()) + "\n")
+
+
+@pytest.fixture(scope="session")
+def proxy_faults(proxy) -> Faults:
+    return Faults(proxy)
+
+
+@pytest.fixture
+def faults(proxy_faults) -> Faults:
+    """Slow or lost AWS answers for one test (faults.py); every rule is gone after it."""
+    try:
+        yield proxy_faults
+    finally:
+        proxy_faults.clear()
 
 
 @pytest.fixture(scope="session")
@@ -409,7 +427,10 @@ class Fargate:
         progress=None,
         gateway: Gateway | None = None,
         headers: dict | None = None,
+        timing: dict | None = None,
     ):
+        """One tools/call; with `timing`, its "sent" and "answered" (time.monotonic() around the
+        tools/call alone, the session already open) go there."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
@@ -421,7 +442,12 @@ class Fargate:
         )
         async with http:
             async with Client(streamable_http_client(gw.mcp, http_client=http)) as c:
-                return await c.call_tool(tool, arguments or {}, progress_callback=progress)
+                if timing is not None:
+                    timing["sent"] = time.monotonic()
+                result = await c.call_tool(tool, arguments or {}, progress_callback=progress)
+                if timing is not None:
+                    timing["answered"] = time.monotonic()
+                return result
 
     def call(self, tool: str, arguments: dict | None = None, progress=None, headers: dict | None = None):
         """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token), with

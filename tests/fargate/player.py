@@ -16,6 +16,9 @@ player does not read them):
     pullfail   the task never starts: STOPPED from PENDING with TaskFailedToStart and a
                CannotPullContainerError reason, no exit code
     hang       runs until a StopTask arrives (which the player records)
+    long       runs LONG_TASK_SECONDS (ending early at a StopTask, recorded as for hang), then
+               stores a result of its own through the result URL and exits 0: the reference tools
+               have no tool that takes long, and the player reads no invocation
     oversize   stores a result of MAX_RESULT_BYTES + 1 bytes through the result URL, exits 0
     invalid    stores a result that is JSON but not a ToolOutput, exits 0
 
@@ -30,6 +33,7 @@ Patches to moto 5.2.1 (applied by `patch_moto`, before the server starts):
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.request
@@ -37,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 MAX_RESULT_BYTES = 4 * 1024 * 1024  # gateway/src/backend/fargate.rs
+LONG_TASK_SECONDS = 30  # what a `long` task runs before it stores its result
+LONG_TASK_TEXT = f"the long task ran {LONG_TASK_SECONDS} s"
 
 _seen_lock = threading.Lock()
 _seen: dict[str, set[str]] = {}  # task arn -> the states DescribeTasks answered with
@@ -219,24 +225,26 @@ class Player:
                 )
                 return
             self._set(task, played, "RUNNING")
-            if played.family == "hang":
-                while not self._stopped(task) and not self._stop.is_set():
+            if played.family in ("hang", "long"):
+                end = time.monotonic() + (LONG_TASK_SECONDS if played.family == "long" else float("inf"))
+                while not self._stopped(task) and not self._stop.is_set() and time.monotonic() < end:
                     time.sleep(0.02)
-                played.stop_reason = task.stopped_reason
-                played.stopped_by_stoptask.set()
-                played.states.append("STOPPED")
-                return
+                if self._stopped(task) or self._stop.is_set():
+                    played.stop_reason = task.stopped_reason
+                    played.stopped_by_stoptask.set()
+                    played.states.append("STOPPED")
+                    return
             if played.family == "run":
                 code, stderr = self.run_tool(played.environment)
                 played.tool_stderr = stderr
             elif played.family == "exit1":
                 code = 1
-            elif played.family in ("oversize", "invalid"):
-                body = (
-                    b"x" * (MAX_RESULT_BYTES + 1)
-                    if played.family == "oversize"
-                    else b'{"content": "not a list of content blocks"}'
-                )
+            elif played.family in ("oversize", "invalid", "long"):
+                body = {
+                    "oversize": b"x" * (MAX_RESULT_BYTES + 1),
+                    "invalid": b'{"content": "not a list of content blocks"}',
+                    "long": json.dumps({"content": [{"type": "text", "text": LONG_TASK_TEXT}]}).encode(),
+                }[played.family]
                 # A content type of its own: urllib's default (a form) makes moto's server parse
                 # the body as form fields and store an empty object.
                 request = urllib.request.Request(
