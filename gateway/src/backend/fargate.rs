@@ -235,11 +235,8 @@ impl Leftovers {
         }
         let reason = format!("switchboard: invocation {} {why}", self.invocation_id);
         let (ecs, s3, errors) = (self.ecs.clone(), self.s3.clone(), self.errors.clone());
-        let (bucket, cluster, keys) = (
-            self.bucket.clone(),
-            self.cluster.clone(),
-            self.keys.clone(),
-        );
+        let (bucket, cluster, keys) =
+            (self.bucket.clone(), self.cluster.clone(), self.keys.clone());
         let work = async move {
             let objects = async {
                 if let Some(put) = put {
