@@ -188,6 +188,9 @@ class Player:
     # --- one task --------------------------------------------------------------------------------
 
     def _set(self, task, played: Played, state: str, wait_seen: bool = True) -> None:
+        # A task stopped before it got this far (a StopTask soon after RunTask) stays stopped.
+        if self._stopped(task):
+            return
         task.status = state
         played.states.append(state)
         if not wait_seen:
@@ -230,6 +233,7 @@ class Player:
                 while not self._stopped(task) and not self._stop.is_set() and time.monotonic() < end:
                     time.sleep(0.02)
                 if self._stopped(task) or self._stop.is_set():
+                    task.status = "STOPPED"
                     played.stop_reason = task.stopped_reason
                     played.stopped_by_stoptask.set()
                     played.states.append("STOPPED")
