@@ -370,15 +370,20 @@ def assert_stopped_and_gone(fg, invocation: str, arn: str, reason: str, since: i
     return stops
 
 
-def test_a_held_run_task_answers_the_deadline_on_time_and_its_task_is_stopped_once_it_answers(fg, faults):
-    mark = fg.mark()
-    held = faults.hold("RunTask", HELD)
+def answers_the_deadline_on_time(fg, held: str) -> None:
+    """A call of `slow` (3 s timeout) answers its deadline error at the deadline, within ANSWER_SLACK."""
     timing: dict = {}
     result = asyncio.run(asyncio.wait_for(fg.acall("slow", {}, timing=timing), 60))
     late = timing["answered"] - timing["sent"] - 3
-    print(f"deadline answer {late:+.3f} s from the 3 s deadline, RunTask held {HELD} s")
+    print(f"deadline answer {late:+.3f} s from the 3 s deadline, {held}")
     assert result.is_error and "deadline" in text_of(result), text_of(result)
     assert -0.05 <= late < ANSWER_SLACK, f"the deadline error came {late:+.2f} s from the deadline"
+
+
+def test_a_held_run_task_answers_the_deadline_on_time_and_its_task_is_stopped_once_it_answers(fg, faults):
+    mark = fg.mark()
+    held = faults.hold("RunTask", HELD)
+    answers_the_deadline_on_time(fg, f"RunTask held {HELD} s")
     assert held.seen.is_set() and not held.released.is_set(), "RunTask was answered before the deadline"
     [exchange] = held.exchanges
     invocation, arn = json.loads(exchange.request_body)["startedBy"], task_of_run_task(exchange)
@@ -418,12 +423,7 @@ def test_a_cancel_during_a_held_run_task_answers_at_once_and_its_task_is_stopped
 def test_a_held_put_object_answers_the_deadline_on_time_and_both_objects_go_once_it_answers(fg, faults):
     mark = fg.mark()
     held = faults.hold("PutObject", 5)
-    timing: dict = {}
-    result = asyncio.run(asyncio.wait_for(fg.acall("slow", {}, timing=timing), 60))
-    late = timing["answered"] - timing["sent"] - 3
-    print(f"deadline answer {late:+.3f} s from the 3 s deadline, PutObject held 5 s")
-    assert result.is_error and "deadline" in text_of(result), text_of(result)
-    assert -0.05 <= late < ANSWER_SLACK, f"the deadline error came {late:+.2f} s from the deadline"
+    answers_the_deadline_on_time(fg, "PutObject held 5 s")
     [exchange] = held.exchanges
     _, key = awswire.s3_object(exchange)
     assert key.startswith(PREFIX) and key.endswith("/invocation.json"), key

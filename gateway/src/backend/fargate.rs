@@ -38,7 +38,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,7 +59,10 @@ use tracing::Instrument as _;
 /// The container variable holding the call's W3C traceparent (not a secret: ids only).
 pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
 
-use super::{Backend, BackendError, Dispatch, Dispatched, Progress};
+use super::{
+    Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard, Progress, Stop,
+    until_stop,
+};
 use crate::bindings::{Bindings, InvocationBucket};
 use crate::catalog::{BackendKind, Tool};
 use crate::credentials::Backoff;
@@ -110,91 +112,18 @@ fn polling() -> Backoff {
     }
 }
 
-/// What ended a call's wait before the thing it waited for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stop {
-    /// The call's deadline passed.
-    Deadline,
-    /// The call was cancelled (by its client, or by the gateway at shutdown).
-    Cancelled,
-}
-
-impl Stop {
-    /// The backend's answer for a call stopped this way.
-    pub(super) fn error(self, unit_id: Option<String>, timeout_seconds: u32) -> BackendError {
-        match self {
-            Self::Deadline => BackendError::DeadlineExceeded {
-                unit_id,
-                timeout_seconds,
-            },
-            Self::Cancelled => BackendError::Cancelled { unit_id },
-        }
-    }
-}
-
-/// Awaits `work` unless the call's deadline passes or the call is cancelled first; a deadline
-/// that has passed wins over a cancel. Every wait of a call on AWS goes through here: the
-/// backend alone answers the deadline.
-pub(super) async fn until_stop<F: Future>(call: &Dispatch, work: F) -> Result<F::Output, Stop> {
-    tokio::select! {
-        biased;
-        _ = tokio::time::sleep_until(call.deadline.instant()) => Err(Stop::Deadline),
-        _ = call.cancel.cancelled() => Err(Stop::Cancelled),
-        out = work => Ok(out),
-    }
-}
-
-/// The clean-ups that outlive their calls, counted, so that shutdown can wait for them.
-#[derive(Debug, Clone, Default)]
-struct Background(Arc<BackgroundCount>);
-
-#[derive(Debug, Default)]
-struct BackgroundCount {
-    running: AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-/// Counts one clean-up as done when dropped (finished, or dropped with the runtime).
-struct Done(Arc<BackgroundCount>);
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl Background {
-    /// Runs `work` on its own task; `None` outside a runtime (a process exiting).
-    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) -> Option<JoinHandle<()>> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        self.0.running.fetch_add(1, Ordering::AcqRel);
-        let done = Done(self.0.clone());
-        Some(runtime.spawn(async move {
-            let _done = done;
-            work.await;
-        }))
-    }
-
-    fn running(&self) -> usize {
-        self.0.running.load(Ordering::Acquire)
-    }
-
-    /// Waits until no clean-up runs, at most `bound`; whether none does.
-    async fn idle(&self, bound: Duration) -> bool {
-        let idle = async {
-            loop {
-                // Created before the count is read, so a notification in between is not lost.
-                let notified = self.0.idle.notified();
-                if self.running() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(bound, idle).await.is_ok()
-    }
+/// Runs `work` on a task of its own, counted in `background` until it ends (or is dropped with
+/// the runtime), so that shutdown can wait for it; `None` outside a runtime (a process exiting).
+fn spawn_counted(
+    background: &Arc<InFlight>,
+    work: impl Future<Output = ()> + Send + 'static,
+) -> Option<JoinHandle<()>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let counted = InFlightGuard::new(background);
+    Some(runtime.spawn(async move {
+        let _counted = counted;
+        work.await;
+    }))
 }
 
 type PutResult = Result<PutObjectOutput, SdkError<PutObjectError>>;
@@ -210,7 +139,7 @@ struct Leftovers {
     s3: aws_sdk_s3::Client,
     bucket: String,
     errors: AwsErrors,
-    background: Background,
+    background: Arc<InFlight>,
     invocation_id: String,
     cluster: String,
     keys: [String; 2],
@@ -262,7 +191,7 @@ impl Leftovers {
             };
             tokio::join!(objects, task);
         };
-        self.background.spawn(work.in_current_span())
+        spawn_counted(&self.background, work.in_current_span())
     }
 }
 
@@ -312,7 +241,7 @@ pub struct FargateBackend {
     /// Tasks of calls in flight (task ARN → cluster), stopped at shutdown.
     running: Arc<Mutex<HashMap<String, String>>>,
     /// Clean-ups still running after their calls ended; shutdown waits for them.
-    background: Background,
+    background: Arc<InFlight>,
 }
 
 impl FargateBackend {
@@ -359,7 +288,7 @@ impl FargateBackend {
             polling: polling(),
             errors,
             running: Arc::default(),
-            background: Background::default(),
+            background: Arc::default(),
         })
     }
 
@@ -391,7 +320,7 @@ impl FargateBackend {
             s3: self.s3.clone(),
             bucket: self.bucket.name.clone(),
             errors: self.errors.clone(),
-            background: self.background.clone(),
+            background: Arc::clone(&self.background),
             invocation_id: invocation_id.to_owned(),
             cluster: cluster.to_owned(),
             keys,
@@ -738,42 +667,39 @@ async fn stop_task(
     task: &str,
     reason: String,
 ) {
-    let sent = tokio::time::timeout(
-        CLEAN_TIMEOUT,
-        ecs.stop_task()
-            .cluster(cluster)
-            .task(task)
-            .reason(reason)
-            .send(),
-    )
-    .await;
-    match sent {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            let code = e.code().unwrap_or("unknown").to_owned();
-            errors.count("ecs", &code);
-            tracing::warn!(task, code, "StopTask failed");
-        }
-        Err(_) => tracing::warn!(task, "StopTask did not answer in time"),
-    }
+    let request = ecs
+        .stop_task()
+        .cluster(cluster)
+        .task(task)
+        .reason(reason)
+        .send();
+    clean_up(errors, "ecs", "StopTask", task, request).await;
 }
 
 /// Deletes one object of a call; a failure is counted and logged (the bucket's lifecycle rule is
 /// the backstop).
 async fn delete_object(s3: &aws_sdk_s3::Client, errors: &AwsErrors, bucket: &str, key: &str) {
-    let sent = tokio::time::timeout(
-        CLEAN_TIMEOUT,
-        s3.delete_object().bucket(bucket).key(key).send(),
-    )
-    .await;
-    match sent {
+    let request = s3.delete_object().bucket(bucket).key(key).send();
+    clean_up(errors, "s3", "DeleteObject", key, request).await;
+}
+
+/// One request of a clean-up (`operation` on `target`), bounded by [`CLEAN_TIMEOUT`]; a refusal
+/// is counted under `service` and logged, as is no answer in time.
+async fn clean_up<T, E: ProvideErrorMetadata>(
+    errors: &AwsErrors,
+    service: &str,
+    operation: &str,
+    target: &str,
+    request: impl Future<Output = Result<T, E>>,
+) {
+    match tokio::time::timeout(CLEAN_TIMEOUT, request).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             let code = e.code().unwrap_or("unknown").to_owned();
-            errors.count("s3", &code);
-            tracing::warn!(key, code, "could not delete a call's object");
+            errors.count(service, &code);
+            tracing::warn!(target, code, "{operation} failed");
         }
-        Err(_) => tracing::warn!(key, "DeleteObject did not answer in time"),
+        Err(_) => tracing::warn!(target, "{operation} did not answer in time"),
     }
 }
 
@@ -926,19 +852,22 @@ impl Backend for FargateBackend {
         for (task, cluster) in tasks {
             let reason = "switchboard: the gateway is shutting down".to_owned();
             let (ecs, errors) = (self.ecs.clone(), self.errors.clone());
-            self.background.spawn(async move {
+            spawn_counted(&self.background, async move {
                 stop_task(&ecs, &errors, &cluster, &task, reason).await;
             });
         }
         // Requests whose calls stopped waiting (a RunTask not yet answered), and the StopTasks and
         // deletes after them.
-        let running = self.background.running();
+        let running = self.background.count();
         if running > 0 {
             tracing::info!(running, "shutting down: waiting for the Fargate clean-ups");
         }
-        if !self.background.idle(SHUTDOWN_WAIT).await {
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.background.until_idle())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                running = self.background.running(),
+                running = self.background.count(),
                 "shutting down: Fargate clean-ups still running after {} s; what they leave \
                  (a task, an object) is left to the task's own end and the bucket's lifecycle rule",
                 SHUTDOWN_WAIT.as_secs()

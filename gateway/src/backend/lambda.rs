@@ -15,7 +15,7 @@
 //!   capped, jittered backoff, while the deadline allows.
 //! - **Deadline and cancellation.** The call answers at its deadline or at its cancel (the
 //!   client's, or the gateway's at shutdown), whatever Lambda does: the wait on each `Invoke` and
-//!   each throttling pause ends there ([`until_stop`], the same as the Fargate backend's), and the
+//!   each throttling pause ends there ([`until_stop`](super::until_stop), the same as the Fargate backend's), and the
 //!   `Invoke` is dropped (its connection closed). The function itself runs on until its own
 //!   timeout (Lambda cannot stop an invocation), but its credentials stop working at the call's
 //!   deadline (the session policy's `aws:CurrentTime` condition). Nothing else is left: Lambda
@@ -33,8 +33,7 @@ use aws_sdk_lambda::types::InvocationType;
 use switchboard_tool_runtime::ToolOutput;
 use tracing::Instrument as _;
 
-use super::fargate::until_stop;
-use super::{Backend, BackendError, Dispatch, Dispatched};
+use super::{Backend, BackendError, Dispatch, Dispatched, until_stop};
 use crate::metrics::AwsErrors;
 
 /// Lambda's limit on a synchronous invocation's request payload (6 MB).

@@ -10,11 +10,13 @@ pub mod local;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use switchboard_tool_runtime::{Invocation, ToolOutput};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
@@ -142,6 +144,84 @@ impl BackendError {
             Self::Refused { label, .. } => label,
             Self::NotConfigured(_) => "not_configured",
             Self::Busy { .. } => "busy",
+        }
+    }
+}
+
+/// What ended a call's wait before the thing it waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The call's deadline passed.
+    Deadline,
+    /// The call was cancelled (by its client, or by the gateway at shutdown).
+    Cancelled,
+}
+
+impl Stop {
+    /// The backend's answer for a call stopped this way.
+    pub(crate) fn error(self, unit_id: Option<String>, timeout_seconds: u32) -> BackendError {
+        match self {
+            Self::Deadline => BackendError::DeadlineExceeded {
+                unit_id,
+                timeout_seconds,
+            },
+            Self::Cancelled => BackendError::Cancelled { unit_id },
+        }
+    }
+}
+
+/// Awaits `work` unless the call's deadline passes or the call is cancelled first; a deadline
+/// that has passed wins over a cancel. Every wait of a call on AWS goes through here: the
+/// backend alone answers the deadline.
+pub(crate) async fn until_stop<F: Future>(call: &Dispatch, work: F) -> Result<F::Output, Stop> {
+    tokio::select! {
+        biased;
+        _ = tokio::time::sleep_until(call.deadline.instant()) => Err(Stop::Deadline),
+        _ = call.cancel.cancelled() => Err(Stop::Cancelled),
+        out = work => Ok(out),
+    }
+}
+
+/// Counts what is in flight (calls, clean-ups) so that shutdown can wait until none is.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    /// How many are in flight now.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until none is in flight.
+    pub(crate) async fn until_idle(&self) {
+        loop {
+            // Created before the count is read, so a notification in between is not lost.
+            let idle = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One in flight, counted until dropped.
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    pub(crate) fn new(in_flight: &Arc<InFlight>) -> Self {
+        in_flight.count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
         }
     }
 }

@@ -27,13 +27,11 @@ use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_sandbox::cgroup::{CgroupError, CgroupMode, Cgroups, SandboxCgroup};
 use switchboard_tool_runtime::ToolOutput;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -42,7 +40,7 @@ use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
 use self::proxy::EgressCounters;
 use self::ready::{Ready, ReadyCounters};
 use self::spawn::{Drive, Ended, KillReason, Launch, Rlimits};
-use super::{Backend, BackendError, Dispatch, Dispatched};
+use super::{Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard};
 use crate::catalog::{BackendKind, Endpoint, Tool};
 
 /// Why the local backend could not be set up.
@@ -213,42 +211,6 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Counts calls in flight so that shutdown can wait for their sandboxes to be gone.
-#[derive(Debug, Default)]
-struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    async fn until_idle(&self) {
-        loop {
-            let idle = self.idle.notified();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            idle.await;
-        }
-    }
-}
-
-struct InFlightGuard(Arc<InFlight>);
-
-impl InFlightGuard {
-    fn new(in_flight: &Arc<InFlight>) -> Self {
-        in_flight.count.fetch_add(1, Ordering::SeqCst);
-        Self(Arc::clone(in_flight))
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
 #[derive(Debug)]
 struct PreparedTool {
     plan: Arc<ToolPlan>,
@@ -387,7 +349,7 @@ impl Drop for LocalBackend {
         // Finished calls' groups and leases are cleared on blocking threads in a moment: wait
         // for them (briefly), so that a dropped backend has left nothing behind.
         let until = std::time::Instant::now() + Duration::from_secs(5);
-        while self.clearing.count.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+        while self.clearing.count() > 0 && std::time::Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -620,7 +582,7 @@ impl LocalBackend {
 
     /// Calls running right now.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.count.load(Ordering::SeqCst)
+        self.in_flight.count()
     }
 
     /// The whole environment of a sandbox of `plan`: without `call` (a sandbox prepared ahead
