@@ -875,6 +875,12 @@ class Smoke:
                 say(f"deleting {self.bucket}: {aws_error(e)}")
         if self.applied:
             started, destroyed = time.monotonic(), False
+            # The network ACL's rules first, one at a time: LocalStack's EC2 breaks when two
+            # entries of one ACL are deleted at once (then InternalError for every later delete).
+            self.tf.run("destroy-acl-rules", "destroy", "-input=false", "-auto-approve", "-parallelism=1",
+                        "-target=module.network.aws_network_acl_rule.gateway",
+                        "-target=module.network.aws_network_acl_rule.tools",
+                        f"-var-file={self.work / 'smoke.tfvars.json'}", check=False)
             for attempt in (1, 2, 3):
                 done = self.tf.run("destroy", "destroy", "-input=false", "-auto-approve",
                                    f"-var-file={self.work / 'smoke.tfvars.json'}", check=False)

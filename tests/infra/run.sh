@@ -282,6 +282,13 @@ checkov -f "$work/plan.json" --framework terraform_plan --repo-root-for-plan-enr
 # --- destroy -------------------------------------------------------------------------------------
 step "terraform destroy"
 destroy_start=$SECONDS
+# LocalStack's EC2 breaks when two entries of one network ACL are deleted at once: from then on
+# every DeleteNetworkAclEntry of that ACL answers InternalError, which the provider retries for
+# many minutes (seen once in a clean-clone run). The ACL rules go first, one at a time.
+tf destroy -auto-approve -input=false -no-color -parallelism=1 "${tfvars[@]}" \
+  -target=module.network.aws_network_acl_rule.gateway -target=module.network.aws_network_acl_rule.tools \
+  >"$work/destroy-acl-rules.log" 2>&1 ||
+  { tail -n 40 "$work/destroy-acl-rules.log"; die "terraform destroy of the network ACL rules failed"; }
 destroy_phase "${tfvars[@]}"
 grep -E '^Destroy complete' "$work/destroy.log"
 echo "destroy took $((SECONDS - destroy_start))s"
