@@ -37,10 +37,13 @@ pub struct Dispatch {
     /// The tool's catalog entry.
     pub tool: Arc<Tool>,
     pub caller: Caller,
-    /// The call's one deadline; the backend stops the unit when it passes.
+    /// The call's one deadline. The backend alone enforces it, at every step of the unit's
+    /// life (staging, starting, running, collecting): when it passes, the backend stops what it
+    /// started and answers [`BackendError::DeadlineExceeded`] at once, whatever AWS or the unit
+    /// is doing.
     pub deadline: Deadline,
-    /// Cancelled when the client cancels the call, the deadline passes, or the gateway shuts
-    /// down. A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
+    /// Cancelled when the client cancels the call or the gateway shuts down (never for the
+    /// deadline). A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
     pub cancel: CancellationToken,
     /// Where to send progress; sending never blocks the unit (a full channel drops the report).
     pub progress: mpsc::Sender<Progress>,
@@ -68,6 +71,20 @@ impl Dispatch {
             crate::telemetry::traceparent(&span, self.client_traceparent.as_deref());
         span
     }
+}
+
+/// Why a unit was stopped before it ended by itself; the one list the call's watcher and the
+/// backends share. The call's watcher stops a call for [`StopReason::Cancelled`] and
+/// [`StopReason::Shutdown`] (through [`Dispatch::cancel`]); [`StopReason::Deadline`] is the
+/// backend's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The client cancelled the call (or hung up).
+    Cancelled,
+    /// The gateway is shutting down.
+    Shutdown,
+    /// The call's deadline passed.
+    Deadline,
 }
 
 /// What a backend answers for a call that ran.

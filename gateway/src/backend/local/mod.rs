@@ -41,8 +41,8 @@ use self::identity::{Lease, UidPool};
 use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
 use self::proxy::EgressCounters;
 use self::ready::{Ready, ReadyCounters};
-use self::spawn::{Drive, Ended, KillReason, Launch, Rlimits};
-use super::{Backend, BackendError, Dispatch, Dispatched};
+use self::spawn::{Drive, Ended, Launch, Rlimits};
+use super::{Backend, BackendError, Dispatch, Dispatched, StopReason};
 use crate::catalog::{BackendKind, Endpoint, Tool};
 
 /// Why the local backend could not be set up.
@@ -860,21 +860,21 @@ impl Backend for LocalBackend {
                 unit_id: unit,
                 message: e.to_string(),
             }),
-            Ok(Ended::Killed { reason, .. }) => Err(match reason {
-                KillReason::Cancelled | KillReason::Shutdown => {
+            Ok(Ended::Stopped { reason, .. }) => Err(match reason {
+                StopReason::Cancelled | StopReason::Shutdown => {
                     BackendError::Cancelled { unit_id: unit }
                 }
-                KillReason::Deadline => BackendError::DeadlineExceeded {
+                StopReason::Deadline => BackendError::DeadlineExceeded {
                     unit_id: unit,
                     timeout_seconds: plan.timeout_seconds,
                 },
-                KillReason::StdoutOverflow => BackendError::Unit {
-                    unit_id: unit,
-                    message: format!(
-                        "the tool wrote more than {} bytes to stdout and was stopped",
-                        self.options.max_stdout_bytes
-                    ),
-                },
+            }),
+            Ok(Ended::Overflowed { .. }) => Err(BackendError::Unit {
+                unit_id: unit,
+                message: format!(
+                    "the tool wrote more than {} bytes to stdout and was stopped",
+                    self.options.max_stdout_bytes
+                ),
             }),
             Ok(Ended::Exited {
                 status,
