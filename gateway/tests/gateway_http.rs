@@ -114,9 +114,16 @@ impl Backend for TestBackend {
             });
         }
         if let Some(ms) = args.get("sleep_ms").and_then(Value::as_u64) {
+            // As every backend does, it enforces the call's deadline itself.
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
                 _ = call.cancel.cancelled() => return Err(BackendError::Cancelled { unit_id: Some("unit-1".into()) }),
+                _ = tokio::time::sleep_until(call.deadline.instant()) => {
+                    return Err(BackendError::DeadlineExceeded {
+                        unit_id: Some("unit-1".into()),
+                        timeout_seconds: call.tool.timeout_seconds,
+                    });
+                }
             }
         }
         if args.get("fail").and_then(Value::as_bool) == Some(true) {

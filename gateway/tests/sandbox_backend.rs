@@ -322,3 +322,96 @@ async fn shutdown_removes_the_endpoint_sockets() {
         "the socket folder is left after shutdown"
     );
 }
+
+/// A shell tool that reads its invocation, sleeps `seconds`, and answers `slept`; `prepared`
+/// sandboxes are kept started ahead of its calls.
+fn sleeper(
+    name: &str,
+    seconds: u32,
+    timeout_seconds: u32,
+    prepared: u32,
+) -> switchboard_gateway::catalog::Tool {
+    let script = format!(
+        r#"read -r invocation; sleep {seconds}; printf '{{"content":[{{"type":"text","text":"slept"}}],"structuredContent":{{"slept":{seconds}}},"isError":false}}\n'"#
+    );
+    let mut tool = sandbox_support::tool(
+        name,
+        vec!["/bin/sh".into(), "-c".into(), script],
+        timeout_seconds,
+    );
+    if let Some(local) = tool.local.as_mut() {
+        local.prepared = prepared;
+    }
+    tool
+}
+
+/// The runtime ends a blocking thread after 10 s idle: a sandbox forked from one, and killed
+/// with it (its parent-death signal), would end about 10 s into its call.
+const LONGER_THAN_AN_IDLE_THREAD: u32 = 30;
+
+#[tokio::test]
+async fn a_call_longer_than_an_idle_threads_life_runs_to_its_end() {
+    let (backend, tools) = backend_with(
+        vec![sleeper("long", LONGER_THAN_AN_IDLE_THREAD, 60, 0)],
+        LocalOptions::default(),
+    );
+    let started = Instant::now();
+    let d = call_ok(&backend, &tools[0], serde_json::json!({})).await;
+    assert_eq!(
+        structured(&d)["slept"],
+        serde_json::json!(LONGER_THAN_AN_IDLE_THREAD)
+    );
+    assert!(started.elapsed() >= Duration::from_secs(LONGER_THAN_AN_IDLE_THREAD.into()));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_prepared_sandbox_serves_a_call_longer_than_an_idle_threads_life() {
+    let (backend, tools) = backend_with(
+        vec![sleeper("long-prepared", LONGER_THAN_AN_IDLE_THREAD, 60, 1)],
+        LocalOptions::default(),
+    );
+    assert_eq!(until_prepared(&backend, "long-prepared", 1).await.0, 1);
+    let d = call_ok(&backend, &tools[0], serde_json::json!({})).await;
+    assert_eq!(
+        structured(&d)["slept"],
+        serde_json::json!(LONGER_THAN_AN_IDLE_THREAD)
+    );
+    // The call was served by the sandbox started ahead of it, which then was replaced.
+    assert!(until_prepared(&backend, "long-prepared", 1).await.1 >= 2);
+    // Its replacement is stopped and its control groups removed before the test ends.
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_past_its_timeout_gets_the_deadline_error_within_half_a_second() {
+    let (backend, tools) = backend_with(
+        vec![sleeper("overrun", LONGER_THAN_AN_IDLE_THREAD, 3, 0)],
+        LocalOptions::default(),
+    );
+    let started = Instant::now();
+    let e = backend
+        .dispatch(dispatch_for(
+            &tools[0],
+            serde_json::json!({}),
+            CancellationToken::new(),
+        ))
+        .await
+        .expect_err("must be stopped at its deadline");
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            e,
+            BackendError::DeadlineExceeded {
+                timeout_seconds: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_millis(3_500),
+        "{took:?}"
+    );
+    backend.shutdown().await;
+}

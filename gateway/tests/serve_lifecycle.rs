@@ -30,6 +30,10 @@ impl Backend for Sleeper {
                 unit_id: "u".into(),
             }),
             _ = call.cancel.cancelled() => Err(BackendError::Cancelled { unit_id: Some("u".into()) }),
+            _ = tokio::time::sleep_until(call.deadline.instant()) => Err(BackendError::DeadlineExceeded {
+                unit_id: Some("u".into()),
+                timeout_seconds: call.tool.timeout_seconds,
+            }),
         }
     }
 }

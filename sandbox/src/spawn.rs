@@ -7,6 +7,12 @@
 //! sandbox's control group ([`crate::cgroup::enter`]) and is prepared ([`prepare_child`]:
 //! resource limits, priority, the seccomp pipe's inheritance); then `bwrap` runs.
 //!
+//! The fork happens on one of a few threads that live as long as this process ([`forkers`]):
+//! `bwrap --die-with-parent` asks for `PR_SET_PDEATHSIG`, which the kernel ties to the *thread*
+//! that forked `bwrap`, not to its process. Forked from a short-lived thread (a Tokio blocking
+//! thread ends after 10 s idle), a sandbox would be killed with SIGKILL when that thread ends,
+//! whatever its call's timeout; forked from a lasting thread, it dies with this process only.
+//!
 //! [`kill`]: the sandbox's init first (pid 1 of its pid namespace: the kernel then kills
 //! everything else in the namespace, and `bwrap` reaps it and exits, so no orphan reaches the
 //! host's init), then `bwrap` itself if it lingers, then, with [`reap_uid`], whatever still runs
@@ -17,6 +23,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -29,6 +36,8 @@ use crate::{Rlimits, prepare_child};
 pub enum SpawnError {
     #[error("cannot create the seccomp pipe: {0}")]
     SeccompPipe(std::io::Error),
+    #[error("cannot start a sandbox outside of a Tokio runtime")]
+    NoRuntime,
     #[error("cannot start {bwrap}: {source}")]
     Spawn {
         bwrap: String,
@@ -63,7 +72,9 @@ pub struct Spawn<'a> {
     pub stderr: Stdio,
 }
 
-/// Starts `bwrap`. The child is killed if the returned handle is dropped before it exits.
+/// Starts `bwrap`. The child is killed if the returned handle is dropped before it exits, and
+/// when this process dies (the fork is made on a lasting thread: see the module's documentation).
+/// Blocks the calling thread until `bwrap` runs; must be called within a Tokio runtime.
 pub fn spawn(spec: Spawn<'_>) -> Result<Child, SpawnError> {
     let (reader, mut writer) = std::io::pipe().map_err(SpawnError::SeccompPipe)?;
     // The program is far smaller than a pipe's buffer, so this write cannot block.
@@ -100,7 +111,7 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Child, SpawnError> {
             prepare_child(seccomp_fd, &limits)
         });
     }
-    let child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+    let child = forkers::spawn(cmd)?.map_err(|source| SpawnError::Spawn {
         bwrap: spec.bwrap.display().to_string(),
         source,
     })?;
@@ -147,6 +158,69 @@ pub async fn reap_uid(host_uid: Option<u32>) -> Result<(), SpawnError> {
         return Err(SpawnError::Survivors { uid });
     }
     Ok(())
+}
+
+/// The threads sandboxes are forked from: [`FORKERS`] threads, started at the first spawn, that
+/// never end (a job that panics is caught), so a child's parent-death signal fires only when
+/// this process dies. Several, because a spawn holds its thread until `bwrap` runs, which on
+/// cgroup v1 includes the child's wait for its entry into its control group.
+mod forkers {
+    use super::*;
+
+    /// How many lasting threads fork sandboxes.
+    const FORKERS: usize = 8;
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    fn queue() -> &'static Mutex<mpsc::Sender<Job>> {
+        static QUEUE: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+        QUEUE.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = std::sync::Arc::new(Mutex::new(rx));
+            for n in 0..FORKERS {
+                let rx = rx.clone();
+                let started = std::thread::Builder::new()
+                    .name(format!("sandbox-forker-{n}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(poisoned) => poisoned.into_inner().recv(),
+                            };
+                            let Ok(job) = job else { return };
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                    });
+                // Without any forker, each spawn answers an error (its job is never run).
+                drop(started);
+            }
+            Mutex::new(tx)
+        })
+    }
+
+    /// Spawns `cmd` on a lasting thread, within the calling thread's Tokio runtime, and waits
+    /// for the result.
+    pub fn spawn(mut cmd: Command) -> Result<std::io::Result<Child>, SpawnError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SpawnError::NoRuntime)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _entered = runtime.enter();
+            let _ = reply.send(cmd.spawn());
+        });
+        let sent = match queue().lock() {
+            Ok(q) => q.send(job),
+            Err(poisoned) => poisoned.into_inner().send(job),
+        };
+        let lost = || {
+            Ok(Err(std::io::Error::other(
+                "no sandbox forker thread is running",
+            )))
+        };
+        if sent.is_err() {
+            return lost();
+        }
+        answer.recv().map_or_else(|_| lost(), Ok)
+    }
 }
 
 /// The children of `pid` (for `bwrap`: the sandbox's init).

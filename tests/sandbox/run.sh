@@ -81,6 +81,11 @@ grep -q '13 findings in 12 resource instances' <<<"$answer" || fail "state_valid
 answer=$(call terraform_plan '{"project":"storefront"}')
 grep -q 'plan of storefront: 10 to create, 0 to update, 0 to delete, 0 to replace' <<<"$answer" ||
   fail "terraform_plan answered: $answer"
+# A project that carries its own state is planned against it, offline: no refresh asks AWS.
+answer=$(call terraform_plan '{"project":"inventory"}')
+grep -q 'plan of inventory: 0 to create, 1 to update, 0 to delete, 0 to replace' <<<"$answer" &&
+  grep -q 'nothing in the state was refreshed (-refresh=false)' <<<"$answer" ||
+  fail "terraform_plan of a project with its own state answered: $answer"
 # Without bindings (no emulator, no account) the tool has no work role, and says so.
 answer=$(call secret_lookup '{"name":"db/password"}')
 grep -q 'this call received no AWS credentials' <<<"$answer" || fail "secret_lookup without bindings answered: $answer"

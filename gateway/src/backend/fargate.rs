@@ -60,7 +60,7 @@ use tracing::Instrument as _;
 pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
 
 use super::{
-    Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard, Progress, Stop,
+    Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard, Progress, StopReason,
     until_stop,
 };
 use crate::bindings::{Bindings, InvocationBucket};
@@ -338,7 +338,7 @@ impl FargateBackend {
         payload: Vec<u8>,
         left: &mut Leftovers,
     ) -> Result<(String, String), BackendError> {
-        let stopped = |stop: Stop| stop.error(None, call.tool.timeout_seconds);
+        let stopped = |stop: StopReason| stop.error(None, call.tool.timeout_seconds);
         // Nothing is sent for a call already over.
         until_stop(call, std::future::ready(()))
             .await
@@ -420,7 +420,7 @@ impl FargateBackend {
         (get_url, put_url): (String, String),
         left: &mut Leftovers,
     ) -> Result<String, BackendError> {
-        let stopped = |stop: Stop| stop.error(None, call.tool.timeout_seconds);
+        let stopped = |stop: StopReason| stop.error(None, call.tool.timeout_seconds);
         let id = &call.invocation.invocation_id;
         let network = AwsVpcConfiguration::builder()
             .set_subnets(Some(target.subnets.clone()))

@@ -39,10 +39,13 @@ pub struct Dispatch {
     /// The tool's catalog entry.
     pub tool: Arc<Tool>,
     pub caller: Caller,
-    /// The call's one deadline; the backend stops the unit when it passes.
+    /// The call's one deadline. The backend alone enforces it, at every step of the unit's
+    /// life (staging, starting, running, collecting): when it passes, the backend stops what it
+    /// started and answers [`BackendError::DeadlineExceeded`] at once, whatever AWS or the unit
+    /// is doing.
     pub deadline: Deadline,
-    /// Cancelled when the client cancels the call, the deadline passes, or the gateway shuts
-    /// down. A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
+    /// Cancelled when the client cancels the call or the gateway shuts down (never for the
+    /// deadline). A backend must stop the unit and return [`BackendError::Cancelled`] promptly.
     pub cancel: CancellationToken,
     /// Where to send progress; sending never blocks the unit (a full channel drops the report).
     pub progress: mpsc::Sender<Progress>,
@@ -69,6 +72,34 @@ impl Dispatch {
         self.invocation.traceparent =
             crate::telemetry::traceparent(&span, self.client_traceparent.as_deref());
         span
+    }
+}
+
+/// Why a unit was stopped before it ended by itself; the one list the call's watcher and the
+/// backends share. The call's watcher stops a call for [`StopReason::Cancelled`] and
+/// [`StopReason::Shutdown`] (through [`Dispatch::cancel`]); [`StopReason::Deadline`] is the
+/// backend's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The client cancelled the call (or hung up).
+    Cancelled,
+    /// The gateway is shutting down.
+    Shutdown,
+    /// The call's deadline passed.
+    Deadline,
+}
+
+impl StopReason {
+    /// The backend's answer for a call stopped this way (a shutdown is a cancel to the
+    /// backend; the call's watcher tells the two apart in the audit line).
+    pub(crate) fn error(self, unit_id: Option<String>, timeout_seconds: u32) -> BackendError {
+        match self {
+            Self::Deadline => BackendError::DeadlineExceeded {
+                unit_id,
+                timeout_seconds,
+            },
+            Self::Cancelled | Self::Shutdown => BackendError::Cancelled { unit_id },
+        }
     }
 }
 
@@ -148,36 +179,18 @@ impl BackendError {
     }
 }
 
-/// What ended a call's wait before the thing it waited for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// The call's deadline passed.
-    Deadline,
-    /// The call was cancelled (by its client, or by the gateway at shutdown).
-    Cancelled,
-}
-
-impl Stop {
-    /// The backend's answer for a call stopped this way.
-    pub(crate) fn error(self, unit_id: Option<String>, timeout_seconds: u32) -> BackendError {
-        match self {
-            Self::Deadline => BackendError::DeadlineExceeded {
-                unit_id,
-                timeout_seconds,
-            },
-            Self::Cancelled => BackendError::Cancelled { unit_id },
-        }
-    }
-}
-
 /// Awaits `work` unless the call's deadline passes or the call is cancelled first; a deadline
 /// that has passed wins over a cancel. Every wait of a call on AWS goes through here: the
-/// backend alone answers the deadline.
-pub(crate) async fn until_stop<F: Future>(call: &Dispatch, work: F) -> Result<F::Output, Stop> {
+/// backend alone answers the deadline. The call's cancel covers the client's and the
+/// shutdown's, so a stop seen here is [`StopReason::Deadline`] or [`StopReason::Cancelled`].
+pub(crate) async fn until_stop<F: Future>(
+    call: &Dispatch,
+    work: F,
+) -> Result<F::Output, StopReason> {
     tokio::select! {
         biased;
-        _ = tokio::time::sleep_until(call.deadline.instant()) => Err(Stop::Deadline),
-        _ = call.cancel.cancelled() => Err(Stop::Cancelled),
+        _ = tokio::time::sleep_until(call.deadline.instant()) => Err(StopReason::Deadline),
+        _ = call.cancel.cancelled() => Err(StopReason::Cancelled),
         out = work => Ok(out),
     }
 }

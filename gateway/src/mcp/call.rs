@@ -12,7 +12,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use sha2::{Digest, Sha256};
 use switchboard_tool_runtime::Invocation;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -22,20 +22,12 @@ use super::outcome::{Failure, Outcome};
 use crate::audit::AuditRecord;
 use crate::auth::Caller;
 use crate::authz;
-use crate::backend::{Backend, BackendError, Dispatch, Dispatched, Progress};
+use crate::backend::{Backend, BackendError, Dispatch, Dispatched, Progress, StopReason};
 use crate::credentials::{CredentialError, MintRequest};
 use crate::deadline::Deadline;
 use crate::metrics::InFlight;
 use crate::telemetry::{CallTrace, step_span};
 use crate::validate;
-
-/// Why the gateway stopped a call it had dispatched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopReason {
-    Client,
-    Deadline,
-    Shutdown,
-}
 
 /// A call that passed admission: it holds an in-flight slot until it ends.
 struct Admitted {
@@ -103,10 +95,22 @@ impl Gateway {
         let backend = self.backend_of(entry)?;
         let deadline = Deadline::after(Duration::from_secs(u64::from(entry.def.timeout_seconds)));
         let mut invocation = self.invocation(entry, call, &deadline);
-        self.mint_credentials(entry, call, &mut invocation, &deadline)
-            .await?;
+        // From here on, the client's cancel and the gateway's shutdown stop the call; the
+        // deadline is enforced by the step that is running (the broker, then the backend).
+        let watch = self.watch(call);
+        tokio::select! {
+            biased;
+            minted = self.mint_credentials(entry, call, &mut invocation, &deadline) => minted?,
+            () = watch.cancel.cancelled() => {
+                return Err(stop_failure(
+                    BackendError::Cancelled { unit_id: None },
+                    watch.why(),
+                    entry.def.timeout_seconds,
+                ));
+            }
+        }
         let dispatched = match self
-            .dispatch(entry, &backend, call, invocation, deadline)
+            .dispatch(entry, &backend, call, invocation, deadline, watch)
             .await
         {
             Ok(dispatched) => dispatched,
@@ -247,8 +251,31 @@ impl Gateway {
         Ok(())
     }
 
-    /// Dispatch: hands the invocation to the backend and stops it when the client cancels, the
-    /// deadline passes or the gateway shuts down; forwards progress while it runs.
+    /// The call's watcher: cancels the call when the client cancels it (or hangs up) or the
+    /// gateway shuts down, and remembers which. Never for the deadline, which the running step
+    /// enforces itself.
+    fn watch(&self, call: &Call<'_>) -> Watch {
+        let cancel = CancellationToken::new();
+        let why = Arc::new(std::sync::OnceLock::new());
+        let task = {
+            let (cancel, why) = (cancel.clone(), Arc::clone(&why));
+            let client = call.ctx.ct.clone();
+            let stop = self.inner().stop_calls.clone();
+            tokio::spawn(async move {
+                let reason = tokio::select! {
+                    _ = client.cancelled() => StopReason::Cancelled,
+                    _ = stop.cancelled() => StopReason::Shutdown,
+                };
+                let _ = why.set(reason);
+                cancel.cancel();
+            })
+        };
+        Watch { cancel, why, task }
+    }
+
+    /// Dispatch: hands the invocation to the backend, which runs it to its end or its deadline;
+    /// the watcher stops it when the client cancels or the gateway shuts down. Forwards progress
+    /// while it runs.
     async fn dispatch(
         &self,
         entry: &ToolEntry,
@@ -256,25 +283,10 @@ impl Gateway {
         call: &Call<'_>,
         invocation: Invocation,
         deadline: Deadline,
+        watch: Watch,
     ) -> Result<Dispatched, (Failure, Option<String>)> {
         let (progress_tx, progress_rx) = mpsc::channel::<Progress>(16);
         let progress_task = forward_progress(call.ctx, entry.def.backend.as_str(), progress_rx);
-        let cancel = CancellationToken::new();
-        let (why_tx, why_rx) = oneshot::channel::<StopReason>();
-        let watcher = {
-            let cancel = cancel.clone();
-            let client = call.ctx.ct.clone();
-            let stop = self.inner().stop_calls.clone();
-            tokio::spawn(async move {
-                let why = tokio::select! {
-                    _ = client.cancelled() => StopReason::Client,
-                    _ = tokio::time::sleep_until(deadline.instant()) => StopReason::Deadline,
-                    _ = stop.cancelled() => StopReason::Shutdown,
-                };
-                let _ = why_tx.send(why);
-                cancel.cancel();
-            })
-        };
         let step = step_span!(
             &call.trace.span,
             "dispatch",
@@ -287,15 +299,14 @@ impl Gateway {
                 tool: entry.def.clone(),
                 caller: call.caller.clone(),
                 deadline,
-                cancel,
+                cancel: watch.cancel.clone(),
                 progress: progress_tx,
                 span: step.clone(),
                 client_traceparent: call.trace.client_traceparent.clone(),
             })
             .instrument(step)
             .await;
-        watcher.abort();
-        let stopped = why_rx.await.ok();
+        let stopped = watch.why();
         if let Some(task) = progress_task {
             // The sender was moved into the dispatch and is gone now, so the task ends by itself.
             let _ = task.await;
@@ -389,6 +400,26 @@ impl<'a> Call<'a> {
     }
 }
 
+/// What [`Gateway::watch`] started: the call's cancel token and why it was cancelled, if it
+/// was. The watching task ends with the call.
+struct Watch {
+    cancel: CancellationToken,
+    why: Arc<std::sync::OnceLock<StopReason>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    fn why(&self) -> Option<StopReason> {
+        self.why.get().copied()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Validate: the arguments against the tool's compiled input schema.
 fn validate_arguments(entry: &ToolEntry, arguments: &serde_json::Value) -> Result<(), Failure> {
     validate::check_arguments(entry.validator(), arguments).map_err(Failure::InvalidArguments)
@@ -399,13 +430,12 @@ fn answer(dispatched: Dispatched) -> Result<CallToolResult, Failure> {
     to_call_result(dispatched.output).map_err(Failure::BadOutput)
 }
 
-/// A backend error, read together with why the gateway pulled the call (if it did).
+/// A backend error, read together with why the watcher pulled the call (if it did): a
+/// cancellation is the client's unless the gateway was shutting down. The deadline is the
+/// backend's to tell ([`BackendError::DeadlineExceeded`]).
 fn stop_failure(err: BackendError, stopped: Option<StopReason>, timeout_seconds: u32) -> Failure {
     match (err, stopped) {
-        (BackendError::DeadlineExceeded { .. }, _)
-        | (BackendError::Cancelled { .. }, Some(StopReason::Deadline)) => {
-            Failure::DeadlineExceeded { timeout_seconds }
-        }
+        (BackendError::DeadlineExceeded { .. }, _) => Failure::DeadlineExceeded { timeout_seconds },
         (BackendError::Cancelled { .. }, Some(StopReason::Shutdown)) => Failure::Shutdown,
         (BackendError::Cancelled { .. }, _) => Failure::Cancelled,
         (other, _) => Failure::Backend(other),

@@ -4,7 +4,7 @@
 //!
 //! - `echo`: the reference echo tool;
 //! - `fail`: a tool error result (`isError: true`);
-//! - `sleep` `{seconds}`: sleeps, then answers;
+//! - `sleep` and `long-sleep` `{seconds}`: sleeps, then answers (two tools, for two timeouts);
 //! - `connect` `{host, port}`: tries a TCP connection; answers whether it worked and which
 //!   network interfaces the environment has;
 //! - `state` `{env?}`: this process's instance id and call count (what stays warm), whether the
@@ -104,7 +104,7 @@ impl Probe {
                     arg_str(&invocation, "message").unwrap_or("the probe failed on purpose"),
                 ));
             }
-            "sleep" => {
+            "sleep" | "long-sleep" => {
                 let seconds = arg_u64(&invocation, "seconds", 1);
                 std::thread::sleep(Duration::from_secs(seconds));
                 json!({"slept": seconds, "instance": self.instance})

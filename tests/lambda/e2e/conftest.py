@@ -211,6 +211,16 @@ FUNCTIONS = [
         {"type": "object", "properties": {"seconds": {"type": "number"}}},
         [],
     ),
+    # A call longer than any idle timeout on its way (connection pools, the runtime's idle threads).
+    Function(
+        "long-sleep",
+        "switchboard-e2e-long-sleep",
+        "probe",
+        60,
+        60,
+        {"type": "object", "properties": {"seconds": {"type": "number"}}},
+        [],
+    ),
 ]
 SESSION_TAGS = ["tool", "tenant", "principal", "invocation"]
 

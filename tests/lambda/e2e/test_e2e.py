@@ -46,7 +46,7 @@ def whoami(e2e, arguments: dict | None = None) -> dict:
 
 def test_sdk_lists_the_lambda_tools_and_the_local_one(e2e):
     names = {t.name for t in e2e.list_tools()}
-    assert names == {"whoami", "fail", "sleep", LOCAL_TOOL, SECRET_TOOL, STATE_TOOL, TERRAFORM_TOOL}, names
+    assert names == {"whoami", "fail", "sleep", "long-sleep", LOCAL_TOOL, SECRET_TOOL, STATE_TOOL, TERRAFORM_TOOL}, names
 
 
 def test_whoami_runs_in_lambda_with_this_calls_credentials(e2e):
@@ -207,6 +207,20 @@ def test_tool_past_its_timeout_returns_the_deadline_error(e2e):
     assert len(lines) == 1, lines
     assert lines[0]["outcome"] == "deadline_exceeded", lines[0]
     assert lines[0]["backend"] == "lambda", lines[0]
+    # From the call's admission to its answer: the deadline, and at most half a second more.
+    assert 3000 <= lines[0]["duration_ms"] < 3500, lines[0]
+
+
+def test_a_call_longer_than_any_idle_timeout_runs_to_its_end(e2e):
+    before = len(e2e.audit_lines())
+    started = time.monotonic()
+    result = e2e.call("long-sleep", {"seconds": 30})
+    elapsed = time.monotonic() - started
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["slept"] == 30, result
+    assert elapsed >= 30, f"the answer took {elapsed:.1f} s"
+    lines = [a for a in e2e.audit_lines()[before:] if a["tool"] == "long-sleep"]
+    assert len(lines) == 1 and lines[0]["outcome"] == "ok", lines
 
 
 def test_audit_lines_name_request_id_and_role_session(e2e):

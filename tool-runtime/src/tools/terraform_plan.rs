@@ -17,8 +17,9 @@
 //!    string, number or bool values only) and the credentials minted for this call. A call
 //!    without credentials (a catalog that grants the tool no `permissions`, such as the day-one
 //!    catalog) makes an **offline plan**: an override file tells the `aws` provider to call
-//!    nothing, so resources in the project's state are not refreshed and data sources that
-//!    need AWS fail; the answer says `"offline": true`;
+//!    nothing and terraform runs with `-refresh=false`, so resources in the project's state
+//!    (a project may carry its own `terraform.tfstate`) are planned against that state as it is,
+//!    and data sources that need AWS fail; the answer says `"offline": true`;
 //! 3. `terraform show -json` of the saved plan, summarised: creates, updates, deletes and
 //!    replacements by resource type, and flags for deletions, replacements, IAM changes,
 //!    security-group changes and public exposure; and `terraform show` (text), cut at
@@ -289,17 +290,14 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     let plan_file = scratch.join("plan.bin");
     let out = format!("-out={}", plan_file.display());
     let vars = format!("-var-file={}", var_file.display());
-    let plan = run(
-        "plan",
-        &[
-            "plan",
-            "-input=false",
-            "-no-color",
-            "-lock=false",
-            &out,
-            &vars,
-        ],
-    )?;
+    let mut plan_args = vec!["plan", "-input=false", "-no-color", "-lock=false"];
+    // Offline, nothing in the project's state may be read back from AWS: the provider is told to
+    // call nothing, and terraform not to refresh (which would call it anyway and fail).
+    if aws.is_none() {
+        plan_args.push("-refresh=false");
+    }
+    plan_args.extend([out.as_str(), vars.as_str()]);
+    let plan = run("plan", &plan_args)?;
     if !plan.success {
         return Err(failed("plan", &plan));
     }
@@ -344,7 +342,7 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     if aws.is_none() {
         line.push_str(
             "\n(offline plan: this call has no AWS credentials, so no AWS API was called and \
-             nothing was refreshed)",
+             nothing in the state was refreshed (-refresh=false))",
         );
     }
     output.content = vec![ContentItem::text(line), ContentItem::text(shown_plan)];

@@ -39,7 +39,7 @@ use self::identity::{Lease, UidPool};
 use self::plan::{ENDPOINT_SOCKET, SCRATCH, TENANT_DIR, ToolPlan};
 use self::proxy::EgressCounters;
 use self::ready::{Ready, ReadyCounters};
-use self::spawn::{Drive, Ended, KillReason, Launch, Rlimits};
+use self::spawn::{Drive, Ended, Launch, Rlimits};
 use super::{Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard};
 use crate::catalog::{BackendKind, Endpoint, Tool};
 
@@ -822,21 +822,13 @@ impl Backend for LocalBackend {
                 unit_id: unit,
                 message: e.to_string(),
             }),
-            Ok(Ended::Killed { reason, .. }) => Err(match reason {
-                KillReason::Cancelled | KillReason::Shutdown => {
-                    BackendError::Cancelled { unit_id: unit }
-                }
-                KillReason::Deadline => BackendError::DeadlineExceeded {
-                    unit_id: unit,
-                    timeout_seconds: plan.timeout_seconds,
-                },
-                KillReason::StdoutOverflow => BackendError::Unit {
-                    unit_id: unit,
-                    message: format!(
-                        "the tool wrote more than {} bytes to stdout and was stopped",
-                        self.options.max_stdout_bytes
-                    ),
-                },
+            Ok(Ended::Stopped { reason, .. }) => Err(reason.error(unit, plan.timeout_seconds)),
+            Ok(Ended::Overflowed { .. }) => Err(BackendError::Unit {
+                unit_id: unit,
+                message: format!(
+                    "the tool wrote more than {} bytes to stdout and was stopped",
+                    self.options.max_stdout_bytes
+                ),
             }),
             Ok(Ended::Exited {
                 status,

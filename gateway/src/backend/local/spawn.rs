@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub use switchboard_sandbox::Rlimits;
 use switchboard_sandbox::spawn::Spawn;
 
+use crate::backend::StopReason;
+
 /// Why a sandbox could not be run (the shared sequence's errors).
 pub use switchboard_sandbox::spawn::SpawnError;
 
@@ -58,15 +60,6 @@ pub struct Drive {
     pub host_uid: Option<u32>,
 }
 
-/// Why the gateway stopped a sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillReason {
-    Cancelled,
-    Shutdown,
-    Deadline,
-    StdoutOverflow,
-}
-
 /// How a sandbox ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -76,10 +69,16 @@ pub enum Ended {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },
-    Killed {
-        reason: KillReason,
-        stderr: Vec<u8>,
-    },
+    /// Killed for the call's cancel, the gateway's shutdown or the deadline.
+    Stopped { reason: StopReason, stderr: Vec<u8> },
+    /// Killed for writing more than its stdout cap.
+    Overflowed { stderr: Vec<u8> },
+}
+
+/// Why [`drive`] killed a sandbox.
+enum Killed {
+    Stopped(StopReason),
+    Overflowed,
 }
 
 /// Starts `bwrap` with three pipes; the sandbox then waits for its invocation on stdin.
@@ -120,7 +119,7 @@ pub async fn drive(mut child: Child, launch: Drive) -> Result<Ended, SpawnError>
             // Progress lines are forwarded as they come; the rest is the result.
             let out = super::stdout::read(stdout, launch.stdout_cap, &launch.progress).await;
             if out.overflowed {
-                return Err(KillReason::StdoutOverflow);
+                return Err(Killed::Overflowed);
             }
             Ok((child.wait().await, out.result))
         };
@@ -128,9 +127,9 @@ pub async fn drive(mut child: Child, launch: Drive) -> Result<Ended, SpawnError>
         tokio::select! {
             biased;
             r = &mut finished => r,
-            () = launch.cancel.cancelled() => Err(KillReason::Cancelled),
-            () = launch.shutdown.cancelled() => Err(KillReason::Shutdown),
-            () = tokio::time::sleep_until(launch.deadline) => Err(KillReason::Deadline),
+            () = launch.shutdown.cancelled() => Err(Killed::Stopped(StopReason::Shutdown)),
+            () = launch.cancel.cancelled() => Err(Killed::Stopped(StopReason::Cancelled)),
+            () = tokio::time::sleep_until(launch.deadline) => Err(Killed::Stopped(StopReason::Deadline)),
         }
     };
     feeder.abort();
@@ -144,10 +143,13 @@ pub async fn drive(mut child: Child, launch: Drive) -> Result<Ended, SpawnError>
                 stderr,
             })
         }
-        Err(reason) => {
+        Err(killed) => {
             switchboard_sandbox::spawn::kill(&mut child, launch.host_uid).await?;
             let stderr = stderr_task.await.map(|o| o.bytes).unwrap_or_default();
-            Ok(Ended::Killed { reason, stderr })
+            Ok(match killed {
+                Killed::Stopped(reason) => Ended::Stopped { reason, stderr },
+                Killed::Overflowed => Ended::Overflowed { stderr },
+            })
         }
     }
 }
