@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use switchboard_sandbox::cgroup::Cgroups;
+use switchboard_sandbox::stage::Stage;
 use switchboard_sandbox::{identity, seccomp};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -101,7 +102,20 @@ where
     let host_uid = lease.as_ref().map(identity::UidLease::uid);
 
     let work_dir = WorkDir::create(&config.work_dir)?;
-    let socket = work_dir.0.join("runtime.sock");
+    // As root, the sandbox runs under an unprivileged uid: what it cannot reach is staged.
+    let stage = host_uid
+        .map(|_| open_stage(&std::env::temp_dir()))
+        .transpose()?;
+    let (socket_dir, blocker) = sandbox::socket_folder(&work_dir.0, stage.as_ref())?;
+    if let Some(blocker) = blocker {
+        tracing::info!(
+            "the Runtime API's socket is in the stage folder: the sandbox's uid cannot reach {} \
+             ({} is private)",
+            work_dir.0.display(),
+            blocker.display()
+        );
+    }
+    let socket = socket_dir.join("runtime.sock");
     let unix = tokio::net::UnixListener::bind(&socket).map_err(io("cannot bind", &socket))?;
     if let Some(uid) = host_uid {
         std::os::unix::fs::chown(&socket, Some(uid), Some(uid))
@@ -110,14 +124,21 @@ where
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(io("cannot chmod", &socket))?;
 
-    let layout = Layout {
+    let mut layout = Layout {
         code_dir: config.code_dir.clone(),
         host_binary: std::env::current_exe().map_err(HostError::CurrentExe)?,
         socket,
         scratch_bytes: config.scratch_bytes(),
         runtime_api_port: RUNTIME_API_PORT,
     };
-    if host_uid.is_some() {
+    if let Some(stage) = &stage {
+        for (path, blocker) in layout.stage_unreachable(stage)? {
+            tracing::info!(
+                "staged a copy of {} for the sandbox: its uid cannot reach it ({} is private)",
+                path.display(),
+                blocker.display()
+            );
+        }
         layout.check_reachable()?;
     }
     let plan = SandboxPlan {
@@ -166,6 +187,7 @@ where
     }
     environment.stop().await;
     drop(work_dir);
+    drop(stage);
     drop(lease);
     Ok(())
 }
@@ -191,6 +213,19 @@ fn control_groups() -> Option<Cgroups> {
             None
         }
     }
+}
+
+/// This host's stage folder in `parent` (the temporary folder), after removing those of hosts
+/// that are gone, saying which it removed.
+fn open_stage(parent: &Path) -> Result<Stage, HostError> {
+    let stage = Stage::new(parent, sandbox::STAGE_PREFIX).map_err(SandboxError::Stage)?;
+    for (path, pid) in stage.removed_leftovers() {
+        tracing::info!(
+            "removed {}, the stage folder of host process {pid}, which is gone",
+            path.display()
+        );
+    }
+    Ok(stage)
 }
 
 /// Resolves when stdin reaches its end (LocalStack stopped the environment, or died) or a

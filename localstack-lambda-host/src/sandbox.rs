@@ -14,6 +14,15 @@
 //! group) and process limit hold for all its processes together. Stdout and stderr share one pipe to the host. The arguments, the limits, the spawn
 //! sequence and the kill-and-reap are `switchboard-sandbox`'s, the same as the local backend's.
 //!
+//! As root, the host checks that the sandbox's unprivileged uid can reach what is bound in: the
+//! code must be listed, this binary read, the socket's folder searched. What it cannot (a
+//! checkout or LocalStack volume under a `0700` folder, as root's home and many CI runners'
+//! workspaces are) is staged ([`Layout::stage_unreachable`], [`socket_folder`]): copied, once at
+//! start, into `<temp dir>/switchboard-lambda-stage-<pid>-<random>`
+//! ([`switchboard_sandbox::stage`], the gateway's staging), the socket made there, and the copy
+//! bound in its place; the folder goes when the host exits, one left by a killed host at the next
+//! host's start.
+//!
 //! The sandbox is warm: it lives across invocations until the host kills it (timeout, shutdown)
 //! or the runtime exits. Killing `bwrap` takes its pid namespace down (`--die-with-parent` on
 //! its init); when the sandbox has a uid of its own, every process of that uid is killed too.
@@ -31,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use switchboard_sandbox::cgroup::SandboxCgroup;
 use switchboard_sandbox::spawn::{self, Spawn};
+use switchboard_sandbox::stage::{Stage, StageError};
 use switchboard_sandbox::{Bwrap, paths};
 
 pub use switchboard_sandbox::Rlimits;
@@ -49,6 +59,9 @@ pub const FORWARDER: &str = "/var/rapid/switchboard-localstack-lambda-host";
 pub const RUNTIME_SOCKET: &str = "/var/rapid/runtime.sock";
 /// Scratch.
 pub const SCRATCH: &str = "/tmp";
+/// The prefix of a host's stage folder in the temporary folder (`switchboard_sandbox::stage`):
+/// copies of what the sandbox's unprivileged uid cannot reach.
+pub const STAGE_PREFIX: &str = "switchboard-lambda-stage-";
 
 /// Why a sandbox could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +72,13 @@ pub enum SandboxError {
     )]
     NoBwrap,
     #[error(
-        "{path} cannot be reached by the sandbox's unprivileged uid: {blocker} is not readable/searchable by others"
+        "{path} cannot be reached by the sandbox's unprivileged uid: {blocker} is not \
+         readable/searchable by others (the copy staged for it is under the temporary folder: \
+         make TMPDIR a folder others may pass through)"
     )]
     Unreachable { path: PathBuf, blocker: PathBuf },
+    #[error("cannot stage what the sandbox's unprivileged uid cannot reach: {0}")]
+    Stage(#[from] StageError),
     #[error("cannot create the output pipe: {0}")]
     Pipe(std::io::Error),
     #[error(transparent)]
@@ -118,6 +135,27 @@ impl Layout {
         ]
     }
 
+    /// Copies into `stage` what a process of another, unprivileged uid could not open (the
+    /// function's code, this binary: a checkout or LocalStack volume under a `0700` folder) and
+    /// binds the copies instead. Returns, for each path staged, the original and the folder that
+    /// blocked it. The socket cannot be copied: [`socket_folder`] places it.
+    pub fn stage_unreachable(
+        &mut self,
+        stage: &Stage,
+    ) -> Result<Vec<(PathBuf, PathBuf)>, SandboxError> {
+        let mut staged = Vec::new();
+        for (path, needs) in [
+            (&mut self.code_dir, paths::LIST),
+            (&mut self.host_binary, paths::READ),
+        ] {
+            if let Some(blocker) = paths::unreachable_part(path, needs) {
+                let copy = stage.place(path)?;
+                staged.push((std::mem::replace(path, copy), blocker));
+            }
+        }
+        Ok(staged)
+    }
+
     /// Checks that a process of another, unprivileged uid can open what is bound in.
     pub fn check_reachable(&self) -> Result<(), SandboxError> {
         let socket_dir = self
@@ -139,6 +177,18 @@ impl Layout {
             }
         }
         Ok(())
+    }
+}
+
+/// The folder for the Runtime API's socket: `work_dir` when an unprivileged uid may pass
+/// through it, or else (with the folder that blocked it) a folder made in `stage`.
+pub fn socket_folder(
+    work_dir: &Path,
+    stage: Option<&Stage>,
+) -> Result<(PathBuf, Option<PathBuf>), SandboxError> {
+    match (stage, paths::unreachable_part(work_dir, paths::SEARCH)) {
+        (Some(stage), Some(blocker)) => Ok((stage.folder("runtime")?, Some(blocker))),
+        _ => Ok((work_dir.to_path_buf(), None)),
     }
 }
 
@@ -455,6 +505,76 @@ mod tests {
             layout().command().join(" "),
             "/var/rapid/switchboard-localstack-lambda-host sandbox-init --socket /var/rapid/runtime.sock \
              --port 9001 -- /var/task/bootstrap"
+        );
+    }
+
+    #[test]
+    fn what_a_private_folder_hides_is_staged_and_what_others_reach_is_not() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        chmod(dir.path(), 0o755);
+        let (public, private, tmp) = (
+            dir.path().join("public"),
+            dir.path().join("private"),
+            dir.path().join("tmp"),
+        );
+        for d in [&public, &private, &tmp] {
+            std::fs::create_dir_all(d.join("code")).expect("mkdir");
+            std::fs::write(d.join("code/bootstrap"), b"#!/bin/sh\n").expect("write");
+            std::fs::write(d.join("host"), b"binary").expect("write");
+            chmod(&d.join("host"), 0o755);
+            chmod(d, 0o755);
+        }
+        chmod(&private, 0o700);
+        let stage = Stage::new(&tmp, STAGE_PREFIX).expect("stage");
+        let at = |d: &Path| Layout {
+            code_dir: d.join("code"),
+            host_binary: d.join("host"),
+            socket: d.join("runtime.sock"),
+            ..layout()
+        };
+
+        let mut reachable = at(&public);
+        assert!(
+            reachable
+                .stage_unreachable(&stage)
+                .expect("stage")
+                .is_empty()
+        );
+        assert_eq!(reachable.code_dir, public.join("code"));
+        assert_eq!(
+            socket_folder(&public, Some(&stage)).expect("socket folder"),
+            (public.clone(), None)
+        );
+
+        let mut hidden = at(&private);
+        assert!(matches!(
+            hidden.check_reachable(),
+            Err(SandboxError::Unreachable { blocker, .. }) if blocker == private
+        ));
+        let staged = hidden.stage_unreachable(&stage).expect("stage");
+        assert_eq!(
+            staged,
+            [
+                (private.join("code"), private.clone()),
+                (private.join("host"), private.clone())
+            ]
+        );
+        assert!(hidden.code_dir.starts_with(stage.root()));
+        assert!(hidden.code_dir.join("bootstrap").is_file());
+        assert!(hidden.host_binary.starts_with(stage.root()));
+        let (socket_dir, blocker) = socket_folder(&private, Some(&stage)).expect("socket folder");
+        assert!(socket_dir.starts_with(stage.root()));
+        assert_eq!(blocker, Some(private.clone()));
+        hidden.socket = socket_dir.join("runtime.sock");
+        hidden.check_reachable().expect("the copies are reachable");
+        // Without a stage (not root), nothing moves.
+        assert_eq!(
+            socket_folder(&private, None).expect("socket folder"),
+            (private.clone(), None)
         );
     }
 

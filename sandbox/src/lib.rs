@@ -16,6 +16,8 @@
 //!   group, pre-exec preparation) and killing and reaping what is left of it.
 //! - [`paths`]: finding executables on `PATH` and checking that an unprivileged uid can reach
 //!   what is bound into a sandbox.
+//! - [`stage`]: copies of what an unprivileged uid cannot reach (a checkout under a `0700`
+//!   folder), in a stage folder it can, removed with it.
 //!
 //! The crate knows nothing of MCP, catalogs or Lambda; `docs/sandbox.md` explains the measures.
 
@@ -26,6 +28,7 @@ pub mod identity;
 pub mod paths;
 pub mod seccomp;
 pub mod spawn;
+pub mod stage;
 
 pub use bwrap::Bwrap;
 pub use child::{Rlimits, prepare_child};

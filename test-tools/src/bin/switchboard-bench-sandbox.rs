@@ -37,7 +37,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use switchboard_gateway::backend::local::plan::{SCRATCH, ToolPlan};
-use switchboard_gateway::backend::local::stage::Stage;
+use switchboard_gateway::backend::local::stage as gateway_stage;
 use switchboard_sandbox::cgroup::Cgroups;
 use switchboard_sandbox::identity::{UidPool, is_root};
 use switchboard_sandbox::spawn::Spawn;
@@ -118,7 +118,7 @@ async fn run(catalog_path: &Path, tool_name: &str, runs: usize) -> Result<(), St
         .unwrap_or(Path::new("."));
     let root = is_root();
     let stage = if root {
-        Some(Stage::new(&std::env::temp_dir()).map_err(|e| e.to_string())?)
+        Some(gateway_stage::open(&std::env::temp_dir()).map_err(|e| e.to_string())?)
     } else {
         None
     };

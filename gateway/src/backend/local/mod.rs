@@ -444,7 +444,7 @@ impl LocalBackend {
         };
         // As root, sandboxes run under unprivileged uids: what they cannot reach is staged.
         let stage = if root && !local_tools.is_empty() {
-            Some(stage::Stage::new(&std::env::temp_dir())?)
+            Some(stage::open(&std::env::temp_dir())?)
         } else {
             None
         };
