@@ -74,6 +74,7 @@ impl LambdaBackend {
         function: &str,
         payload: &[u8],
         client_context: Option<&str>,
+        timeout_seconds: u32,
     ) -> Result<Dispatched, Attempt> {
         let sent = self
             .client
@@ -110,7 +111,7 @@ impl LambdaBackend {
             if message.contains("Task timed out after") {
                 return Err(Attempt::Failed(BackendError::DeadlineExceeded {
                     unit_id: Some(unit_id),
-                    timeout_seconds: 0,
+                    timeout_seconds,
                 }));
             }
             return Ok(Dispatched {
@@ -204,7 +205,7 @@ impl Backend for LambdaBackend {
         let mut retry = 0;
         let result = loop {
             let invoke = self
-                .invoke_once(function, &payload, context.as_deref())
+                .invoke_once(function, &payload, context.as_deref(), timeout_seconds)
                 .instrument(unit.clone());
             let attempt = match until_stop(&call, invoke).await {
                 Ok(attempt) => attempt,
@@ -212,12 +213,6 @@ impl Backend for LambdaBackend {
             };
             match attempt {
                 Ok(done) => break Ok(done),
-                Err(Attempt::Failed(BackendError::DeadlineExceeded { unit_id, .. })) => {
-                    break Err(BackendError::DeadlineExceeded {
-                        unit_id,
-                        timeout_seconds,
-                    });
-                }
                 Err(Attempt::Failed(e)) => break Err(e),
                 Err(Attempt::Throttled(message)) => {
                     let pause = backoff(retry);

@@ -361,7 +361,12 @@ resource "aws_ecs_task_definition" "gateway" {
     # A new key version is a new task definition, so the service rolls its tasks onto the new key.
     dockerLabels = { "switchboard.session-key-version" = tostring(var.session_key_version) }
     mountPoints  = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
-    stopTimeout  = 30
+    # Between SIGTERM and SIGKILL. The gateway's shutdown takes the catalog's grace (10 s by
+    # default), 5 s for the cancelled calls to end, and up to 26 s for Fargate clean-ups (a late
+    # RunTask's task stopped, the invocation objects deleted): 41 s by default. A SIGKILL before
+    # that leaves a tool's task running and its objects in the bucket. 120 s is Fargate's most;
+    # a gateway that is done exits sooner.
+    stopTimeout = 120
     linuxParameters = {
       initProcessEnabled = true
       capabilities       = { drop = ["ALL"] }

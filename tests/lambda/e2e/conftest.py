@@ -43,6 +43,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import awswire  # noqa: E402
+from faults import Faults  # noqa: E402
 from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import RecordingProxy  # noqa: E402
 
@@ -664,20 +665,21 @@ class E2E:
     def call(self, tool: str, arguments: dict | None = None, token: str | None = None, headers: dict | None = None):
         """One tools/call through the official MCP SDK (2.x, Streamable HTTP, bearer token), with
         `headers` on every request of it besides."""
+        return asyncio.run(asyncio.wait_for(self.acall(tool, arguments, token, headers), 90))
+
+    async def acall(self, tool: str, arguments: dict | None = None, token: str | None = None, headers: dict | None = None):
+        """[`call`], as a coroutine a test can cancel (the client then hangs up on its request)."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
-        async def body():
-            http = httpx2.AsyncClient(
-                headers={"Authorization": f"Bearer {token or self.gateway.token}", **(headers or {})},
-                timeout=httpx2.Timeout(30.0, read=60.0),
-            )
-            async with http:
-                async with Client(streamable_http_client(self.gateway.mcp, http_client=http)) as client:
-                    return await client.call_tool(tool, arguments or {})
-
-        return asyncio.run(asyncio.wait_for(body(), 90))
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token or self.gateway.token}", **(headers or {})},
+            timeout=httpx2.Timeout(30.0, read=60.0),
+        )
+        async with http:
+            async with Client(streamable_http_client(self.gateway.mcp, http_client=http)) as client:
+                return await client.call_tool(tool, arguments or {})
 
     def list_tools(self) -> list:
         import httpx2
@@ -744,6 +746,20 @@ class E2E:
 @pytest.fixture(scope="session")
 def e2e(settings, aws, deployment, proxy, gateway) -> E2E:
     return E2E(settings, aws, deployment, proxy, gateway)
+
+
+@pytest.fixture(scope="session")
+def proxy_faults(proxy) -> Faults:
+    return Faults(proxy)
+
+
+@pytest.fixture
+def faults(proxy_faults) -> Faults:
+    """Slow or lost AWS answers for one test (faults.py); every rule is gone after it."""
+    try:
+        yield proxy_faults
+    finally:
+        proxy_faults.clear()
 
 
 # --- failure reports: the gateway's side of the story ----------------------------------------

@@ -16,7 +16,7 @@ one write with TCP_NODELAY, so that the proxy adds no delayed-ACK wait to the cl
 A test may hold back or drop answers: `proxy.on_answer(fault)` calls `fault(exchange)` after the
 upstream answered and the exchange was recorded, before the answer goes back to the client; the
 fault may sleep (the answer is held back that long) and returns False to drop the answer (the
-connection is closed without one). tests/fargate/faults.py builds such faults by operation.
+connection is closed without one). faults.py builds such faults by operation (tests/fargate uses them too).
 
 Run by hand (prints each exchange's summary; writes the whole exchanges as JSON lines to --out):
 

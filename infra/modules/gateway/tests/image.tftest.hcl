@@ -37,6 +37,10 @@ run "a_digest_is_deployed_as_given" {
     condition     = jsondecode(aws_ecs_task_definition.gateway.container_definitions)[0].image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-gateway@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     error_message = "the task definition does not run the image pinned by digest in this account's ECR"
   }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.gateway.container_definitions)[0].stopTimeout == 120
+    error_message = "the gateway gets less than Fargate's 120 s between SIGTERM and SIGKILL: its shutdown (41 s by default) may be cut short"
+  }
 }
 
 run "a_tag_is_refused" {
