@@ -243,7 +243,13 @@ impl Gateway {
                 if let Some(code) = code {
                     self.inner().metrics.aws_errors().count("sts", code);
                 }
-                Failure::Credentials(e)
+                match e {
+                    // The deadline is the call's, whichever step it passes in: one outcome.
+                    CredentialError::DeadlineExceeded { .. } => Failure::DeadlineExceeded {
+                        timeout_seconds: entry.def.timeout_seconds,
+                    },
+                    e => Failure::Credentials(e),
+                }
             })?;
         call.record.role_session_arn = Some(minted.assumed_role_arn);
         invocation.session_tags = minted.session_tags;
