@@ -268,7 +268,7 @@ class Terraform:
         self.debug_logs: list[Path] = []
         src = work / "src"
         shutil.rmtree(src, ignore_errors=True)
-        skip = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", ".terraform.lock.hcl", "*.tfplan")
+        skip = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", "*.tfplan")
         shutil.copytree(REPO / "infra", src / "infra", ignore=skip)
         shutil.copytree(REPO / "policies", src / "policies", ignore=skip)
         self.root = src / "infra" / "examples"

@@ -52,17 +52,74 @@ export PATH="$venv/bin:$PATH"
 
 step "terraform CLI configuration for the offline provider mirror"
 command -v terraform >/dev/null || die "terraform is not installed"
-# TF_PROVIDER_MIRROR names the mirror (as for scripts/terraform-kit; CI sets it), else the first one
-# found on this machine.
-if [ -n "${TF_PROVIDER_MIRROR:-}" ]; then
-  mirror=$TF_PROVIDER_MIRROR
-  [ -d "$mirror/registry.terraform.io/hashicorp/aws" ] || die "TF_PROVIDER_MIRROR=$mirror holds no hashicorp/aws provider"
+# TF_PROVIDER_MIRROR names the mirror, else scripts/provider-mirror finds the one on this machine
+# that no other user can have written (the provider then runs as root here).
+mirror=$(scripts/provider-mirror) || die "no provider mirror"
+
+step "a provider planted where others may write is never taken (scripts/provider-mirror)"
+# Each attempt plants a provider beside the real mirror, in a folder whose name sorts first, so a
+# search that took the first one it found would take it. None may be taken.
+if [ "$(id -u)" = 0 ] && [ -z "${TF_PROVIDER_MIRROR:-}" ]; then
+  planted_root=$(dirname "$mirror")
+  plant() { # NAME: a planted mirror folder; prints it
+    local dir
+    dir=$planted_root/0-switchboard-planted-$1-$$
+    mkdir -p "$dir/registry.terraform.io/hashicorp/aws/9.9.9/linux_amd64"
+    printf '#!/bin/sh\necho planted\n' >"$dir/registry.terraform.io/hashicorp/aws/9.9.9/linux_amd64/terraform-provider-aws_v9.9.9"
+    chmod 755 "$dir/registry.terraform.io/hashicorp/aws/9.9.9/linux_amd64/terraform-provider-aws_v9.9.9"
+    echo "$dir"
+  }
+  attempt() { # NAME DIR: the search must still answer the real mirror
+    local found
+    found=$(scripts/provider-mirror) || { rm -rf "$2"; die "planted, $1: the search found nothing"; }
+    rm -rf "$2"
+    [ "$found" = "$mirror" ] || die "planted, $1: the search took $found"
+    echo "planted, $1: not taken"
+  }
+  dir=$(plant world-writable) && chmod 1777 "$dir" && attempt "in a world-writable folder" "$dir"
+  dir=$(plant group-writable) && chmod 775 "$dir/registry.terraform.io" && attempt "in a group-writable folder" "$dir"
+  dir=$(plant other-user) && chown -R nobody "$dir" && attempt "in another user's folder" "$dir"
+  dir=$(plant writable-file) &&
+    chmod 777 "$dir/registry.terraform.io/hashicorp/aws/9.9.9/linux_amd64/terraform-provider-aws_v9.9.9" &&
+    attempt "writable by others itself" "$dir"
+  # And the control: the same plant in a folder only root may write is what the search takes.
+  dir=$(plant trusted)
+  found=$(scripts/provider-mirror)
+  rm -rf "$dir"
+  [ "$found" = "$dir" ] || die "the control plant (a folder only root may write) was not taken: $found"
+  echo "planted, in a folder only root may write: taken (the search does find what sorts first)"
 else
-  provider=$(find / \( -path /proc -o -path /sys -o -path "$repo/.work" \) -prune -o \
-    -path '*/registry.terraform.io/hashicorp/aws/*' -name 'terraform-provider-aws*' -print 2>/dev/null | head -n 1)
-  [ -n "$provider" ] || die "no hashicorp/aws provider in a filesystem mirror on this machine (or set TF_PROVIDER_MIRROR)"
-  mirror=${provider%%/registry.terraform.io/*}
+  echo "not run: planting beside the mirror needs root and no TF_PROVIDER_MIRROR (CI runs as root)"
 fi
+
+step "terraform init of the root module refuses a provider that is not the reviewed one (infra/examples/.terraform.lock.hcl)"
+# The same version as the mirror's, another binary: its checksum is not the one the lock records.
+forged=$(mktemp -d)
+forged_dir=$forged/mirror/registry.terraform.io/hashicorp/aws/$(ls "$mirror/registry.terraform.io/hashicorp/aws" | head -n 1)/linux_amd64
+mkdir -p "$forged_dir"
+printf '#!/bin/sh\necho forged\n' >"$forged_dir/terraform-provider-aws_forged"
+chmod 755 "$forged_dir/terraform-provider-aws_forged"
+cat >"$forged/terraformrc" <<EOF
+provider_installation {
+  filesystem_mirror {
+    path    = "$forged/mirror"
+    include = ["registry.terraform.io/*/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+EOF
+if TF_CLI_CONFIG_FILE=$forged/terraformrc TF_DATA_DIR=$forged/data TF_IN_AUTOMATION=1 \
+  terraform -chdir=infra/examples init -backend=false -input=false -no-color >"$forged/init.log" 2>&1; then
+  cat "$forged/init.log"
+  rm -rf "$forged"
+  die "terraform init of infra/examples accepted a provider whose checksum the lock file does not hold"
+fi
+grep -q "doesn't match any of the" "$forged/init.log" || { cat "$forged/init.log"; rm -rf "$forged"; die "terraform init failed, but not on the checksum"; }
+git diff --quiet -- infra/examples/.terraform.lock.hcl || { rm -rf "$forged"; die "terraform init changed infra/examples/.terraform.lock.hcl"; }
+rm -rf "$forged"
+echo "refused: the forged provider's checksum is not in the lock file"
 cat >"$work/terraformrc" <<EOF
 provider_installation {
   filesystem_mirror {
