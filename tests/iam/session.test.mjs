@@ -1,0 +1,125 @@
+// What a call's credentials may do, decided by an IAM policy engine over the session policy the
+// gateway sends with the call's AssumeRole (`switchboard session-policies`, the same code), with a
+// work role that allows everything: what is refused here is refused by the session policy alone,
+// whatever the work role grants. The claims are written below, by hand, from what the catalog
+// promises; the documents are never: they come from the binary. Run by tests/iam/run.sh:
+//
+//   SWITCHBOARD_BIN=target/release/switchboard CATALOG=examples/catalog.aws.yaml node --test
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+
+const ACCOUNT = '123456789012'
+const WIDEST_WORK_ROLE = {
+  Version: '2012-10-17',
+  Statement: [{ Sid: 'Everything', Effect: 'Allow', Action: '*', Resource: '*' }]
+}
+
+// The claims of examples/catalog.aws.yaml: for each tool with permissions, its timeout and what
+// its own tenant (acme) may do; each request is also asked for another tenant (globex), where
+// `{tenant}` appears, and after the deadline.
+const CLAIMS = {
+  state_validate: {
+    timeout_seconds: 30,
+    allowed: [{ action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/states/clean.tfstate' }]
+  },
+  terraform_plan: {
+    timeout_seconds: 600,
+    allowed: [
+      { action: 's3:ListBucket', resource: 'arn:aws:s3:::switchboard-example-tfstate', prefix: '{tenant}/projects/storefront/' },
+      { action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/projects/storefront/main.tf' }
+    ],
+    // Its grant is the projects, not the tenant's states.
+    refused: [{ action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/states/clean.tfstate' }]
+  },
+  'tenant-files': {
+    timeout_seconds: 30,
+    allowed: [
+      { action: 's3:ListBucket', resource: 'arn:aws:s3:::switchboard-example-files', prefix: '{tenant}/reports/' },
+      { action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q3.csv' },
+      { action: 's3:PutObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q4.csv' }
+    ],
+    refused: [{ action: 's3:DeleteObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q3.csv' }]
+  },
+  secret_lookup: {
+    timeout_seconds: 15,
+    allowed: [
+      { action: 'secretsmanager:DescribeSecret', resource: 'arn:aws:secretsmanager:us-east-1:' + ACCOUNT + ':secret:switchboard/{tenant}/db/password-AbCdEf' }
+    ],
+    refused: [
+      { action: 'secretsmanager:GetSecretValue', resource: 'arn:aws:secretsmanager:us-east-1:' + ACCOUNT + ':secret:switchboard/{tenant}/db/password-AbCdEf' }
+    ]
+  }
+}
+// Asked of every tool: nothing outside its grant, however wide the work role.
+const NEVER = [
+  { action: 'iam:CreateUser', resource: `arn:aws:iam::${ACCOUNT}:user/probe` },
+  { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT}:role/switchboard-gateway` },
+  { action: 's3:PutBucketPolicy', resource: 'arn:aws:s3:::switchboard-example-tfstate' }
+]
+
+const printedAt = Date.now()
+const policies = JSON.parse(
+  execFileSync(process.env.SWITCHBOARD_BIN, ['session-policies', process.env.CATALOG], { encoding: 'utf8' })
+)
+
+async function decide(tool, policy, request, tenant, time) {
+  const fill = (text) => text?.replaceAll('{tenant}', tenant)
+  const context = {
+    'aws:PrincipalTag/tenant': 'acme',
+    'aws:PrincipalArn': `arn:aws:iam::${ACCOUNT}:role/switchboard-${tool}-work`,
+    'aws:PrincipalAccount': ACCOUNT,
+    'aws:CurrentTime': new Date(time).toISOString()
+  }
+  if (request.prefix !== undefined) context['s3:prefix'] = fill(request.prefix)
+  const result = await runSimulation(
+    {
+      request: {
+        principal: `arn:aws:sts::${ACCOUNT}:assumed-role/switchboard-${tool}-work/01a25000-0000-7000-8000-000000000000`,
+        action: request.action,
+        resource: { resource: fill(request.resource), accountId: ACCOUNT },
+        contextVariables: context
+      },
+      identityPolicies: [{ name: 'widest-work-role', policy: WIDEST_WORK_ROLE }],
+      sessionPolicy: policy,
+      serviceControlPolicies: [],
+      resourceControlPolicies: []
+    },
+    {}
+  )
+  assert.equal(result.resultType, 'single', JSON.stringify(result.errors ?? result))
+  assert.deepEqual(result.result.ignoredContextKeys ?? [], [], 'a context key the engine did not use')
+  return result.overallResult
+}
+
+test('every tool with permissions has claims, and only those', () => {
+  assert.deepEqual(Object.keys(policies).sort(), Object.keys(CLAIMS).sort())
+})
+
+for (const [tool, claims] of Object.entries(CLAIMS)) {
+  const policy = () => policies[tool] ?? assert.fail(`no session policy for ${tool}`)
+  // A second into the call, and a second past the deadline of a call that began when the
+  // policies were printed.
+  const during = printedAt + 1000
+  const past = printedAt + claims.timeout_seconds * 1000 + 1000
+  for (const request of claims.allowed) {
+    const name = `${tool}: ${request.action} on ${request.resource}${request.prefix ? ` (prefix ${request.prefix})` : ''}`
+    test(`${name}: allowed for its own tenant during the call`, async () => {
+      assert.equal(await decide(tool, policy(), request, 'acme', during), 'Allowed')
+    })
+    test(`${name}: refused past the ${claims.timeout_seconds} s deadline`, async () => {
+      assert.notEqual(await decide(tool, policy(), request, 'acme', past), 'Allowed')
+    })
+    if ((request.resource + (request.prefix ?? '')).includes('{tenant}')) {
+      test(`${name}: refused for another tenant`, async () => {
+        assert.notEqual(await decide(tool, policy(), request, 'globex', during), 'Allowed')
+      })
+    }
+  }
+  for (const request of [...(claims.refused ?? []), ...NEVER]) {
+    test(`${tool}: ${request.action} on ${request.resource}: refused, whatever the work role grants`, async () => {
+      assert.notEqual(await decide(tool, policy(), request, 'acme', during), 'Allowed')
+    })
+  }
+}
