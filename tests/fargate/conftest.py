@@ -43,7 +43,7 @@ sys.path.insert(1, str(HERE.parent / "lambda" / "e2e"))
 
 import awswire  # noqa: E402
 import player as playmod  # noqa: E402
-from faults import Faults  # noqa: E402
+from faults import faults, proxy_faults  # noqa: E402,F401 - fixtures, found by pytest here
 from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import Exchange, RecordingProxy  # noqa: E402
 from sandbox import Relay, run_in_sandbox  # noqa: E402
@@ -228,20 +228,6 @@ def proxy(settings, moto_url):
         with open(settings.run_dir / "wire.jsonl", "w", encoding="utf-8") as out:
             for exchange in p.exchanges():
                 out.write(json.dumps(exchange.to_json()) + "\n")
-
-
-@pytest.fixture(scope="session")
-def proxy_faults(proxy) -> Faults:
-    return Faults(proxy)
-
-
-@pytest.fixture
-def faults(proxy_faults) -> Faults:
-    """Slow or lost AWS answers for one test (faults.py); every rule is gone after it."""
-    try:
-        yield proxy_faults
-    finally:
-        proxy_faults.clear()
 
 
 @pytest.fixture(scope="session")

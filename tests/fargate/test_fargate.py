@@ -396,18 +396,7 @@ def test_a_held_run_task_answers_the_deadline_on_time_and_its_task_is_stopped_on
 def test_a_cancel_during_a_held_run_task_answers_at_once_and_its_task_is_stopped_once_it_answers(fg, faults):
     mark = fg.mark()
     held = faults.hold("RunTask", HELD)
-
-    async def body():
-        call = asyncio.create_task(fg.acall("hang", {}))
-        assert await asyncio.to_thread(held.seen.wait, 20), "no RunTask reached moto"
-        await asyncio.sleep(0.3)
-        call.cancel()
-        cancelled_at = time.monotonic()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        return cancelled_at
-
-    cancelled_at = asyncio.run(body())
+    cancelled_at = held.cancel_once_seen(lambda: fg.acall("hang", {}), "RunTask")
     [exchange] = held.exchanges
     invocation, arn = json.loads(exchange.request_body)["startedBy"], task_of_run_task(exchange)
     # The call ended (its audit line is written when the dispatch returns) while RunTask was held.

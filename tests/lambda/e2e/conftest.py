@@ -43,7 +43,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import awswire  # noqa: E402
-from faults import Faults  # noqa: E402
+from faults import faults, proxy_faults  # noqa: E402,F401 - fixtures, found by pytest here
 from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
 from recproxy import RecordingProxy  # noqa: E402
 
@@ -746,20 +746,6 @@ class E2E:
 @pytest.fixture(scope="session")
 def e2e(settings, aws, deployment, proxy, gateway) -> E2E:
     return E2E(settings, aws, deployment, proxy, gateway)
-
-
-@pytest.fixture(scope="session")
-def proxy_faults(proxy) -> Faults:
-    return Faults(proxy)
-
-
-@pytest.fixture
-def faults(proxy_faults) -> Faults:
-    """Slow or lost AWS answers for one test (faults.py); every rule is gone after it."""
-    try:
-        yield proxy_faults
-    finally:
-        proxy_faults.clear()
 
 
 # --- failure reports: the gateway's side of the story ----------------------------------------

@@ -12,17 +12,22 @@ a slow or lost answer looks like from the gateway: AWS did the thing, the gatewa
     rule.released.wait(20)                 # the answer went back (or was dropped)
 
 Each rule applies to `count` requests (1 by default), then lets everything through. The `faults`
-fixture (conftest.py) removes every rule after each test.
+fixture (defined here, imported by each suite's conftest.py) removes every rule after each test.
+
+    cancelled_at = rule.cancel_once_seen(lambda: gw.acall("hang", {}), "RunTask")
+                                           # the call, cancelled while its answer is held
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 import awswire
+import pytest
 from recproxy import Exchange, RecordingProxy
 
 
@@ -42,6 +47,23 @@ class Rule:
     seen: threading.Event = field(default_factory=threading.Event)  # the first one reached moto
     released: threading.Event = field(default_factory=threading.Event)  # its answer went (or not)
     released_at: float | None = None  # time.monotonic() of that
+
+    def cancel_once_seen(self, start: Callable[[], Awaitable], what: str) -> float:
+        """Starts the call `start()` makes, cancels it 0.3 s after this rule's request reached AWS
+        (its answer still held), checks that the client saw it cancelled, and returns the
+        time.monotonic() of the cancel."""
+
+        async def body():
+            call = asyncio.create_task(start())
+            assert await asyncio.to_thread(self.seen.wait, 20), f"no {what} reached AWS"
+            await asyncio.sleep(0.3)
+            call.cancel()
+            cancelled_at = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            return cancelled_at
+
+        return asyncio.run(body())
 
     def matches(self, exchange: Exchange) -> bool:
         return len(self.exchanges) < self.count and awswire.operation(exchange) == self.operation and self.when(exchange)
@@ -85,3 +107,17 @@ class Faults:
         rule.released_at = time.monotonic()
         rule.released.set()
         return not rule.drop
+
+
+@pytest.fixture(scope="session")
+def proxy_faults(proxy) -> Faults:
+    return Faults(proxy)
+
+
+@pytest.fixture
+def faults(proxy_faults) -> Faults:
+    """Slow or lost AWS answers for one test; every rule is gone after it."""
+    try:
+        yield proxy_faults
+    finally:
+        proxy_faults.clear()

@@ -6,15 +6,23 @@ life" in docs/architecture.md.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import awswire
-import pytest
 from conftest import WORK_ROLE
 
 # How late after its deadline (or its cancel) a call may answer.
 SLACK = 0.5
+
+
+def audited_since(e2e, invocation: str, since: float) -> tuple[list[dict], float]:
+    """The invocation's audit lines, waited for (5 s at most), and how long after `since`
+    (time.monotonic()) they were there."""
+    deadline = time.monotonic() + 5
+    while not (lines := [a for a in e2e.audit_lines() if a.get("invocation_id") == invocation]):
+        assert time.monotonic() < deadline, "no audit line within 5 s of the cancel"
+        time.sleep(0.02)
+    return lines, time.monotonic() - since
 
 
 def test_an_invoke_answered_after_the_deadline_answers_the_deadline_on_time(e2e, faults):
@@ -37,30 +45,9 @@ def test_an_invoke_answered_after_the_deadline_answers_the_deadline_on_time(e2e,
 
 def test_a_cancel_while_an_invoke_is_unanswered_ends_the_call_at_once(e2e, faults):
     held = faults.hold("Invoke", 8)
-
-    async def body():
-        call = asyncio.create_task(e2e.acall("long-sleep", {"seconds": 0.1}))
-        assert await asyncio.to_thread(held.seen.wait, 20), "no Invoke reached LocalStack"
-        await asyncio.sleep(0.3)
-        call.cancel()
-        cancelled_at = time.monotonic()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        return cancelled_at
-
-    cancelled_at = asyncio.run(body())
+    cancelled_at = held.cancel_once_seen(lambda: e2e.acall("long-sleep", {"seconds": 0.1}), "Invoke")
     [invoke] = awswire.invokes(held.exchanges)
-    invocation = invoke.payload["invocationId"]
-
-    def audited():
-        return [a for a in e2e.audit_lines() if a.get("invocation_id") == invocation] or None
-
-    deadline = time.monotonic() + 5
-    while not audited() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ended_after = time.monotonic() - cancelled_at
-    lines = audited()
-    assert lines, "no audit line within 5 s of the cancel"
+    lines, ended_after = audited_since(e2e, invoke.payload["invocationId"], cancelled_at)
     print(f"audit line {ended_after:.3f} s after the cancel, the Invoke's answer held 8 s")
     assert lines[0]["outcome"] == "cancelled", lines
     assert not held.released.is_set(), "the call ended only once the Invoke answered"
@@ -90,28 +77,10 @@ def test_an_assume_role_answered_after_the_deadline_answers_the_deadline_on_time
 def test_a_cancel_while_an_assume_role_is_unanswered_ends_the_call_at_once(e2e, faults):
     mark = e2e.mark()
     held = faults.hold("AssumeRole", 8)
-
-    async def body():
-        call = asyncio.create_task(e2e.acall("whoami", {}))
-        assert await asyncio.to_thread(held.seen.wait, 20), "no AssumeRole reached LocalStack"
-        await asyncio.sleep(0.3)
-        call.cancel()
-        cancelled_at = time.monotonic()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        return cancelled_at
-
-    cancelled_at = asyncio.run(body())
+    cancelled_at = held.cancel_once_seen(lambda: e2e.acall("whoami", {}), "AssumeRole")
     [assume] = awswire.assume_roles(held.exchanges)
     invocation = assume.session_name
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [a for a in e2e.audit_lines() if a.get("invocation_id") == invocation]
-        if lines:
-            break
-        time.sleep(0.02)
-    ended_after = time.monotonic() - cancelled_at
-    assert lines, "no audit line within 5 s of the cancel"
+    lines, ended_after = audited_since(e2e, invocation, cancelled_at)
     print(f"audit line {ended_after:.3f} s after the cancel, AssumeRole's answer held 8 s")
     assert lines[0]["outcome"] == "cancelled", lines
     assert not held.released.is_set(), "the call ended only once STS answered"
