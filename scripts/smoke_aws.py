@@ -539,6 +539,10 @@ class Smoke:
             "catalog_path": str(self.catalog),
             "gateway_image": f"{self.prefix}-gateway@sha256:{'0' * 64}",
             "expose_gateway": False,
+            # This script plays the gateway from this machine, outside the stack's VPC, where the
+            # gateway role's perimeter (OnlyFromTheDeploymentsVpc) would refuse every mint. The
+            # perimeter is decided by tests/iam over the documents; this stack goes without it.
+            "gateway_perimeter": False,
             "deletion_protection": False,
             "bucket_force_destroy": True,
             "tags": {"switchboard:smoke": self.run_id},

@@ -8,6 +8,15 @@ data "aws_caller_identity" "current" {}
 locals {
   catalog_path = coalesce(var.catalog_path, "${path.module}/../../examples/catalog.aws.yaml")
 
+  # The endpoints the gateway's calls need for this catalog (module.gateway.endpoint_actions).
+  gateway_uses = {
+    sts    = length(module.catalog.local_work_roles) > 0 || anytrue([for t in values(module.catalog.tools) : length(t.statements) > 0])
+    lambda = anytrue([for t in values(module.catalog.tools) : t.backend == "lambda"])
+    ecs    = module.catalog.has_fargate
+    s3     = module.catalog.has_fargate
+  }
+  gateway_endpoints = { for e, used in local.gateway_uses : e => module.gateway.endpoint_actions[e] if used }
+
   # What the gateway needs to dispatch, by tool; also the switchboard_bindings output.
   bindings = {
     version          = 1
@@ -60,11 +69,12 @@ module "network" {
   name_prefix     = var.name_prefix
   log_kms_key_arn = module.log_key.arn
   az_count        = var.az_count
-  # The gateway's tasks use an interface endpoint of the VPC too, when there is one (private DNS):
-  # its actions are added to those endpoints' policies, no endpoint is added for them.
+  # The tools' endpoints, and those the gateway's own calls need (its role works only from this
+  # VPC): STS when a tool has a work role, Lambda for Lambda tools, ECS for Fargate tools. The
+  # session key's secretsmanager only when a tool declares it (ECS falls back to the public API).
   endpoints = {
-    for e, actions in module.catalog.endpoint_actions :
-    e => sort(distinct(concat(actions, lookup(module.gateway.endpoint_actions, e, []))))
+    for e in distinct(concat(keys(module.catalog.endpoint_actions), keys(local.gateway_endpoints))) :
+    e => sort(distinct(concat(lookup(module.catalog.endpoint_actions, e, []), lookup(module.gateway.endpoint_actions, e, []))))
   }
   public_subnets          = true
   flow_log_retention_days = var.log_retention_days
@@ -88,6 +98,7 @@ module "tool" {
   vpc_id                      = module.network.vpc_id
   subnet_ids                  = module.network.private_subnet_ids
   subnet_arns                 = module.network.private_subnet_arns
+  subnet_cidrs                = module.network.private_subnet_cidrs
   endpoint_security_group_ids = module.network.endpoint_security_group_ids
   s3_prefix_list_id           = module.network.s3_prefix_list_id
   gateway_role_arn            = module.gateway.role_arn
@@ -127,6 +138,8 @@ module "gateway" {
 
   endpoint_security_group_ids = module.network.endpoint_security_group_ids
   invocation_bucket           = module.catalog.has_fargate
+  s3_endpoint_id              = lookup(module.network.endpoint_ids, "s3", null)
+  perimeter                   = var.gateway_perimeter
 
   tools = {
     for name, t in module.tool : name => {

@@ -92,3 +92,9 @@ variable "dns_allowed_domains" {
   type        = list(string)
   default     = []
 }
+
+variable "gateway_perimeter" {
+  description = "The gateway role's rights hold only from the deployment's VPC (OnlyFromTheDeploymentsVpc: its calls go through the VPC's endpoints). false only for a gateway played from outside the VPC against the stack, as scripts/smoke-aws does from the operator's machine."
+  type        = bool
+  default     = true
+}

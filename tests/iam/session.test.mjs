@@ -9,6 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
+import { CLAIMS, NEVER } from './claims.mjs'
 
 const ACCOUNT = '123456789012'
 const WIDEST_WORK_ROLE = {
@@ -16,60 +17,18 @@ const WIDEST_WORK_ROLE = {
   Statement: [{ Sid: 'Everything', Effect: 'Allow', Action: '*', Resource: '*' }]
 }
 
-// The claims of examples/catalog.aws.yaml: for each tool with permissions, its timeout and what
-// its own tenant (acme) may do; each request is also asked for another tenant (globex), where
-// `{tenant}` appears, and after the deadline.
-const CLAIMS = {
-  state_validate: {
-    timeout_seconds: 30,
-    allowed: [{ action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/states/clean.tfstate' }]
-  },
-  terraform_plan: {
-    timeout_seconds: 600,
-    allowed: [
-      { action: 's3:ListBucket', resource: 'arn:aws:s3:::switchboard-example-tfstate', prefix: '{tenant}/projects/storefront/' },
-      { action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/projects/storefront/main.tf' }
-    ],
-    // Its grant is the projects, not the tenant's states.
-    refused: [{ action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-tfstate/{tenant}/states/clean.tfstate' }]
-  },
-  'tenant-files': {
-    timeout_seconds: 30,
-    allowed: [
-      { action: 's3:ListBucket', resource: 'arn:aws:s3:::switchboard-example-files', prefix: '{tenant}/reports/' },
-      { action: 's3:GetObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q3.csv' },
-      { action: 's3:PutObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q4.csv' }
-    ],
-    refused: [{ action: 's3:DeleteObject', resource: 'arn:aws:s3:::switchboard-example-files/{tenant}/reports/q3.csv' }]
-  },
-  secret_lookup: {
-    timeout_seconds: 15,
-    allowed: [
-      { action: 'secretsmanager:DescribeSecret', resource: 'arn:aws:secretsmanager:us-east-1:' + ACCOUNT + ':secret:switchboard/{tenant}/db/password-AbCdEf' }
-    ],
-    refused: [
-      { action: 'secretsmanager:GetSecretValue', resource: 'arn:aws:secretsmanager:us-east-1:' + ACCOUNT + ':secret:switchboard/{tenant}/db/password-AbCdEf' }
-    ]
-  }
-}
-// Asked of every tool: nothing outside its grant, however wide the work role.
-const NEVER = [
-  { action: 'iam:CreateUser', resource: `arn:aws:iam::${ACCOUNT}:user/probe` },
-  { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT}:role/switchboard-gateway` },
-  { action: 's3:PutBucketPolicy', resource: 'arn:aws:s3:::switchboard-example-tfstate' }
-]
-
 const printedAt = Date.now()
 const policies = JSON.parse(
   execFileSync(process.env.SWITCHBOARD_BIN, ['session-policies', process.env.CATALOG], { encoding: 'utf8' })
 )
 
 async function decide(tool, policy, request, tenant, time) {
-  const fill = (text) => text?.replaceAll('{tenant}', tenant)
+  const fill = (text) => text?.replaceAll('{tenant}', tenant).replaceAll('{account}', ACCOUNT)
   const context = {
     'aws:PrincipalTag/tenant': 'acme',
     'aws:PrincipalArn': `arn:aws:iam::${ACCOUNT}:role/switchboard-${tool}-work`,
     'aws:PrincipalAccount': ACCOUNT,
+    'aws:ResourceAccount': ACCOUNT,
     'aws:CurrentTime': new Date(time).toISOString()
   }
   if (request.prefix !== undefined) context['s3:prefix'] = fill(request.prefix)

@@ -325,6 +325,12 @@ echo "apply took $((SECONDS - apply_start))s"
 tf output -json >"$SWITCHBOARD_TF_OUTPUTS"
 (cd "$suite" && python inventory.py >"$SWITCHBOARD_INVENTORY_DURING")
 
+step "the deployed documents, read back (export_documents.py) and decided by a policy engine (tests/iam/run.sh --deployed)"
+# The emulators evaluate no IAM: every isolation claim of docs/deploy-aws.md is decided by
+# @cloud-copilot/iam-simulate over the documents as the emulators hold them.
+(cd "$suite" && python export_documents.py >"$work/deployed.json")
+tests/iam/run.sh --deployed "$work/deployed.json"
+
 step "read back through the AWS API (pytest test_deployed.py test_gateway_sessions.py)"
 export SWITCHBOARD_TF_STATE=$work/terraform.tfstate
 (cd "$suite" && python -m pytest -q -p no:cacheprovider test_deployed.py test_gateway_sessions.py)

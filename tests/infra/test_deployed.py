@@ -325,9 +325,12 @@ def test_execution_roles_reach_only_their_own_logs_and_image(roles, prefix, aws_
 
 def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gateway_role, roles, prefix, aws_tools, bindings, outputs):
     (doc,) = gateway_role["InlinePolicies"].values()
-    by_sid = {st["Sid"]: st for st in as_list(doc["Statement"])}
+    by_sid = {st["Sid"]: st for st in as_list(doc["Statement"]) if st["Effect"] == "Allow"}
+    denies = [st for st in as_list(doc["Statement"]) if st["Effect"] != "Allow"]
     granted = {a for st in by_sid.values() for a in as_list(st["Action"])}
-    assert all(st["Effect"] == "Allow" for st in by_sid.values())
+    # The one Deny: nothing from outside the deployment's VPC (decided by tests/iam too).
+    assert [st["Sid"] for st in denies] == ["OnlyFromTheDeploymentsVpc"]
+    assert denies[0]["Condition"]["StringNotEquals"] == {"aws:SourceVpc": outputs["network"]["vpc_id"]}
     assert granted == {
         "sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity",
         "lambda:InvokeFunction",
@@ -412,6 +415,15 @@ BOUNDARY_DENIES = {
         "route53resolver:DisassociateFirewallRuleGroup",
         "route53resolver:UpdateFirewallConfig", "route53resolver:UpdateFirewallDomains",
         "route53resolver:DeleteResolverQueryLogConfig"],
+    "resource policies, sharing, subscriptions and exports": [
+        "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl", "s3:PutObjectAcl",
+        "s3:PutBucketOwnershipControls", "s3:PutBucketPublicAccessBlock", "s3:PutReplicationConfiguration",
+        "s3:CreateAccessPoint", "s3:PutAccessPointPolicy", "secretsmanager:PutResourcePolicy",
+        "secretsmanager:ReplicateSecretToRegions", "logs:PutSubscriptionFilter", "logs:CreateExportTask",
+        "logs:PutDestinationPolicy", "logs:PutResourcePolicy", "ec2:ModifySnapshotAttribute",
+        "rds:ModifyDBSnapshotAttribute", "rds:ModifyDBClusterSnapshotAttribute", "servicediscovery:RegisterInstance",
+        "route53:ChangeResourceRecordSets", "sns:AddPermission", "sqs:AddPermission", "ecr:SetRepositoryPolicy",
+        "ram:CreateResourceShare"],
     "Lambda code and configuration": [
         "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission",
         "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
@@ -515,8 +527,16 @@ def test_endpoint_security_groups_admit_only_the_tools_that_declare_them_and_the
         assert admitted == {n for n, t in aws_tools.items() if endpoint in t["reach"]} | {"(gateway)"}, endpoint
 
 
-def test_vpc_endpoints_are_exactly_those_the_tools_reach(endpoints, aws_tools, private_subnet_ids):
-    want = set().union(*(t["reach"] for t in aws_tools.values()))
+def test_vpc_endpoints_are_exactly_those_the_tools_and_the_gateway_reach(endpoints, aws_tools, private_subnet_ids, bindings):
+    # The gateway's role works only from the VPC, so its own APIs have endpoints there too: STS
+    # (work roles to mint for), Lambda (Lambda tools), ECS and S3 (Fargate tools).
+    tools = bindings["tools"].values()
+    gateway = (
+        ({"sts"} if any(t.get("work_role_arn") for t in tools) else set())
+        | ({"lambda"} if any(t["backend"] == "lambda" for t in tools) else set())
+        | ({"ecs", "s3"} if any(t["backend"] == "fargate" for t in tools) else set())
+    )
+    want = set().union(*(t["reach"] for t in aws_tools.values())) | gateway
     assert set(endpoints) == want
     for name, e in endpoints.items():
         if name == "s3":
@@ -530,11 +550,18 @@ def test_vpc_endpoints_are_exactly_those_the_tools_reach(endpoints, aws_tools, p
     assert len(groups) == len(set(groups)), "two endpoints share a security group"
 
 
-def test_endpoint_policies_admit_only_this_accounts_principals(endpoints, bindings):
+def test_endpoint_policies_admit_only_this_accounts_principals_on_its_own_resources(endpoints, bindings):
+    # Decided by the policy engine too (tests/iam/deployed.test.mjs, [endpoint-*]); this is the
+    # shape: the one exception is the AWS-owned bucket ECR serves image layers from.
     for name, e in endpoints.items():
         for st in as_document(e["PolicyDocument"])["Statement"]:
             assert st["Effect"] == "Allow"
+            if st["Sid"] == "AwsOwnedResources":
+                assert name == "s3" and as_list(st["Action"]) == ["s3:GetObject"], st
+                assert as_list(st["Resource"]) == [f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/*"], st
+                continue
             assert st["Condition"]["StringEquals"]["aws:PrincipalAccount"] == bindings["account_id"], name
+            assert st["Condition"]["StringEquals"]["aws:ResourceAccount"] == bindings["account_id"], name
 
 
 def test_private_subnets_have_no_route_to_an_internet_gateway_or_nat(ec2, private_subnet_ids, endpoints):
@@ -881,6 +908,8 @@ def expected_dns_names(endpoints: dict) -> set[str]:
         "ecr.api": {f"api.ecr.{REGION}.amazonaws.com"},
         "ecr.dkr": {f"*.dkr.ecr.{REGION}.amazonaws.com"},
         "secretsmanager": {f"secretsmanager.{REGION}.amazonaws.com"},
+        "lambda": {f"lambda.{REGION}.amazonaws.com"},
+        "ecs": {f"ecs.{REGION}.amazonaws.com"},
     }
     return set().union(*(names[e] for e in endpoints))
 

@@ -265,6 +265,24 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
                 format!("action {a:?} is a wildcard over a whole service"),
             ));
         }
+        let pins_account = p
+            .condition
+            .as_ref()
+            .and_then(|c| c.get("StringEquals"))
+            .is_some_and(|keys| keys.contains_key("aws:ResourceAccount"));
+        if let Some(r) = p.resources.iter().find(|r| arn_names_any_account(r))
+            && !pins_account
+        {
+            return Err((
+                "permissions",
+                format!(
+                    "resource {r:?} names any account (a wildcard in its account field): name \
+                     the account, or pin the statement to one with the condition \
+                     {{StringEquals: {{aws:ResourceAccount: ...}}}} (\"${{aws:PrincipalAccount}}\" \
+                     for the deployment's own)"
+                ),
+            ));
+        }
         if let Some(sid) = &p.sid
             && !sid.chars().all(|c| c.is_ascii_alphanumeric())
         {
@@ -418,6 +436,19 @@ fn find_remote_ref(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Array(items) => items.iter().find_map(find_remote_ref),
         _ => None,
     }
+}
+
+/// Whether an ARN's account field (the fifth) holds a wildcard: `arn:aws:sqs:*:*:queue` would
+/// reach every account's resources that let it in, unless its statement pins
+/// `aws:ResourceAccount`. An empty account (S3 buckets) is fine.
+fn arn_names_any_account(resource: &str) -> bool {
+    let mut fields = resource.splitn(6, ':');
+    if fields.next() != Some("arn") {
+        return false;
+    }
+    fields
+        .nth(3)
+        .is_some_and(|account| !account.starts_with("${") && account.contains(['*', '?']))
 }
 
 #[cfg(test)]
@@ -621,6 +652,36 @@ tools:
             "allow: {groups: [dev]}\n    permissions: [{actions: [\"s3:*\"], resources: [\"*\"]}]",
         ));
         assert!(e.contains("field \"permissions\""), "{e}");
+    }
+
+    #[test]
+    fn an_arn_with_any_account_is_refused_unless_its_statement_pins_the_account() {
+        let with = |resource: &str, condition: &str| {
+            GOOD.replace(
+                "allow: {groups: [dev]}",
+                &format!(
+                    "allow: {{groups: [dev]}}\n    permissions: [{{actions: [sqs:SendMessage], \
+                     resources: [\"{resource}\"]{condition}}}]"
+                ),
+            )
+        };
+        for any in [
+            "arn:aws:sqs:*:*:jobs",
+            "arn:aws:sqs:eu-west-1:12345678901?:jobs",
+        ] {
+            let e = err(&with(any, ""));
+            assert!(e.contains("names any account") && e.contains(any), "{e}");
+        }
+        let pinned =
+            ", condition: {StringEquals: {\"aws:ResourceAccount\": \"${aws:PrincipalAccount}\"}}";
+        parse(Path::new("c.yaml"), &with("arn:aws:sqs:*:*:jobs", pinned)).expect("pinned");
+        for fine in [
+            "arn:aws:sqs:eu-west-1:123456789012:jobs",
+            "arn:aws:s3:::bucket/*",
+            "*",
+        ] {
+            parse(Path::new("c.yaml"), &with(fine, "")).expect(fine);
+        }
     }
 
     #[test]

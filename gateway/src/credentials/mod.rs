@@ -48,8 +48,8 @@ pub use policy::{MAX_SESSION_POLICY_CHARS, check_tool, session_policy};
 pub use retry::Backoff;
 pub use sts::{AssumeRoleRequest, AssumedRole, Sts, StsFailure};
 pub use tags::{
-    MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, MAX_TENANT_CHARS, session_tags,
-    source_identity, tenant_problem,
+    MAX_PRINCIPAL_CHARS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, MAX_TENANT_CHARS,
+    session_tags, source_identity, tenant_problem,
 };
 
 use crate::auth::Caller;
@@ -189,6 +189,12 @@ pub enum CredentialError {
          tenant claim"
     )]
     MissingTenant { tool: String },
+    #[error(
+        "tool {tool} tags its credentials with the caller's subject, which is {chars} characters, \
+         over the limit of {MAX_PRINCIPAL_CHARS}; drop `principal` from the tool's session_tags \
+         (SourceIdentity still names the caller)"
+    )]
+    PrincipalTooLong { tool: String, chars: usize },
     #[error("tool {tool}: {count} session tags, over STS's limit of {MAX_TAGS}")]
     TooManyTags { tool: String, count: usize },
     #[error(
@@ -266,6 +272,7 @@ impl CredentialError {
         match self {
             Self::BadTenant { .. } => "bad_tenant",
             Self::MissingTenant { .. } => "missing_tenant",
+            Self::PrincipalTooLong { .. } => "principal_too_long",
             Self::TooManyTags { .. } => "too_many_tags",
             Self::TagKeyTooLong { .. } => "tag_key_too_long",
             Self::TagValueTooLong { .. } => "tag_value_too_long",

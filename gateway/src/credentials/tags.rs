@@ -20,6 +20,9 @@ pub const MAX_TAG_KEY_CHARS: usize = 128;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
 /// A tenant is at most 63 characters (it names an S3 prefix and AWS resources).
 pub const MAX_TENANT_CHARS: usize = 63;
+/// A `principal` tag (the caller's subject) is at most 128 characters; the work roles' trust
+/// policies refuse a longer one too (`policies/tool-work-trust.json.tftpl`).
+pub const MAX_PRINCIPAL_CHARS: usize = 128;
 
 /// How much of the subject a `SourceIdentity` keeps in clear before its hash.
 const SOURCE_IDENTITY_PREFIX_CHARS: usize = 40;
@@ -56,7 +59,16 @@ pub fn session_tags(
                 check_tenant(tool, tenant)?;
                 tenant.to_owned()
             }
-            SessionTag::Principal => caller.subject.clone(),
+            SessionTag::Principal => {
+                let chars = caller.subject.chars().count();
+                if chars > MAX_PRINCIPAL_CHARS {
+                    return Err(CredentialError::PrincipalTooLong {
+                        tool: tool.into(),
+                        chars,
+                    });
+                }
+                caller.subject.clone()
+            }
             SessionTag::Invocation => invocation_id.to_owned(),
         };
         out.insert(tag.as_str().to_owned(), value);
@@ -293,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_principal_over_128_characters_and_takes_one_of_128() {
+        let longest = "a".repeat(MAX_PRINCIPAL_CHARS);
+        assert_eq!(
+            tags_for(&longest, Some("acme")).expect("128 characters")["principal"],
+            longest
+        );
+        let e = tags_for(&"a".repeat(MAX_PRINCIPAL_CHARS + 1), Some("acme")).expect_err("129");
+        assert_eq!(e.code(), "principal_too_long");
+        assert!(e.to_string().contains("129 characters"), "{e}");
+    }
+
+    #[test]
     fn refuses_empty_tenant() {
         let e = refusal("");
         assert_eq!(e.code(), "bad_tenant");
@@ -392,11 +416,12 @@ mod tests {
 
     #[test]
     fn refuses_tag_value_over_256() {
-        assert!(tags_for(&"s".repeat(256), Some("acme")).is_ok());
-        let e = tags_for(&"s".repeat(257), Some("acme")).expect_err("long subject");
+        let tags = |value: String| BTreeMap::from([("team".to_owned(), value)]);
+        assert!(check_tag_set("t", &tags("s".repeat(256))).is_ok());
+        let e = check_tag_set("t", &tags("s".repeat(257))).expect_err("long value");
         assert_eq!(e.code(), "tag_value_too_long");
         let text = e.to_string();
-        assert!(text.contains("principal") && text.contains("257"), "{text}");
+        assert!(text.contains("team") && text.contains("257"), "{text}");
         assert!(
             !text.contains(&"s".repeat(100)),
             "the message quotes no long value: {text}"

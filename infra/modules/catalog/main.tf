@@ -110,6 +110,15 @@ locals {
   ])
 
   all_actions = distinct(flatten([for statements in values(local.with_statements) : [for s in statements : s.Action]]))
+  # Resources whose ARN leaves the account open (`arn:aws:sqs:*:*:jobs`) in a statement that does
+  # not pin aws:ResourceAccount: refused below.
+  any_account_resources = distinct(flatten([
+    for statements in values(local.with_statements) : [
+      for s in statements : [
+        for r in s.Resource : r if length(regexall("^arn:[^:]*:[^:]*:[^:]*:[^:]*[*?]", r)) > 0
+      ] if try(s.Condition.StringEquals["aws:ResourceAccount"], null) == null
+    ]
+  ]))
 
   # The boundary's own statements, read from its template (the one list of what it denies): the
   # Sids a tool's statement must not repeat, and the Deny patterns no tool may be granted.
@@ -237,6 +246,10 @@ resource "terraform_data" "valid" {
     precondition {
       condition     = alltrue([for a in local.all_actions : can(regex(local.action_shape, a))])
       error_message = "${var.catalog_path}: a permission action is not of the form service:ActionName (letters and digits, `*` or `?` as wildcards)."
+    }
+    precondition {
+      condition     = length(local.any_account_resources) == 0
+      error_message = "${var.catalog_path}: a permission resource names any account (a wildcard in the ARN's account field), which reaches every account's resources that let it in: name the account, or pin the statement to one with the condition {StringEquals: {aws:ResourceAccount: ...}} (\"$${aws:PrincipalAccount}\" for the deployment's own): ${join(", ", local.any_account_resources)}."
     }
     precondition {
       condition     = length(local.denied_grants) == 0

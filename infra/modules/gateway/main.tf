@@ -34,6 +34,10 @@ locals {
   ]
   log_group_name = "/switchboard/${var.name_prefix}/gateway"
 
+  # The tool modules name the tools' cluster the same way (their execution roles trust its tasks).
+  gateway_cluster_name = "${var.name_prefix}-gateway"
+  tools_cluster_name   = "${var.name_prefix}-tools"
+
   # Sessions any replica serves (docs/architecture.md): one key for all tasks, from Secrets
   # Manager; cancellations and DELETEs forwarded to the name that resolves to every task.
   session_key_name        = "${var.name_prefix}-gateway-session-key"
@@ -74,6 +78,7 @@ locals {
     tools_cluster_arn    = aws_ecs_cluster.tools.arn
     tools_cluster_name   = aws_ecs_cluster.tools.name
     task_role_arns       = local.task_role_arns
+    vpc_id               = var.perimeter ? var.vpc_id : null
   }))
   gateway_policy = merge(local.gateway_policy_all, {
     Statement = [for st in local.gateway_policy_all.Statement : st if length(st.Resource) > 0]
@@ -87,10 +92,12 @@ resource "aws_iam_role" "gateway" {
   name        = "${var.name_prefix}-gateway"
   path        = local.role_path
   description = "Switchboard gateway: mints tool credentials and dispatches tool calls, nothing else"
+  # Only tasks of the gateway's own cluster get it (the tool tasks' cluster is another).
   assume_role_policy = templatefile("${local.policies}/ecs-tasks-trust.json.tftpl", {
-    partition  = local.partition
-    region     = local.region
-    account_id = local.account_id
+    partition    = local.partition
+    region       = local.region
+    account_id   = local.account_id
+    cluster_name = local.gateway_cluster_name
   })
 
   tags = { "switchboard:role" = "gateway" }
@@ -222,9 +229,18 @@ resource "aws_s3_bucket_policy" "invocations" {
 
   bucket = aws_s3_bucket.invocations[0].id
   policy = templatefile("${local.policies}/invocation-bucket.json.tftpl", {
-    bucket_arn       = aws_s3_bucket.invocations[0].arn
-    gateway_role_arn = aws_iam_role.gateway.arn
+    bucket_arn        = aws_s3_bucket.invocations[0].arn
+    invocation_prefix = var.invocation_prefix
+    gateway_role_arn  = aws_iam_role.gateway.arn
+    s3_endpoint_id    = var.s3_endpoint_id
   })
+
+  lifecycle {
+    precondition {
+      condition     = var.s3_endpoint_id != null
+      error_message = "The invocation bucket admits invocation objects only through the network's S3 endpoint: pass s3_endpoint_id (the network module's endpoint_ids[\"s3\"])."
+    }
+  }
 
   depends_on = [aws_s3_bucket_public_access_block.invocations]
 }
@@ -233,7 +249,7 @@ resource "aws_s3_bucket_policy" "invocations" {
 
 # Tool tasks run here; the gateway may run tasks in this cluster only.
 resource "aws_ecs_cluster" "tools" {
-  name = "${var.name_prefix}-tools"
+  name = local.tools_cluster_name
   setting {
     name  = "containerInsights"
     value = var.container_insights ? "enabled" : "disabled"
@@ -241,7 +257,7 @@ resource "aws_ecs_cluster" "tools" {
 }
 
 resource "aws_ecs_cluster" "gateway" {
-  name = "${var.name_prefix}-gateway"
+  name = local.gateway_cluster_name
   setting {
     name  = "containerInsights"
     value = var.container_insights ? "enabled" : "disabled"
@@ -260,10 +276,12 @@ resource "aws_iam_role" "gateway_execution" {
   name        = "${var.name_prefix}-gateway-exec"
   path        = local.role_path
   description = "ECS execution identity of the gateway task: its logs and image only"
+  # Only tasks of the gateway's own cluster get it (the tool tasks' cluster is another).
   assume_role_policy = templatefile("${local.policies}/ecs-tasks-trust.json.tftpl", {
-    partition  = local.partition
-    region     = local.region
-    account_id = local.account_id
+    partition    = local.partition
+    region       = local.region
+    account_id   = local.account_id
+    cluster_name = local.gateway_cluster_name
   })
 
   tags = { "switchboard:role" = "gateway-execution" }
@@ -311,6 +329,15 @@ resource "aws_secretsmanager_secret" "session_key" {
   recovery_window_in_days = 0
 
   tags = { "switchboard:role" = "session-key" }
+}
+
+# Whatever IAM grants elsewhere in the account, only the role ECS starts the gateway's tasks with
+# reads the key (a read would let anyone forge session ids that every replica accepts).
+resource "aws_secretsmanager_secret_policy" "session_key" {
+  secret_arn = aws_secretsmanager_secret.session_key.arn
+  policy = templatefile("${local.policies}/session-key-secret.json.tftpl", {
+    execution_role_arn = aws_iam_role.gateway_execution.arn
+  })
 }
 
 resource "aws_secretsmanager_secret_version" "session_key" {
@@ -634,6 +661,7 @@ resource "aws_ecs_service" "gateway" {
   depends_on = [
     aws_lb_listener_rule.gateway,
     aws_secretsmanager_secret_version.session_key,
+    aws_secretsmanager_secret_policy.session_key,
     aws_iam_role_policy.gateway_execution_session_key,
   ]
 }

@@ -83,6 +83,21 @@ output "discovery_service_arn" {
 }
 
 output "endpoint_actions" {
-  description = "Actions the gateway's tasks send through the network's interface endpoints beyond the platform's: ECS reads the session key through a secretsmanager endpoint when the VPC has one (private DNS). The root merges these into the endpoints' policies."
-  value       = { secretsmanager = ["secretsmanager:GetSecretValue"] }
+  description = <<-EOT
+    What the gateway's own calls send through the network's endpoints, by endpoint: the gateway
+    role's rights hold only from the deployment's VPC (policies/gateway.json.tftpl,
+    OnlyFromTheDeploymentsVpc), so each AWS API it calls needs an endpoint there. sts (minting),
+    lambda (invoking), ecs (running, watching and stopping tasks), s3 (invocation objects; the
+    bucket also refuses them any other way); and secretsmanager, which ECS reads the session key
+    through. The root keeps those its catalog uses and merges them into the endpoints' policies.
+  EOT
+  value = merge(
+    {
+      sts            = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+      lambda         = ["lambda:InvokeFunction"]
+      ecs            = ["ecs:DescribeTasks", "ecs:RunTask", "ecs:StopTask", "ecs:TagResource"]
+      secretsmanager = ["secretsmanager:GetSecretValue"]
+    },
+    var.invocation_bucket ? { s3 = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"] } : {},
+  )
 }

@@ -23,6 +23,18 @@ variable "endpoint_security_group_ids" {
   default     = {}
 }
 
+variable "perimeter" {
+  description = "Deny every request of the gateway role that does not come through the deployment's VPC (policies/gateway.json.tftpl, OnlyFromTheDeploymentsVpc). Its calls need endpoints there for STS, Lambda, ECS and S3 (endpoint_actions). false only for a gateway played from outside the VPC (scripts/smoke-aws)."
+  type        = bool
+  default     = true
+}
+
+variable "s3_endpoint_id" {
+  description = "The network's S3 gateway endpoint (the tool subnets' and the gateway subnets' route to S3): the invocation bucket refuses invocation objects through anything else, so a presigned URL read from RunTask's overrides is useless outside the VPC. Required with invocation_bucket."
+  type        = string
+  default     = null
+}
+
 variable "tool_subnet_arns" {
   description = "ARNs of the private subnets the tools run in (the tool permission boundary names them)."
   type        = list(string)

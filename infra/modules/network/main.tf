@@ -33,13 +33,18 @@ locals {
     "ecr.api"        = ["api.ecr.${local.region}.${local.dns_suffix}"]
     "ecr.dkr"        = ["*.dkr.ecr.${local.region}.${local.dns_suffix}"]
     "secretsmanager" = ["secretsmanager.${local.region}.${local.dns_suffix}"]
+    # The gateway's own (tools cannot declare these).
+    "lambda" = ["lambda.${local.region}.${local.dns_suffix}"]
+    "ecs"    = ["ecs.${local.region}.${local.dns_suffix}"]
   }
   dns_allowed_domains = sort(distinct(concat(
     flatten([for name in keys(var.endpoints) : local.endpoint_domains[name]]),
     var.dns_allowed_domains,
   )))
 
-  # Image layers pulled through ecr.dkr are served from an AWS-owned bucket, through the S3 endpoint.
+  # Image layers pulled through ecr.dkr are served from an AWS-owned bucket, through the S3 endpoint,
+  # by URLs that ECR signs with a principal of its own (not of this account): the endpoint lets
+  # anyone read that bucket's objects, and nothing else of it, as AWS documents for ECR.
   ecr_layer_objects = contains(keys(var.endpoints), "ecr.dkr") ? ["arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket/*"] : []
 }
 
@@ -252,7 +257,9 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
+  # The gateway's subnets route S3 through it too: the invocation bucket admits invocation
+  # objects only through this endpoint (aws:SourceVpce), the gateway's own writes included.
+  route_table_ids = concat([aws_route_table.private.id], aws_route_table.public[*].id)
   policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {
     actions                    = var.endpoints["s3"]
     account_id                 = local.account_id
@@ -289,7 +296,7 @@ resource "aws_vpc_endpoint" "interface" {
   policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {
     actions                    = each.value
     account_id                 = local.account_id
-    own_resources_only         = false
+    own_resources_only         = true
     aws_owned_resource_arns    = []
     aws_owned_resource_actions = []
   })

@@ -166,6 +166,9 @@ resource "aws_iam_role" "execution" {
       partition  = local.partition
       region     = local.region
       account_id = local.account_id
+      # The tools' cluster, as infra/modules/gateway names it: no task of another cluster (the
+      # gateway's) gets this role.
+      cluster_name = "${var.name_prefix}-tools"
     })
   )
 
@@ -204,9 +207,11 @@ module "work_role" {
   statements              = local.work_statements
   gateway_role_arn        = var.gateway_role_arn
   permission_boundary_arn = var.permission_boundary_arn
-  # The unit reaches AWS only through this VPC's endpoints: credentials handed out by the tool
-  # (in its result, say) fail anywhere else.
-  source_vpc_id = var.vpc_id
+  # The unit reaches AWS only through this VPC's endpoints, from these subnets: credentials handed
+  # out by the tool (in its result, say) fail anywhere else, the gateway's subnets of the same VPC
+  # included.
+  source_vpc_id       = var.vpc_id
+  source_subnet_cidrs = var.subnet_cidrs
 }
 
 # The work role was made here before local tools needed one too.

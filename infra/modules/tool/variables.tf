@@ -50,6 +50,11 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
+variable "subnet_cidrs" {
+  description = "Address ranges of those subnets: the only addresses the tool's work credentials work from (aws:VpcSourceIp)."
+  type        = list(string)
+}
+
 variable "subnet_arns" {
   description = "ARNs of those subnets (a Lambda execution role may create interfaces there only)."
   type        = list(string)

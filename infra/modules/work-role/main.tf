@@ -16,6 +16,10 @@ resource "terraform_data" "checks" {
       error_message = "Tool ${var.tool_name}: name_prefix plus tool name is too long for IAM role names (at most 59 characters together)."
     }
     precondition {
+      condition     = var.source_vpc_id == null || length(var.source_subnet_cidrs) > 0
+      error_message = "Tool ${var.tool_name}: a work role used from a VPC needs the address ranges of the subnets its unit runs in (source_subnet_cidrs)."
+    }
+    precondition {
       condition     = length(var.statements) > 0
       error_message = "Tool ${var.tool_name}: a work role needs at least one permission statement."
     }
@@ -32,6 +36,14 @@ resource "aws_iam_role" "this" {
     gateway_role_arn = var.gateway_role_arn
     session_tags     = var.session_tags
     tool_name        = var.tool_name
+    # What the gateway refuses before it asks STS (gateway/src/credentials/tags.rs), refused again
+    # here, so that a bug in the gateway cannot mint a session for a malformed tenant.
+    tenant_refused = concat(
+      ["", "-*", "${join("", [for i in range(64) : "?"])}*"],
+      [for c in ["/", ".", "$${*}", "$${?}", ":", "=", "+", "@", "_", " "] : "*${c}*"],
+      [for c in split("", "ABCDEFGHIJKLMNOPQRSTUVWXYZ") : "*${c}*"],
+    )
+    principal_too_long = "${join("", [for i in range(129) : "?"])}*"
   })
 
   tags = { "switchboard:tool" = var.tool_name, "switchboard:role" = "work" }
@@ -43,7 +55,8 @@ resource "aws_iam_role_policy" "this" {
   name = "catalog-permissions"
   role = aws_iam_role.this.id
   policy = templatefile("${path.module}/../../../policies/tool-work-permissions.json.tftpl", {
-    statements    = var.statements
-    source_vpc_id = var.source_vpc_id
+    statements          = var.statements
+    source_vpc_id       = var.source_vpc_id
+    source_subnet_cidrs = var.source_subnet_cidrs
   })
 }

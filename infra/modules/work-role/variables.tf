@@ -37,3 +37,14 @@ variable "source_vpc_id" {
   type        = string
   default     = null
 }
+
+variable "source_subnet_cidrs" {
+  description = <<-EOT
+    The address ranges of the subnets the tool's unit runs in (with source_vpc_id): a request with
+    the role's credentials through an endpoint of the VPC from any other address (the gateway's
+    subnets, another workload of the VPC) is denied (aws:VpcSourceIp), unless an AWS service
+    makes it on the tool's behalf.
+  EOT
+  type        = list(string)
+  default     = []
+}

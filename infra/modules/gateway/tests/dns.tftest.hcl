@@ -17,6 +17,7 @@ variables {
   session_key       = "0123456789abcdef0123456789abcdef-test-only"
   name_prefix       = "sbtest"
   vpc_id            = "vpc-0123456789abcdef0"
+  s3_endpoint_id    = "vpce-0123456789abcdef0"
   public_subnet_ids = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef2"]
   tool_subnet_arns  = ["arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef1"]
   tools             = {}
