@@ -166,3 +166,28 @@ module "gateway" {
   session_key          = ephemeral.aws_secretsmanager_random_password.gateway_session_key.random_password
   session_key_version  = var.gateway_session_key_version
 }
+
+# What the tools read and wrote, recorded by CloudTrail (var.trail; infra/modules/trail): S3 data
+# events of every bucket a tool's permissions name (the bucket of each arn:<partition>:s3:::bucket
+# or arn:<partition>:s3:::bucket/key resource) and of the invocation bucket, Lambda Invoke events of
+# the Lambda tools. A bucket named with a wildcard or a policy variable cannot be selected exactly;
+# the module refuses it at plan.
+locals {
+  trail_bucket_arns = sort(distinct(concat(
+    [
+      for r in flatten([for s in module.catalog.boundary_statements : s.Resource]) :
+      "arn:${data.aws_partition.current.partition}:s3:::${regex("^arn:[^:]+:s3:::([^/]+)", r)[0]}"
+      if can(regex("^arn:[^:]+:s3:::[^/]+", r))
+    ],
+    module.gateway.invocation_bucket == null ? [] : [module.gateway.invocation_bucket.arn],
+  )))
+}
+
+module "trail" {
+  source = "../modules/trail"
+  count  = var.trail ? 1 : 0
+
+  name_prefix          = var.name_prefix
+  s3_bucket_arns       = local.trail_bucket_arns
+  lambda_function_arns = [for t in module.tool : t.function_arn if t.backend == "lambda"]
+}

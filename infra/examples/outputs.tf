@@ -69,3 +69,14 @@ output "log_key_arn" {
   description = "The KMS key of every log group of the deployment."
   value       = module.log_key.arn
 }
+
+output "trail" {
+  description = "The CloudTrail trail (var.trail): its ARN, bucket and key, and the buckets and functions whose data events it records; null when off."
+  value = var.trail ? {
+    trail_arn              = module.trail[0].trail_arn
+    bucket_name            = module.trail[0].bucket_name
+    kms_key_arn            = module.trail[0].kms_key_arn
+    s3_object_arn_prefixes = module.trail[0].s3_object_arn_prefixes
+    lambda_function_arns   = module.trail[0].lambda_function_arns
+  } : null
+}

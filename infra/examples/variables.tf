@@ -98,3 +98,9 @@ variable "gateway_perimeter" {
   type        = bool
   default     = true
 }
+
+variable "trail" {
+  description = "Deploy infra/modules/trail: a CloudTrail trail recording the tools' S3 object reads and writes (the buckets their permissions name, and the invocation bucket), their Lambda invocations and management events, in a bucket and under a key of its own. Off by default: LocalStack's community edition (localstack-core 2026.3.0, localstack/requirements.lock) serves no CloudTrail, so the emulator run could not apply it; data events are billed per event (0.10 USD per 100,000)."
+  type        = bool
+  default     = false
+}

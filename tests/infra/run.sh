@@ -168,6 +168,9 @@ unset TF_DATA_DIR
 step "terraform test of infra/modules/gateway (mocked provider: the image must be pinned by digest; the names a gateway in the VPC resolves; the session key and peers of its tasks)"
 TF_DATA_DIR=$work/tfdata/validate-gateway terraform -chdir=infra/modules/gateway test -no-color
 
+step "terraform test of infra/modules/trail (mocked provider: log-file validation, its own key, data events for exactly the given buckets and functions, what its key and bucket policies admit, the inputs it refuses)"
+TF_DATA_DIR=$work/tfdata/validate-trail terraform -chdir=infra/modules/trail test -no-color
+
 step "checkov on infra/"
 checkov -d infra --framework terraform --skip-download --compact --quiet
 
