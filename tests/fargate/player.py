@@ -16,6 +16,8 @@ player does not read them):
     pullfail   the task never starts: STOPPED from PENDING with TaskFailedToStart and a
                CannotPullContainerError reason, no exit code
     hang       runs until a StopTask arrives (which the player records)
+    nostart    never starts: held in PENDING until a StopTask arrives (recorded as for hang), as a
+               task whose image pull or capacity never comes would be
     long       runs LONG_TASK_SECONDS (ending early at a StopTask, recorded as for hang), then
                stores a result of its own through the result URL and exits 0: the reference tools
                have no tool that takes long, and the player reads no invocation
@@ -203,6 +205,13 @@ class Player:
     def _stopped(task) -> bool:
         return task.desired_status == "STOPPED"
 
+    @staticmethod
+    def _stopped_by_stoptask(task, played: Played) -> None:
+        task.status = "STOPPED"
+        played.stop_reason = task.stopped_reason
+        played.stopped_by_stoptask.set()
+        played.states.append("STOPPED")
+
     def _finish(self, task, played: Played, exit_code: int | None, stop_code: str, reason: str) -> None:
         if exit_code is not None:
             task.containers[0].exitCode = exit_code
@@ -217,6 +226,11 @@ class Player:
         try:
             self._set(task, played, "PROVISIONING")
             self._set(task, played, "PENDING")
+            if played.family == "nostart":
+                while not self._stopped(task) and not self._stop.is_set():
+                    time.sleep(0.02)
+                self._stopped_by_stoptask(task, played)
+                return
             if played.family == "pullfail":
                 self._finish(
                     task,
@@ -233,10 +247,7 @@ class Player:
                 while not self._stopped(task) and not self._stop.is_set() and time.monotonic() < end:
                     time.sleep(0.02)
                 if self._stopped(task) or self._stop.is_set():
-                    task.status = "STOPPED"
-                    played.stop_reason = task.stopped_reason
-                    played.stopped_by_stoptask.set()
-                    played.states.append("STOPPED")
+                    self._stopped_by_stoptask(task, played)
                     return
             if played.family == "run":
                 code, stderr = self.run_tool(played.environment)

@@ -8,7 +8,9 @@
 //! - [`INVOCATION_URL_ENV`]: a presigned `GET` of the invocation object;
 //! - [`RESULT_URL_ENV`]: a presigned `PUT` of the result object.
 //!
-//! Both expire at the call's deadline. The unit fetches the invocation (at most
+//! The `GET` expires at the end of the call's start window (the tool's
+//! `fargate.start_timeout_seconds`, at most its deadline), the `PUT` at the deadline. The unit
+//! fetches the invocation as soon as it starts (at most
 //! [`MAX_INVOCATION_BYTES`](crate::oneshot::MAX_INVOCATION_BYTES)), runs the tool, `PUT`s one JSON
 //! [`ToolOutput`] and exits 0. A tool's own failure is a result with `isError: true`, not a crash.
 //! Only a broken exchange (a URL missing, the invocation unreadable, the result not stored) exits
