@@ -92,8 +92,8 @@ TOOLS = [
     # A task held in PENDING, with a start window of 3 s and a timeout of 30 s.
     Tool("nostart", "nostart", 30, 21504, [], {"type": "object"}, 3),
     # A task of player.LONG_TASK_SECONDS (30 s): within its timeout, and past it. `long` has a start
-    # window of 5 s: it binds the task's start only, not its run.
-    Tool("long", "long", 60, 21504, [], {"type": "object"}, 5),
+    # window of 8 s: it binds the task's start only, not its run.
+    Tool("long", "long", 60, 21504, [], {"type": "object"}, 8),
     Tool("long_late", "long", 10, 21504, [], {"type": "object"}),
     Tool("oversize", "oversize", 30, 21504, [], {"type": "object"}),
     Tool("invalid", "invalid", 30, 21504, [], {"type": "object"}),

@@ -20,9 +20,14 @@ player does not read them):
                task whose image pull or capacity never comes would be
     long       runs LONG_TASK_SECONDS (ending early at a StopTask, recorded as for hang), then
                stores a result of its own through the result URL and exits 0: the reference tools
-               have no tool that takes long, and the player reads no invocation
+               have no tool that takes long
     oversize   stores a result of MAX_RESULT_BYTES + 1 bytes through the result URL, exits 0
     invalid    stores a result that is JSON but not a ToolOutput, exits 0
+
+`long` and `invalid` read the invocation (through its URL, as soon as the task runs) for the one
+thing a result needs from it: the call's result key, which seals the result as the gateway
+requires (tool-runtime/src/seal.rs; `seal` below). `oversize` seals nothing: the gateway refuses
+its size before it looks for a seal.
 
 Patches to moto 5.2.1 (applied by `patch_moto`, before the server starts):
 - a container's cpu and memory are numbers in moto's answer, strings in the ECS model; the Rust
@@ -35,6 +40,8 @@ Patches to moto 5.2.1 (applied by `patch_moto`, before the server starts):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -87,6 +94,21 @@ def patch_moto() -> None:
     models.EC2ContainerServiceBackend.describe_tasks = describe_tasks
     state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
     models._switchboard_patched = True
+
+
+SEAL_PREFIX = b"switchboard-result-hmac-sha256 "  # tool-runtime/src/seal.rs
+
+
+def seal(key: str, output: bytes) -> bytes:
+    """`output` (a ToolOutput's JSON) sealed with the call's result key, as container mode does."""
+    mac = hmac.new(key.encode(), output, hashlib.sha256).hexdigest()
+    return SEAL_PREFIX + mac.encode() + b"\n" + output
+
+
+def result_key(environment: dict[str, str]) -> str:
+    """The call's result key, read from the invocation through the task's invocation URL."""
+    with urllib.request.urlopen(environment["SWITCHBOARD_INVOCATION_URL"], timeout=10) as answer:
+        return json.loads(answer.read())["resultKey"]
 
 
 def described(task_arn: str, state: str) -> bool:
@@ -242,6 +264,7 @@ class Player:
                 )
                 return
             self._set(task, played, "RUNNING")
+            key = result_key(played.environment) if played.family in ("long", "invalid") else None
             if played.family in ("hang", "long"):
                 end = time.monotonic() + (LONG_TASK_SECONDS if played.family == "long" else float("inf"))
                 while not self._stopped(task) and not self._stop.is_set() and time.monotonic() < end:
@@ -260,6 +283,8 @@ class Player:
                     "invalid": b'{"content": "not a list of content blocks"}',
                     "long": json.dumps({"content": [{"type": "text", "text": LONG_TASK_TEXT}]}).encode(),
                 }[played.family]
+                if key is not None:
+                    body = seal(key, body)
                 # A content type of its own: urllib's default (a form) makes moto's server parse
                 # the body as form fields and store an empty object.
                 request = urllib.request.Request(

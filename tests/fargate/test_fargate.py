@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 import awscost
@@ -146,11 +147,18 @@ def test_overrides_hold_only_the_two_urls_and_no_argument_or_secret(fg):
     [minted] = [a for a in fg.assume_roles() if a.session_name == invocation and a.succeeded]
     assert minted.role_arn.endswith(f"/{WORK_ROLE}"), minted.role_arn
     assert content["credentials"]["accessKeyId"] == minted.access_key_id, content
+    # The call's result key, as the unit read it with the invocation (its presigned GET).
+    [fetched] = [
+        x
+        for x in fg.exchanges()
+        if awswire.presigned(x) and awswire.operation(x) == "GetObject" and f"/{invocation}/invocation.json" in x.path
+    ]
     secrets = {
         "argument value": marker,
         "SecretAccessKey": minted.secret_access_key,
         "SessionToken": minted.session_token,
         "AccessKeyId": minted.access_key_id,
+        "result key": json.loads(fetched.response_body)["resultKey"],
     }
     # What anyone with ecs:DescribeTasks (and CloudTrail) sees: the RunTask request and every
     # DescribeTasks answer about this task.
@@ -328,6 +336,44 @@ def test_result_that_is_not_a_tool_output_is_a_clear_error_and_the_gateway_keeps
     assert_objects_gone(fg, invocation)
     after = fg.call("echo", {"message": "still serving"})
     assert not after.is_error and "still serving" in text_of(after), text_of(after)
+
+
+def put_result(url: str, body: bytes) -> int:
+    """PUTs `body` through a presigned result URL; the HTTP status."""
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
+def test_a_result_put_through_the_result_url_alone_is_refused_as_forged(fg):
+    # A forger who read the RunTask overrides (ecs:DescribeTasks, CloudTrail) but never the
+    # invocation: it holds the result URL, valid until the deadline, but not the call's result
+    # key. The task (hang) runs and stores nothing of its own.
+    mark = fg.mark()
+    forged = json.dumps({"content": [{"type": "text", "text": "an answer the tool never gave"}]}).encode()
+
+    async def body():
+        call = asyncio.create_task(fg.acall("hang", {}))
+        runs = await asyncio.to_thread(
+            wait_for, lambda: [(e, b) for e, b in fg.ecs_calls("RunTask", mark) if e.status == 200], 20, "the RunTask"
+        )
+        exchange, run = runs[0]
+        env = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
+        status = await asyncio.to_thread(put_result, env["SWITCHBOARD_RESULT_URL"], forged)
+        return await asyncio.wait_for(call, 30), run["startedBy"], task_of_run_task(exchange), status
+
+    result, invocation, arn, status = asyncio.run(body())
+    # S3 took the object: the URL alone is enough for that, but not for the gateway.
+    assert status == 200, status
+    assert result.is_error, result
+    text = text_of(result)
+    assert "refused as forged" in text and "no MAC" in text, text
+    assert "never gave" not in text, text
+    audit = fg.audit_for(invocation)
+    assert audit["outcome"] == "forged_result", audit
+    assert audit["unit_id"] == arn, audit
+    # The task is stopped (it may be running still) and both objects go.
+    assert_stopped_and_gone(fg, invocation, arn, "got a forged result", mark, 10)
 
 
 # --- stopping -----------------------------------------------------------------------------------

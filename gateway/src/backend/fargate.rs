@@ -5,8 +5,9 @@
 //!
 //! 1. the call's start window begins ([`StartWindow`]): the tool's `fargate.start_timeout_seconds`
 //!    (120 s by default, at most its timeout), ending at the deadline if that comes first;
-//! 2. the invocation is written to the invocation bucket at `<prefix><invocation id>/invocation.json`
-//!    (encrypted by the bucket's default, the deployment's own KMS key: `infra/modules/gateway`);
+//! 2. the invocation, with a random result key of the call (`switchboard_tool_runtime::seal`), is
+//!    written to the invocation bucket at `<prefix><invocation id>/invocation.json` (encrypted by
+//!    the bucket's default, the deployment's own KMS key: `infra/modules/gateway`);
 //! 3. `RunTask` (`FARGATE`, `awsvpc` with the binding's subnets and security groups,
 //!    `assignPublicIp DISABLED`, the tool's ephemeral storage, `startedBy` and `clientToken` = the
 //!    invocation id, tags `tool` and `invocation`) whose only container override is two variables
@@ -20,10 +21,15 @@
 //! 4. the backend polls `DescribeTasks` and the result object with capped, jittered backoff,
 //!    reporting progress as the task moves (provisioning, pending, running); the answer is the
 //!    result object (at most [`MAX_RESULT_BYTES`]), or a clear error naming the exit code or the
-//!    stopped reason. A task that `DescribeTasks` has not shown started (`RUNNING` or past it) by
-//!    the end of its start window fails the call ([`BackendError::StartTimeout`], a tool error,
-//!    audit outcome `start_timeout`): a poll goes out at the window's end and may run
-//!    [`START_CHECK_TIMEOUT`] past it, and what it shows decides. The task is then stopped (the
+//!    stopped reason. The result must be sealed with the call's result key (an HMAC-SHA-256 of
+//!    the result's JSON): the result URL is readable in the overrides until the deadline, the key
+//!    only through the invocation's `GET`, so an object stored with the URL alone is refused
+//!    ([`BackendError::ForgedResult`], a tool error, audit outcome `forged_result`) and the task
+//!    stopped (reason "got a forged result"). A task that `DescribeTasks` has not shown started
+//!    (`RUNNING` or past it) by the end of its start window fails the call
+//!    ([`BackendError::StartTimeout`], a tool error, audit outcome `start_timeout`): a poll goes
+//!    out at the window's end and may run [`START_CHECK_TIMEOUT`] past it, and what it shows
+//!    decides. The task is then stopped (the
 //!    `StopTask` reason says it did not start within the window) and both objects deleted before
 //!    the call answers. Once the task has started, only the deadline bounds it;
 //! 5. the call answers at its deadline ([`BackendError::DeadlineExceeded`]) or at its cancel (the
@@ -67,6 +73,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use switchboard_tool_runtime::ToolOutput;
 use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
+use switchboard_tool_runtime::seal::{self, ResultKey};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -646,6 +653,7 @@ impl FargateBackend {
         target: &TaskTarget,
         task_arn: &str,
         result_key: &str,
+        key: &ResultKey,
     ) -> Result<ToolOutput, BackendError> {
         let mut seen: Option<String> = None;
         let mut step = 0u32;
@@ -678,7 +686,7 @@ impl FargateBackend {
                         started |= has_started(&status);
                         let read = tokio::time::timeout_at(
                             window.poll_by(started),
-                            self.result(task_arn, result_key),
+                            self.result(task_arn, result_key, key),
                         )
                         .await;
                         match read {
@@ -717,11 +725,12 @@ impl FargateBackend {
         }
     }
 
-    /// The result object, if the unit has stored it.
+    /// The result object, if the unit has stored it, sealed with the call's `key`.
     async fn result(
         &self,
         task_arn: &str,
         result_key: &str,
+        key: &ResultKey,
     ) -> Result<Option<ToolOutput>, BackendError> {
         let unit = || Some(task_arn.to_owned());
         let got = self
@@ -765,7 +774,11 @@ impl FargateBackend {
                 message: format!("the task's result is over the limit of {MAX_RESULT_BYTES} bytes"),
             });
         }
-        serde_json::from_slice::<ToolOutput>(&bytes)
+        let json = seal::open(key, &bytes).map_err(|e| BackendError::ForgedResult {
+            unit_id: unit(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_slice::<ToolOutput>(json)
             .map(Some)
             .map_err(|e| BackendError::Unit {
                 unit_id: unit(),
@@ -883,6 +896,9 @@ impl Backend for FargateBackend {
             .ok_or_else(|| BackendError::Start {
                 message: format!("no task definition is bound to tool {:?}", call.tool.name),
             })?;
+        // The key the task seals its result with: only the invocation carries it.
+        let key = ResultKey::from_bytes(rand::random());
+        call.invocation.result_key = Some(key.clone());
         let payload = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
             message: format!("cannot encode the invocation: {e}"),
         })?;
@@ -907,14 +923,20 @@ impl Backend for FargateBackend {
                 .lock()
                 .expect("running tasks")
                 .insert(arn.clone(), target.cluster.clone());
-            let waited =
-                until_stop(&call, self.wait(&call, &window, target, &arn, &result_key)).await;
+            let waited = until_stop(
+                &call,
+                self.wait(&call, &window, target, &arn, &result_key, &key),
+            )
+            .await;
             self.running.lock().expect("running tasks").remove(&arn);
             match waited {
                 // The task stored its result or stopped by itself: nothing to stop, unless it
-                // did not start in time.
+                // did not start in time or the result was forged (the task may still run).
                 Ok(done) => {
-                    if !matches!(done, Err(BackendError::StartTimeout { .. })) {
+                    if !matches!(
+                        done,
+                        Err(BackendError::StartTimeout { .. } | BackendError::ForgedResult { .. })
+                    ) {
                         left.task = None;
                     }
                     done.map(|output| Dispatched {
@@ -946,6 +968,7 @@ impl Backend for FargateBackend {
                         start_timeout_seconds,
                         ..
                     }) => format!("did not start within {start_timeout_seconds} s"),
+                    Err(BackendError::ForgedResult { .. }) => "got a forged result".to_owned(),
                     _ => "has ended".to_owned(),
                 };
                 if let Some(clean) = left.clean(&why) {

@@ -138,6 +138,13 @@ pub enum BackendError {
         unit_id: Option<String>,
         message: String,
     },
+    /// A result object that is not sealed with the call's key (`switchboard_tool_runtime::seal`):
+    /// someone who holds the result URL but never read the invocation stored it.
+    #[error("the task's result was refused as forged: {message}")]
+    ForgedResult {
+        unit_id: Option<String>,
+        message: String,
+    },
     /// The call cannot be sent to its unit as it is (too large for the unit's API, say).
     #[error("{message}")]
     Refused {
@@ -159,6 +166,7 @@ impl BackendError {
             Self::Cancelled { unit_id }
             | Self::DeadlineExceeded { unit_id, .. }
             | Self::StartTimeout { unit_id, .. }
+            | Self::ForgedResult { unit_id, .. }
             | Self::Unit { unit_id, .. } => unit_id.as_deref(),
             Self::Start { .. }
             | Self::Refused { .. }
@@ -176,6 +184,7 @@ impl BackendError {
                 | Self::Refused { .. }
                 | Self::DeadlineExceeded { .. }
                 | Self::StartTimeout { .. }
+                | Self::ForgedResult { .. }
         )
     }
 
@@ -187,6 +196,7 @@ impl BackendError {
             Self::Start { .. } => "start_failed",
             Self::StartTimeout { .. } => "start_timeout",
             Self::Unit { .. } => "unit_failed",
+            Self::ForgedResult { .. } => "forged_result",
             Self::Refused { label, .. } => label,
             Self::NotConfigured(_) => "not_configured",
             Self::Busy { .. } => "busy",
