@@ -28,7 +28,7 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_session_arn: Option<String>,
     /// ok, tool_error, invalid_arguments, unknown_tool, denied, cancelled, deadline_exceeded,
-    /// shutdown, busy, start_failed, unit_failed, not_configured.
+    /// shutdown, busy, start_failed, start_timeout, unit_failed, forged_result, not_configured.
     pub outcome: &'static str,
     /// Why a call did not complete, in words.
     #[serde(skip_serializing_if = "Option::is_none")]

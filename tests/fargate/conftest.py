@@ -60,7 +60,7 @@ TENANT = "acme"
 GROUP = "dev"
 SESSION_TAGS = ["tool", "tenant", "principal", "invocation"]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/switchboard-tools@sha256:" + "ab" * 32
-FAMILIES = ["run", "exit1", "pullfail", "hang", "long", "oversize", "invalid"]
+FAMILIES = ["run", "exit1", "pullfail", "hang", "nostart", "long", "oversize", "invalid"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,12 @@ class Tool:
     storage_mb: int
     permissions: list
     input_schema: dict
+    start_timeout: int | None = None  # fargate.start_timeout_seconds; the default (120 s) when None
 
 
 TOOLS = [
-    Tool("echo", "run", 30, 21504, [], {"type": "object", "properties": {"message": {"type": "string"}}}),
+    # A start window of 10 s within a 30 s timeout; whoami has the default (120 s), clamped to 30.
+    Tool("echo", "run", 30, 21504, [], {"type": "object", "properties": {"message": {"type": "string"}}}, 10),
     Tool(
         "whoami",
         "run",
@@ -87,8 +89,11 @@ TOOLS = [
     Tool("pullfail", "pullfail", 30, 21504, [], {"type": "object"}),
     Tool("hang", "hang", 60, 21504, [], {"type": "object"}),
     Tool("slow", "hang", 3, 21504, [], {"type": "object"}),
-    # A task of player.LONG_TASK_SECONDS (30 s): within its timeout, and past it.
-    Tool("long", "long", 60, 21504, [], {"type": "object"}),
+    # A task held in PENDING, with a start window of 3 s and a timeout of 30 s.
+    Tool("nostart", "nostart", 30, 21504, [], {"type": "object"}, 3),
+    # A task of player.LONG_TASK_SECONDS (30 s): within its timeout, and past it. `long` has a start
+    # window of 8 s: it binds the task's start only, not its run.
+    Tool("long", "long", 60, 21504, [], {"type": "object"}, 8),
     Tool("long_late", "long", 10, 21504, [], {"type": "object"}),
     Tool("oversize", "oversize", 30, 21504, [], {"type": "object"}),
     Tool("invalid", "invalid", 30, 21504, [], {"type": "object"}),
@@ -272,6 +277,8 @@ def catalog_document() -> dict:
             "ephemeral_storage_mb": t.storage_mb,
             "allow": {"groups": [GROUP]},
         }
+        if t.start_timeout is not None:
+            tool["fargate"]["start_timeout_seconds"] = t.start_timeout
         if t.permissions:
             tool["permissions"] = t.permissions
         tools.append(tool)
@@ -416,7 +423,8 @@ class Fargate:
         timing: dict | None = None,
     ):
         """One tools/call; with `timing`, its "sent" and "answered" (time.monotonic() around the
-        tools/call alone, the session already open) go there."""
+        tools/call alone, the session already open) go there, and "answered_at" (time.time(), the
+        recording proxy's clock)."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
@@ -433,6 +441,7 @@ class Fargate:
                 result = await c.call_tool(tool, arguments or {}, progress_callback=progress)
                 if timing is not None:
                     timing["answered"] = time.monotonic()
+                    timing["answered_at"] = time.time()
                 return result
 
     def call(self, tool: str, arguments: dict | None = None, progress=None, headers: dict | None = None):

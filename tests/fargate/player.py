@@ -16,11 +16,18 @@ player does not read them):
     pullfail   the task never starts: STOPPED from PENDING with TaskFailedToStart and a
                CannotPullContainerError reason, no exit code
     hang       runs until a StopTask arrives (which the player records)
+    nostart    never starts: held in PENDING until a StopTask arrives (recorded as for hang), as a
+               task whose image pull or capacity never comes would be
     long       runs LONG_TASK_SECONDS (ending early at a StopTask, recorded as for hang), then
                stores a result of its own through the result URL and exits 0: the reference tools
-               have no tool that takes long, and the player reads no invocation
+               have no tool that takes long
     oversize   stores a result of MAX_RESULT_BYTES + 1 bytes through the result URL, exits 0
     invalid    stores a result that is JSON but not a ToolOutput, exits 0
+
+`long` and `invalid` read the invocation (through its URL, as soon as the task runs) for the one
+thing a result needs from it: the call's result key, which seals the result as the gateway
+requires (tool-runtime/src/seal.rs; `seal` below). `oversize` seals nothing: the gateway refuses
+its size before it looks for a seal.
 
 Patches to moto 5.2.1 (applied by `patch_moto`, before the server starts):
 - a container's cpu and memory are numbers in moto's answer, strings in the ECS model; the Rust
@@ -33,6 +40,8 @@ Patches to moto 5.2.1 (applied by `patch_moto`, before the server starts):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -85,6 +94,21 @@ def patch_moto() -> None:
     models.EC2ContainerServiceBackend.describe_tasks = describe_tasks
     state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
     models._switchboard_patched = True
+
+
+SEAL_PREFIX = b"switchboard-result-hmac-sha256 "  # tool-runtime/src/seal.rs
+
+
+def seal(key: str, output: bytes) -> bytes:
+    """`output` (a ToolOutput's JSON) sealed with the call's result key, as container mode does."""
+    mac = hmac.new(key.encode(), output, hashlib.sha256).hexdigest()
+    return SEAL_PREFIX + mac.encode() + b"\n" + output
+
+
+def result_key(environment: dict[str, str]) -> str:
+    """The call's result key, read from the invocation through the task's invocation URL."""
+    with urllib.request.urlopen(environment["SWITCHBOARD_INVOCATION_URL"], timeout=10) as answer:
+        return json.loads(answer.read())["resultKey"]
 
 
 def described(task_arn: str, state: str) -> bool:
@@ -203,6 +227,13 @@ class Player:
     def _stopped(task) -> bool:
         return task.desired_status == "STOPPED"
 
+    @staticmethod
+    def _stopped_by_stoptask(task, played: Played) -> None:
+        task.status = "STOPPED"
+        played.stop_reason = task.stopped_reason
+        played.stopped_by_stoptask.set()
+        played.states.append("STOPPED")
+
     def _finish(self, task, played: Played, exit_code: int | None, stop_code: str, reason: str) -> None:
         if exit_code is not None:
             task.containers[0].exitCode = exit_code
@@ -217,6 +248,11 @@ class Player:
         try:
             self._set(task, played, "PROVISIONING")
             self._set(task, played, "PENDING")
+            if played.family == "nostart":
+                while not self._stopped(task) and not self._stop.is_set():
+                    time.sleep(0.02)
+                self._stopped_by_stoptask(task, played)
+                return
             if played.family == "pullfail":
                 self._finish(
                     task,
@@ -228,15 +264,13 @@ class Player:
                 )
                 return
             self._set(task, played, "RUNNING")
+            key = result_key(played.environment) if played.family in ("long", "invalid") else None
             if played.family in ("hang", "long"):
                 end = time.monotonic() + (LONG_TASK_SECONDS if played.family == "long" else float("inf"))
                 while not self._stopped(task) and not self._stop.is_set() and time.monotonic() < end:
                     time.sleep(0.02)
                 if self._stopped(task) or self._stop.is_set():
-                    task.status = "STOPPED"
-                    played.stop_reason = task.stopped_reason
-                    played.stopped_by_stoptask.set()
-                    played.states.append("STOPPED")
+                    self._stopped_by_stoptask(task, played)
                     return
             if played.family == "run":
                 code, stderr = self.run_tool(played.environment)
@@ -249,6 +283,8 @@ class Player:
                     "invalid": b'{"content": "not a list of content blocks"}',
                     "long": json.dumps({"content": [{"type": "text", "text": LONG_TASK_TEXT}]}).encode(),
                 }[played.family]
+                if key is not None:
+                    body = seal(key, body)
                 # A content type of its own: urllib's default (a form) makes moto's server parse
                 # the body as form fields and store an empty object.
                 request = urllib.request.Request(

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 import awscost
@@ -146,11 +147,18 @@ def test_overrides_hold_only_the_two_urls_and_no_argument_or_secret(fg):
     [minted] = [a for a in fg.assume_roles() if a.session_name == invocation and a.succeeded]
     assert minted.role_arn.endswith(f"/{WORK_ROLE}"), minted.role_arn
     assert content["credentials"]["accessKeyId"] == minted.access_key_id, content
+    # The call's result key, as the unit read it with the invocation (its presigned GET).
+    [fetched] = [
+        x
+        for x in fg.exchanges()
+        if awswire.presigned(x) and awswire.operation(x) == "GetObject" and f"/{invocation}/invocation.json" in x.path
+    ]
     secrets = {
         "argument value": marker,
         "SecretAccessKey": minted.secret_access_key,
         "SessionToken": minted.session_token,
         "AccessKeyId": minted.access_key_id,
+        "result key": json.loads(fetched.response_body)["resultKey"],
     }
     # What anyone with ecs:DescribeTasks (and CloudTrail) sees: the RunTask request and every
     # DescribeTasks answer about this task.
@@ -183,24 +191,56 @@ def test_a_clients_traceparent_is_the_one_more_variable_of_the_overrides(fg):
     assert env["TRACEPARENT"] == traceparent
 
 
-def test_each_url_expires_at_the_deadline(fg):
+def url_expiry(url: str) -> tuple[float, int]:
+    """(Unix time the presigned URL was signed as of, its X-Amz-Expires)."""
+    q = query_of(url)
+    signed = datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    return signed, int(q["X-Amz-Expires"])
+
+
+def urls_of_call(fg, tool: str) -> tuple[dict, dict[str, str]]:
+    """One call of `tool` (which must succeed): its audit line and the URLs of its RunTask on the wire."""
     before = len(fg.audit_lines())
-    result = fg.call("echo", {"message": "expiry"})
+    result = fg.call(tool, {"message": "expiry"} if tool == "echo" else {})
     assert not result.is_error, text_of(result)
-    audit = fg.last_audit("echo", before)
+    audit = fg.last_audit(tool, before)
     _, body = fg.run_task_for(audit["invocation_id"])
-    deadline = parse_time(audit["time"]).timestamp() + 30  # echo's timeout_seconds
     env = {e["name"]: e["value"] for e in body["overrides"]["containerOverrides"][0]["environment"]}
     assert set(env) == set(URL_NAMES), env
-    for name, url in env.items():
-        q = query_of(url)
+    for url in env.values():
         assert url.startswith("http://127.0.0.1:"), url
         assert f"/{PREFIX}{audit['invocation_id']}/" in url, url
-        signed = datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-        expires = signed + int(q["X-Amz-Expires"])
-        assert abs(expires - deadline) <= 2, f"{name} expires {expires - deadline:+.1f} s from the deadline"
     assert env["SWITCHBOARD_INVOCATION_URL"].split("?")[0].endswith("/invocation.json")
     assert env["SWITCHBOARD_RESULT_URL"].split("?")[0].endswith("/result.json")
+    return audit, env
+
+
+def test_the_invocation_url_expires_with_the_start_window_and_the_result_url_at_the_deadline(fg):
+    # echo: a start window of 10 s in a 30 s timeout (conftest.TOOLS). The GET of the invocation is
+    # signed as of the start of the call's staging and valid for exactly the window; the PUT of the
+    # result is valid until the deadline.
+    audit, env = urls_of_call(fg, "echo")
+    admitted = parse_time(audit["time"]).timestamp()
+    signed, expires = url_expiry(env["SWITCHBOARD_INVOCATION_URL"])
+    print(f"echo: GET X-Amz-Expires={expires}, signed {signed - admitted:+.1f} s from admission")
+    assert expires == 10, f"the invocation's GET is valid for {expires} s, not the 10 s start window"
+    assert -1 <= signed - admitted <= 2, f"the GET is signed as of {signed - admitted:+.1f} s from admission"
+    signed, expires = url_expiry(env["SWITCHBOARD_RESULT_URL"])
+    deadline = admitted + 30
+    print(f"echo: PUT X-Amz-Expires={expires}, expiring {signed + expires - deadline:+.1f} s from the deadline")
+    assert 27 <= expires <= 30, f"the result's PUT is valid for {expires} s"
+    assert abs(signed + expires - deadline) <= 2, f"the PUT expires {signed + expires - deadline:+.1f} s from the deadline"
+
+
+def test_the_default_start_window_is_clamped_to_the_timeout(fg):
+    # whoami: no start_timeout_seconds (120 s by default) in a 30 s timeout: both URLs expire at
+    # the deadline.
+    audit, env = urls_of_call(fg, "whoami")
+    deadline = parse_time(audit["time"]).timestamp() + 30
+    for name, url in env.items():
+        signed, expires = url_expiry(url)
+        assert 27 <= expires <= 30, f"{name} is valid for {expires} s"
+        assert abs(signed + expires - deadline) <= 2, f"{name} expires {signed + expires - deadline:+.1f} s from the deadline"
 
 
 # --- tasks that fail ----------------------------------------------------------------------------
@@ -229,6 +269,53 @@ def test_image_pull_failure_is_a_clear_error(fg):
     assert_objects_gone(fg, invocation)
 
 
+# How late the start-window error may come after the window's end, from the client's side: the
+# poll at the window's end, StopTask and the two deletes (all answered at once by moto) come first.
+START_SLACK = 1.0
+
+
+def test_a_task_that_does_not_start_in_its_window_fails_at_the_window_and_is_stopped(fg):
+    # nostart: held in PENDING (player.py), a start window of 3 s in a 30 s timeout.
+    mark = fg.mark()
+    timing: dict = {}
+    result = asyncio.run(asyncio.wait_for(fg.acall("nostart", {}, timing=timing), 60))
+    took = timing["answered"] - timing["sent"]
+    print(f"nostart: the start-window error came {took:.3f} s after the call (window 3 s, timeout 30 s)")
+    assert result.is_error, result
+    text = text_of(result)
+    assert "did not start within 3 s" in text and "fargate.start_timeout_seconds" in text, text
+    assert 3.0 <= took < 3.0 + START_SLACK, f"the start-window error came {took:.2f} s after the call"
+    invocation, arn = only_task_since(fg, mark)
+    played = fg.player.task_started_by(invocation)
+    assert "RUNNING" not in played.states, played.states
+    # The GET of the invocation, in the RunTask on the wire, was valid for the window alone.
+    _, body = fg.run_task_for(invocation)
+    env = {e["name"]: e["value"] for e in body["overrides"]["containerOverrides"][0]["environment"]}
+    assert url_expiry(env["SWITCHBOARD_INVOCATION_URL"])[1] == 3, env["SWITCHBOARD_INVOCATION_URL"]
+    # Every DescribeTasks of the task showed it not started.
+    statuses = [
+        t["lastStatus"]
+        for e, b in fg.ecs_calls("DescribeTasks", mark)
+        if arn in b.get("tasks", [])
+        for t in json.loads(e.response_body).get("tasks", [])
+    ]
+    assert statuses and set(statuses) <= {"PROVISIONING", "PENDING"}, statuses
+    # Stopped, and both objects deleted before the call answered.
+    stops = wait_for(lambda: fg.stop_tasks_for(arn, mark), 5, "the StopTask on the wire")
+    assert len(stops) == 1, stops
+    assert stops[0]["reason"] == f"switchboard: invocation {invocation} did not start within 3 s", stops[0]
+    assert played.stopped_by_stoptask.wait(5), "the task was not stopped"
+    assert played.stop_reason == stops[0]["reason"]
+    deletes = [x for x in fg.exchanges(mark) if awswire.operation(x) == "DeleteObject" and invocation in x.path]
+    assert sorted(x.path.split("?")[0].rsplit("/", 1)[-1] for x in deletes) == ["invocation.json", "result.json"]
+    assert all(x.finished <= timing["answered_at"] for x in deletes), "the objects were deleted after the answer"
+    assert_objects_gone(fg, invocation)
+    audit = fg.audit_for(invocation)
+    assert audit["outcome"] == "start_timeout", audit
+    assert "did not start within 3 s" in audit["reason"], audit
+    assert audit["unit_id"] == arn, audit
+
+
 def test_result_over_the_cap_is_a_clear_error_and_the_gateway_keeps_serving(fg):
     mark = fg.mark()
     result = fg.call("oversize", {})
@@ -249,6 +336,44 @@ def test_result_that_is_not_a_tool_output_is_a_clear_error_and_the_gateway_keeps
     assert_objects_gone(fg, invocation)
     after = fg.call("echo", {"message": "still serving"})
     assert not after.is_error and "still serving" in text_of(after), text_of(after)
+
+
+def put_result(url: str, body: bytes) -> int:
+    """PUTs `body` through a presigned result URL; the HTTP status."""
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
+def test_a_result_put_through_the_result_url_alone_is_refused_as_forged(fg):
+    # A forger who read the RunTask overrides (ecs:DescribeTasks, CloudTrail) but never the
+    # invocation: it holds the result URL, valid until the deadline, but not the call's result
+    # key. The task (hang) runs and stores nothing of its own.
+    mark = fg.mark()
+    forged = json.dumps({"content": [{"type": "text", "text": "an answer the tool never gave"}]}).encode()
+
+    async def body():
+        call = asyncio.create_task(fg.acall("hang", {}))
+        runs = await asyncio.to_thread(
+            wait_for, lambda: [(e, b) for e, b in fg.ecs_calls("RunTask", mark) if e.status == 200], 20, "the RunTask"
+        )
+        exchange, run = runs[0]
+        env = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
+        status = await asyncio.to_thread(put_result, env["SWITCHBOARD_RESULT_URL"], forged)
+        return await asyncio.wait_for(call, 30), run["startedBy"], task_of_run_task(exchange), status
+
+    result, invocation, arn, status = asyncio.run(body())
+    # S3 took the object: the URL alone is enough for that, but not for the gateway.
+    assert status == 200, status
+    assert result.is_error, result
+    text = text_of(result)
+    assert "refused as forged" in text and "no MAC" in text, text
+    assert "never gave" not in text, text
+    audit = fg.audit_for(invocation)
+    assert audit["outcome"] == "forged_result", audit
+    assert audit["unit_id"] == arn, audit
+    # The task is stopped (it may be running still) and both objects go.
+    assert_stopped_and_gone(fg, invocation, arn, "got a forged result", mark, 10)
 
 
 # --- stopping -----------------------------------------------------------------------------------

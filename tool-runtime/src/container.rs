@@ -8,9 +8,12 @@
 //! - [`INVOCATION_URL_ENV`]: a presigned `GET` of the invocation object;
 //! - [`RESULT_URL_ENV`]: a presigned `PUT` of the result object.
 //!
-//! Both expire at the call's deadline. The unit fetches the invocation (at most
+//! The `GET` expires at the end of the call's start window (the tool's
+//! `fargate.start_timeout_seconds`, at most its deadline), the `PUT` at the deadline. The unit
+//! fetches the invocation as soon as it starts (at most
 //! [`MAX_INVOCATION_BYTES`](crate::oneshot::MAX_INVOCATION_BYTES)), runs the tool, `PUT`s one JSON
-//! [`ToolOutput`] and exits 0. A tool's own failure is a result with `isError: true`, not a crash.
+//! [`ToolOutput`], sealed with the invocation's result key when it has one ([`crate::seal`]: the
+//! gateway takes no result the result URL alone could have made), and exits 0. A tool's own failure is a result with `isError: true`, not a crash.
 //! Only a broken exchange (a URL missing, the invocation unreadable, the result not stored) exits
 //! non-zero, with the reason on stderr. A presigned URL is a bearer secret until it expires:
 //! messages name its host and path, never its query (the signature).
@@ -25,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::contract::{Invocation, ToolOutput};
 use crate::oneshot::MAX_INVOCATION_BYTES;
+use crate::seal::seal;
 
 /// The presigned `GET` URL of the invocation.
 pub const INVOCATION_URL_ENV: &str = "SWITCHBOARD_INVOCATION_URL";
@@ -111,9 +115,10 @@ where
         .map_err(|e| ContainerError::Client(e.to_string()))?;
 
     let raw = runtime.block_on(fetch(&client, get.clone()))?;
-    let invocation: Invocation =
+    let mut invocation: Invocation =
         serde_json::from_slice(&raw).map_err(|e| ContainerError::Parse(shown(&get), e))?;
     let deadline = UNIX_EPOCH + Duration::from_millis(invocation.deadline_unix_ms);
+    let key = invocation.result_key.take();
 
     // The handler runs outside the runtime: a tool may start one of its own.
     let result = handler(invocation).unwrap_or_else(|e| ToolOutput::error(e.to_string()));
@@ -121,6 +126,12 @@ where
         target: shown(&put),
         reason: e.to_string(),
     })?;
+    // Sealed with the call's key, which only the invocation carries: the result URL alone
+    // cannot make a result the gateway takes.
+    let body = match &key {
+        Some(key) => seal(key, &body),
+        None => body,
+    };
     let timeout = deadline
         .duration_since(SystemTime::now())
         .unwrap_or_default()

@@ -98,6 +98,10 @@ pub struct Invocation {
     /// the environment as `TRACEPARENT` where the unit's environment is made for its call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The key the unit seals its result with ([`crate::seal`]), when the result travels by a
+    /// URL others can read (a Fargate task's); never given to the tool itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<crate::seal::ResultKey>,
 }
 
 /// One piece of content of a tool result, as MCP's content blocks on the wire.
@@ -343,10 +347,11 @@ mod tests {
             credentials: Some(c),
             session_tags: BTreeMap::new(),
             traceparent: None,
+            result_key: Some(crate::seal::ResultKey::from_bytes([0xcd; 32])),
         };
         let s = format!("{inv:?}");
         assert!(
-            !s.contains("very-secret") && !s.contains("token-secret"),
+            !s.contains("very-secret") && !s.contains("token-secret") && !s.contains("cdcd"),
             "{s}"
         );
     }

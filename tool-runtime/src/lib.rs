@@ -19,6 +19,7 @@ pub mod contract;
 pub mod forward;
 pub mod lambda;
 pub mod oneshot;
+pub mod seal;
 pub mod tenant_bucket;
 pub mod tools;
 

@@ -3,28 +3,48 @@
 //! `RunTask` overrides are readable by anyone with `ecs:DescribeTasks` and are recorded by
 //! CloudTrail, so the invocation (arguments and minted credentials) never goes there. Per call:
 //!
-//! 1. the invocation is written to the invocation bucket at `<prefix><invocation id>/invocation.json`
-//!    (encrypted by the bucket's default, the deployment's own KMS key: `infra/modules/gateway`);
-//! 2. `RunTask` (`FARGATE`, `awsvpc` with the binding's subnets and security groups,
+//! 1. the call's start window begins ([`StartWindow`]): the tool's `fargate.start_timeout_seconds`
+//!    (120 s by default, at most its timeout), ending at the deadline if that comes first;
+//! 2. the invocation, with a random result key of the call (`switchboard_tool_runtime::seal`), is
+//!    written to the invocation bucket at `<prefix><invocation id>/invocation.json` (encrypted by
+//!    the bucket's default, the deployment's own KMS key: `infra/modules/gateway`);
+//! 3. `RunTask` (`FARGATE`, `awsvpc` with the binding's subnets and security groups,
 //!    `assignPublicIp DISABLED`, the tool's ephemeral storage, `startedBy` and `clientToken` = the
-//!    invocation id, tags `tool` and `invocation`) whose only container override is two variables:
-//!    a presigned `GET` of the invocation and a presigned `PUT` of `.../result.json`, both expiring
-//!    at the call's deadline (and `TRACEPARENT`, the call's trace context, when there is one) (the task's `switchboard-tool` runs in container mode,
-//!    `tool-runtime/src/container.rs`);
-//! 3. the backend polls `DescribeTasks` and the result object with capped, jittered backoff,
+//!    invocation id, tags `tool` and `invocation`) whose only container override is two variables
+//!    (and `TRACEPARENT`, the call's trace context, when there is one): a presigned `GET` of the
+//!    invocation, signed as of the start of the window and valid for exactly the window, and a
+//!    presigned `PUT` of `.../result.json`, expiring at the call's deadline. The URLs are bearer
+//!    tokens that anyone who can read the overrides holds, so the one that reads the invocation
+//!    (the call's credentials) dies once the task should have read it; the task's
+//!    `switchboard-tool` runs in container mode (`tool-runtime/src/container.rs`), whose first act
+//!    is that `GET`;
+//! 4. the backend polls `DescribeTasks` and the result object with capped, jittered backoff,
 //!    reporting progress as the task moves (provisioning, pending, running); the answer is the
 //!    result object (at most [`MAX_RESULT_BYTES`]), or a clear error naming the exit code or the
-//!    stopped reason;
-//! 4. the call answers at its deadline ([`BackendError::DeadlineExceeded`]) or at its cancel (the
+//!    stopped reason. The result must be sealed with the call's result key (an HMAC-SHA-256 of
+//!    the result's JSON): the result URL is readable in the overrides until the deadline, the key
+//!    only through the invocation's `GET`, so an object stored with the URL alone is refused
+//!    ([`BackendError::ForgedResult`], a tool error, audit outcome `forged_result`) and the task
+//!    stopped (reason "got a forged result"). A task that `DescribeTasks` has not shown started
+//!    (`RUNNING` or past it) by the end of its start window fails the call
+//!    ([`BackendError::StartTimeout`], a tool error, audit outcome `start_timeout`): a poll goes
+//!    out at the window's end and may run [`START_CHECK_TIMEOUT`] past it, and what it shows
+//!    decides. The task is then stopped (the
+//!    `StopTask` reason says it did not start within the window) and both objects deleted before
+//!    the call answers. Once the task has started, only the deadline bounds it;
+//! 5. the call answers at its deadline ([`BackendError::DeadlineExceeded`]) or at its cancel (the
 //!    client's, or the gateway's at shutdown: [`BackendError::Cancelled`]) in whichever step it
 //!    is: staging, `RunTask` with its throttling pauses, or the wait. This backend alone enforces
 //!    the deadline: every wait on AWS goes through [`until_stop`];
-//! 5. whatever the call put into AWS goes when it ends, however it ends ([`Leftovers`]): both
+//! 6. whatever the call put into AWS goes when it ends, however it ends ([`Leftovers`]): both
 //!    objects are deleted, and a task that did not end by itself gets a `StopTask` whose reason
 //!    names the invocation. After a stop this runs in the background and the call answers at
 //!    once; a `PutObject` or `RunTask` the call stopped waiting for is still answered first (at
 //!    most [`SETTLE_TIMEOUT`] more), so a task that `RunTask` started after the call gave up is
 //!    stopped too. Shutdown waits for these clean-ups, at most [`SHUTDOWN_WAIT`].
+//!
+//! A task that reaches `RUNNING` in the last second of its window may find its `GET` expired (the
+//! signing time is whole seconds); it then exits without a result and the call says so.
 //!
 //! `clientToken` makes `RunTask` idempotent, so the SDK's retries cannot start a second task.
 //!
@@ -39,7 +59,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
@@ -53,7 +73,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use switchboard_tool_runtime::ToolOutput;
 use switchboard_tool_runtime::container::{INVOCATION_URL_ENV, RESULT_URL_ENV};
+use switchboard_tool_runtime::seal::{self, ResultKey};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 /// The container variable holding the call's W3C traceparent (not a secret: ids only).
@@ -64,7 +86,7 @@ use super::{
     until_stop,
 };
 use crate::bindings::{Bindings, InvocationBucket};
-use crate::catalog::{BackendKind, Tool};
+use crate::catalog::{BackendKind, DEFAULT_START_TIMEOUT_SECONDS, Tool};
 use crate::credentials::Backoff;
 use crate::metrics::AwsErrors;
 
@@ -88,6 +110,10 @@ pub const CLEAN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one poll (`DescribeTasks`, or reading the result) may take before it is retried.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How far past the end of the start window the poll that decides it may run: a task not shown
+/// started by then has not started ([`BackendError::StartTimeout`]).
+pub const START_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long shutdown waits for the clean-ups still running: the longest one (a request settling,
 /// then the two deletes one after the other).
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15 + 2 * 5 + 1);
@@ -100,6 +126,77 @@ pub struct TaskTarget {
     pub container: String,
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
+}
+
+/// The time a call's task has to start: from the start of the call's staging, the tool's
+/// `fargate.start_timeout_seconds` (at most its timeout), and never past the deadline. The
+/// invocation's presigned `GET` is valid for exactly this window; the gateway stops a task that
+/// `DescribeTasks` has not shown started by its end.
+#[derive(Debug, Clone, Copy)]
+struct StartWindow {
+    /// The window's length (the catalog's, clamped to the call's timeout).
+    length: Duration,
+    /// When the call's staging began, on both clocks: the `GET` is signed as of `began_wall`.
+    began: Instant,
+    began_wall: SystemTime,
+    /// The window's end: `began + length`, or the deadline if that comes first.
+    end: Instant,
+    /// Whether the window ends before the deadline (otherwise the deadline alone stops the call).
+    enforced: bool,
+}
+
+impl StartWindow {
+    /// The window of `call`, beginning now.
+    fn begin(call: &Dispatch) -> Self {
+        let timeout = call.tool.timeout_seconds;
+        let length = match &call.tool.fargate {
+            Some(unit) => unit.start_window(timeout),
+            None => Duration::from_secs(u64::from(DEFAULT_START_TIMEOUT_SECONDS.min(timeout))),
+        };
+        Self::new(
+            length,
+            Instant::now(),
+            SystemTime::now(),
+            call.deadline.instant(),
+        )
+    }
+
+    fn new(length: Duration, began: Instant, began_wall: SystemTime, deadline: Instant) -> Self {
+        let end = began + length;
+        Self {
+            length,
+            began,
+            began_wall,
+            end: end.min(deadline),
+            enforced: end < deadline,
+        }
+    }
+
+    /// How long the invocation's `GET` is valid, from `began_wall`.
+    fn get_valid_for(&self) -> Duration {
+        self.end.saturating_duration_since(self.began)
+    }
+
+    /// The latest a poll begun now may answer: [`POLL_TIMEOUT`] from now, and, while the task is
+    /// not shown started, at most [`START_CHECK_TIMEOUT`] past the end of the window.
+    fn poll_by(&self, started: bool) -> Instant {
+        let now = Instant::now();
+        let by = now + POLL_TIMEOUT;
+        if started {
+            by
+        } else {
+            by.min(self.end.max(now) + START_CHECK_TIMEOUT)
+        }
+    }
+}
+
+/// Whether a task in `status` has started: its containers run, or it is past that (a task on its
+/// way to `STOPPED` from a failed start is not held to the window: its stop says why).
+fn has_started(status: &str) -> bool {
+    !matches!(
+        status,
+        "PROVISIONING" | "PENDING" | "ACTIVATING" | "UNKNOWN"
+    )
 }
 
 /// How often the backend looks at a task, and how RunTask throttling is spaced: the broker's
@@ -335,6 +432,7 @@ impl FargateBackend {
     async fn stage(
         &self,
         call: &Dispatch,
+        window: &StartWindow,
         payload: Vec<u8>,
         left: &mut Leftovers,
     ) -> Result<(String, String), BackendError> {
@@ -371,21 +469,28 @@ impl FargateBackend {
             }
         }
         // Presigning sends nothing, but may have to fetch the gateway's own credentials.
-        until_stop(call, self.presign(call, &invocation_key, &result_key))
-            .await
-            .map_err(stopped)?
+        until_stop(
+            call,
+            self.presign(call, window, &invocation_key, &result_key),
+        )
+        .await
+        .map_err(stopped)?
     }
 
-    /// The presigned `GET` of the invocation and `PUT` of the result, expiring at the deadline.
+    /// The presigned `GET` of the invocation, signed as of the start of staging and expiring at
+    /// the end of the start window, and the `PUT` of the result, expiring at the deadline.
     async fn presign(
         &self,
         call: &Dispatch,
+        window: &StartWindow,
         invocation_key: &str,
         result_key: &str,
     ) -> Result<(String, String), BackendError> {
-        let expires = call.deadline.remaining().max(Duration::from_secs(1));
-        let presign = || {
-            PresigningConfig::expires_in(expires).map_err(|e| BackendError::Start {
+        let presign = |start: Option<SystemTime>, expires: Duration| {
+            let expires = expires.max(Duration::from_secs(1));
+            let mut config = PresigningConfig::builder().expires_in(expires);
+            config.set_start_time(start);
+            config.build().map_err(|e| BackendError::Start {
                 message: format!("cannot presign for {} s: {e}", expires.as_secs()),
             })
         };
@@ -394,7 +499,7 @@ impl FargateBackend {
             .get_object()
             .bucket(&self.bucket.name)
             .key(invocation_key)
-            .presigned(presign()?)
+            .presigned(presign(Some(window.began_wall), window.get_valid_for())?)
             .await
             .map_err(|e| BackendError::Start {
                 message: format!("cannot presign the invocation's GET: {e}"),
@@ -404,7 +509,7 @@ impl FargateBackend {
             .put_object()
             .bucket(&self.bucket.name)
             .key(result_key)
-            .presigned(presign()?)
+            .presigned(presign(None, call.deadline.remaining())?)
             .await
             .map_err(|e| BackendError::Start {
                 message: format!("cannot presign the result's PUT: {e}"),
@@ -539,20 +644,25 @@ impl FargateBackend {
         }
     }
 
-    /// Waits for the task's result or its stop (the caller bounds the wait: [`until_stop`]).
+    /// Waits for the task's result or its stop, or the end of its start window while it has not
+    /// started (the caller bounds the wait by the deadline and the cancel: [`until_stop`]).
     async fn wait(
         &self,
         call: &Dispatch,
+        window: &StartWindow,
         target: &TaskTarget,
         task_arn: &str,
         result_key: &str,
+        key: &ResultKey,
     ) -> Result<ToolOutput, BackendError> {
         let mut seen: Option<String> = None;
         let mut step = 0u32;
         let mut retry = 0u32;
+        // Past the start window only the deadline bounds the wait.
+        let mut started = !window.enforced;
         loop {
-            let described = tokio::time::timeout(
-                POLL_TIMEOUT,
+            let described = tokio::time::timeout_at(
+                window.poll_by(started),
                 self.ecs
                     .describe_tasks()
                     .cluster(&target.cluster)
@@ -573,9 +683,12 @@ impl FargateBackend {
                             });
                             seen = Some(status.clone());
                         }
-                        let read =
-                            tokio::time::timeout(POLL_TIMEOUT, self.result(task_arn, result_key))
-                                .await;
+                        started |= has_started(&status);
+                        let read = tokio::time::timeout_at(
+                            window.poll_by(started),
+                            self.result(task_arn, result_key, key),
+                        )
+                        .await;
                         match read {
                             Ok(Ok(Some(output))) => return Ok(output),
                             Ok(Ok(None)) => {}
@@ -596,17 +709,28 @@ impl FargateBackend {
                 }
                 Err(_) => tracing::debug!(task = task_arn, "DescribeTasks timed out; retrying"),
             }
+            if !started && Instant::now() >= window.end {
+                return Err(BackendError::StartTimeout {
+                    unit_id: Some(task_arn.to_owned()),
+                    start_timeout_seconds: window.length.as_secs(),
+                });
+            }
             retry = (retry + 1).min(16);
-            let pause = self.polling.pause(retry);
-            tokio::time::sleep(pause).await;
+            let mut wake = Instant::now() + self.polling.pause(retry);
+            if !started {
+                // The poll that decides the window goes out at its end.
+                wake = wake.min(window.end);
+            }
+            tokio::time::sleep_until(wake).await;
         }
     }
 
-    /// The result object, if the unit has stored it.
+    /// The result object, if the unit has stored it, sealed with the call's `key`.
     async fn result(
         &self,
         task_arn: &str,
         result_key: &str,
+        key: &ResultKey,
     ) -> Result<Option<ToolOutput>, BackendError> {
         let unit = || Some(task_arn.to_owned());
         let got = self
@@ -650,7 +774,11 @@ impl FargateBackend {
                 message: format!("the task's result is over the limit of {MAX_RESULT_BYTES} bytes"),
             });
         }
-        serde_json::from_slice::<ToolOutput>(&bytes)
+        let json = seal::open(key, &bytes).map_err(|e| BackendError::ForgedResult {
+            unit_id: unit(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_slice::<ToolOutput>(json)
             .map(Some)
             .map_err(|e| BackendError::Unit {
                 unit_id: unit(),
@@ -768,6 +896,9 @@ impl Backend for FargateBackend {
             .ok_or_else(|| BackendError::Start {
                 message: format!("no task definition is bound to tool {:?}", call.tool.name),
             })?;
+        // The key the task seals its result with: only the invocation carries it.
+        let key = ResultKey::from_bytes(rand::random());
+        call.invocation.result_key = Some(key.clone());
         let payload = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
             message: format!("cannot encode the invocation: {e}"),
         })?;
@@ -785,18 +916,29 @@ impl Backend for FargateBackend {
         let mut left = self.leftovers(&id, &target.cluster, [invocation_key, result_key.clone()]);
 
         let run = async {
-            let urls = self.stage(&call, payload, &mut left).await?;
+            let window = StartWindow::begin(&call);
+            let urls = self.stage(&call, &window, payload, &mut left).await?;
             let arn = self.run_task(&call, target, urls, &mut left).await?;
             self.running
                 .lock()
                 .expect("running tasks")
                 .insert(arn.clone(), target.cluster.clone());
-            let waited = until_stop(&call, self.wait(&call, target, &arn, &result_key)).await;
+            let waited = until_stop(
+                &call,
+                self.wait(&call, &window, target, &arn, &result_key, &key),
+            )
+            .await;
             self.running.lock().expect("running tasks").remove(&arn);
             match waited {
-                // The task stored its result or stopped by itself: nothing to stop.
+                // The task stored its result or stopped by itself: nothing to stop, unless it
+                // did not start in time or the result was forged (the task may still run).
                 Ok(done) => {
-                    left.task = None;
+                    if !matches!(
+                        done,
+                        Err(BackendError::StartTimeout { .. } | BackendError::ForgedResult { .. })
+                    ) {
+                        left.task = None;
+                    }
                     done.map(|output| Dispatched {
                         output,
                         unit_id: arn,
@@ -817,10 +959,19 @@ impl Backend for FargateBackend {
             Err(BackendError::DeadlineExceeded { .. }) => {
                 left.clean("ran past its deadline");
             }
-            // Ended by itself: the objects are deleted before the answer, unless the deadline or a
-            // cancel comes first (the deletes then go on in the background).
+            // Ended by itself, or not started within its window (the task is then stopped): the
+            // clean-up is done before the answer, unless the deadline or a cancel comes first (it
+            // then goes on in the background).
             _ => {
-                if let Some(clean) = left.clean("has ended") {
+                let why = match &guarded {
+                    Err(BackendError::StartTimeout {
+                        start_timeout_seconds,
+                        ..
+                    }) => format!("did not start within {start_timeout_seconds} s"),
+                    Err(BackendError::ForgedResult { .. }) => "got a forged result".to_owned(),
+                    _ => "has ended".to_owned(),
+                };
+                if let Some(clean) = left.clean(&why) {
                     let _ = until_stop(&call, clean).await;
                 }
             }
@@ -886,6 +1037,59 @@ mod tests {
         assert_eq!(storage_gib(21 * 1024), 21);
         assert_eq!(storage_gib(21 * 1024 + 1), 22);
         assert_eq!(storage_gib(1 << 30), 200);
+    }
+
+    #[test]
+    fn a_start_window_ends_before_the_deadline_or_at_it() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let deadline = now + Duration::from_secs(30);
+        let short = StartWindow::new(Duration::from_secs(5), now, wall, deadline);
+        assert!(short.enforced);
+        assert_eq!(short.end, now + Duration::from_secs(5));
+        assert_eq!(short.get_valid_for(), Duration::from_secs(5));
+        // A window as long as the timeout, begun after admission, ends at the deadline: the
+        // deadline alone stops the call.
+        let late = StartWindow::new(
+            Duration::from_secs(30),
+            now + Duration::from_secs(1),
+            wall,
+            deadline,
+        );
+        assert!(!late.enforced);
+        assert_eq!(late.end, deadline);
+        assert_eq!(late.get_valid_for(), Duration::from_secs(29));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_of_a_task_not_started_runs_at_most_a_little_past_the_window() {
+        let now = Instant::now();
+        let window = StartWindow::new(
+            Duration::from_secs(3),
+            now,
+            SystemTime::now(),
+            now + Duration::from_secs(60),
+        );
+        assert_eq!(window.poll_by(false), window.end + START_CHECK_TIMEOUT);
+        assert_eq!(window.poll_by(true), now + POLL_TIMEOUT);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(window.poll_by(false), Instant::now() + START_CHECK_TIMEOUT);
+    }
+
+    #[test]
+    fn a_task_has_started_once_it_runs_or_is_past_it() {
+        for status in ["PROVISIONING", "PENDING", "ACTIVATING", "UNKNOWN"] {
+            assert!(!has_started(status), "{status}");
+        }
+        for status in [
+            "RUNNING",
+            "DEACTIVATING",
+            "STOPPING",
+            "DEPROVISIONING",
+            "STOPPED",
+        ] {
+            assert!(has_started(status), "{status}");
+        }
     }
 
     #[test]

@@ -123,8 +123,25 @@ pub enum BackendError {
     },
     #[error("the execution unit could not be started: {message}")]
     Start { message: String },
+    /// The unit was started but did not come up within its start window (a Fargate task not
+    /// `RUNNING` by the end of `fargate.start_timeout_seconds`), and was stopped.
+    #[error(
+        "the task did not start within {start_timeout_seconds} s (its start window, \
+         fargate.start_timeout_seconds) and was stopped"
+    )]
+    StartTimeout {
+        unit_id: Option<String>,
+        start_timeout_seconds: u64,
+    },
     #[error("the execution unit failed: {message}")]
     Unit {
+        unit_id: Option<String>,
+        message: String,
+    },
+    /// A result object that is not sealed with the call's key (`switchboard_tool_runtime::seal`):
+    /// someone who holds the result URL but never read the invocation stored it.
+    #[error("the task's result was refused as forged: {message}")]
+    ForgedResult {
         unit_id: Option<String>,
         message: String,
     },
@@ -148,6 +165,8 @@ impl BackendError {
         match self {
             Self::Cancelled { unit_id }
             | Self::DeadlineExceeded { unit_id, .. }
+            | Self::StartTimeout { unit_id, .. }
+            | Self::ForgedResult { unit_id, .. }
             | Self::Unit { unit_id, .. } => unit_id.as_deref(),
             Self::Start { .. }
             | Self::Refused { .. }
@@ -161,7 +180,11 @@ impl BackendError {
     pub fn is_tool_result(&self) -> bool {
         matches!(
             self,
-            Self::Unit { .. } | Self::Refused { .. } | Self::DeadlineExceeded { .. }
+            Self::Unit { .. }
+                | Self::Refused { .. }
+                | Self::DeadlineExceeded { .. }
+                | Self::StartTimeout { .. }
+                | Self::ForgedResult { .. }
         )
     }
 
@@ -171,7 +194,9 @@ impl BackendError {
             Self::Cancelled { .. } => "cancelled",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Start { .. } => "start_failed",
+            Self::StartTimeout { .. } => "start_timeout",
             Self::Unit { .. } => "unit_failed",
+            Self::ForgedResult { .. } => "forged_result",
             Self::Refused { label, .. } => label,
             Self::NotConfigured(_) => "not_configured",
             Self::Busy { .. } => "busy",

@@ -336,6 +336,12 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             if ![256, 512, 1024, 2048, 4096].contains(&unit.cpu) {
                 return Err(("fargate.cpu", "must be 256, 512, 1024, 2048 or 4096".into()));
             }
+            if !(1..=900).contains(&unit.start_timeout_seconds) {
+                return Err((
+                    "fargate.start_timeout_seconds",
+                    "must be between 1 and 900".into(),
+                ));
+            }
             if !pinned_by_digest(&unit.image) {
                 return Err((
                     "fargate.image",
@@ -453,6 +459,8 @@ fn arn_names_any_account(resource: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const GOOD: &str = r#"
@@ -607,6 +615,40 @@ tools:
                 "fargate: {{image: \"{image}\"}}\n    memory_mb: 512\n    ephemeral_storage_mb: 21504"
             ),
         )
+    }
+
+    #[test]
+    fn a_fargate_start_window_defaults_to_two_minutes_within_the_timeout() {
+        let digest = "0123456789abcdef".repeat(4);
+        let image = format!("switchboard-tools@sha256:{digest}");
+        let unit = |doc: &str| {
+            let c = parse(Path::new("c.yaml"), doc).expect("a valid catalog");
+            let tool = c.tools[0].clone();
+            let unit = tool.fargate.expect("a fargate block");
+            (
+                unit.start_timeout_seconds,
+                unit.start_window(tool.timeout_seconds),
+            )
+        };
+        // timeout_seconds is 30 in GOOD: the default of 120 s is clamped to it.
+        assert_eq!(unit(&fargate_with(&image)), (120, Duration::from_secs(30)));
+        let short = fargate_with(&image).replace(
+            &format!("image: \"{image}\"}}"),
+            &format!("image: \"{image}\", start_timeout_seconds: 5}}"),
+        );
+        assert_eq!(unit(&short), (5, Duration::from_secs(5)));
+        for bad in ["0", "901"] {
+            let doc = fargate_with(&image).replace(
+                &format!("image: \"{image}\"}}"),
+                &format!("image: \"{image}\", start_timeout_seconds: {bad}}}"),
+            );
+            let e = err(&doc);
+            assert!(
+                e.contains("field \"fargate.start_timeout_seconds\"")
+                    && e.contains("between 1 and 900"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -367,10 +367,30 @@ pub struct FargateUnit {
     /// Container command; the image's default when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// The start window, 1 to 900 seconds (at most the tool's `timeout_seconds` is used): from
+    /// the start of the call's staging, how long the task has to reach `RUNNING` before the call
+    /// fails and the task is stopped; the invocation's presigned `GET` expires at its end.
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout_seconds: u32,
 }
 
 fn default_cpu() -> u32 {
     256
+}
+
+/// Fargate's cold start with an image pull takes tens of seconds; two minutes leaves room for a
+/// large image and a busy region.
+pub const DEFAULT_START_TIMEOUT_SECONDS: u32 = 120;
+
+fn default_start_timeout() -> u32 {
+    DEFAULT_START_TIMEOUT_SECONDS
+}
+
+impl FargateUnit {
+    /// The start window of a call whose timeout is `timeout_seconds`: never past the deadline.
+    pub fn start_window(&self, timeout_seconds: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.start_timeout_seconds.min(timeout_seconds)))
+    }
 }
 
 /// One tool.

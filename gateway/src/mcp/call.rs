@@ -200,6 +200,8 @@ impl Gateway {
             session_tags,
             // Set by the backend, from the span of the unit ([`Dispatch::unit_span`]).
             traceparent: None,
+            // Set by a backend whose result comes back by a URL others can read (Fargate).
+            result_key: None,
         }
     }
 

@@ -30,6 +30,11 @@ locals {
       : "${var.account_id}.dkr.ecr.${var.region}.amazonaws.com/${t.fargate.image}"
     ) if t.backend == "fargate"
   }
+  # Each Fargate tool's start window (gateway/src/catalog/types.rs: FargateUnit); the gateway alone
+  # uses it, Terraform only refuses what the gateway's loader would.
+  start_timeouts = {
+    for t in local.aws_tools : t.name => try(t.fargate.start_timeout_seconds, 120) if t.backend == "fargate"
+  }
   ecr_repository_arns = {
     for name, image in local.images : name => one([
       for m in regexall("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)", image) :
@@ -234,6 +239,10 @@ resource "terraform_data" "valid" {
     precondition {
       condition     = alltrue([for image in values(local.images) : length(regexall("@sha256:[0-9a-f]{64}$", image)) > 0])
       error_message = "${var.catalog_path}: every fargate.image must be pinned by digest (<repository>@sha256:<64 hex digits>, as scripts/build-image prints it); a tag can be moved to other code."
+    }
+    precondition {
+      condition     = alltrue([for v in values(local.start_timeouts) : try(v >= 1 && v <= 900 && floor(v) == v, false)])
+      error_message = "${var.catalog_path}: fargate.start_timeout_seconds must be a whole number of seconds between 1 and 900."
     }
     precondition {
       condition     = alltrue([for arn in values(local.ecr_repository_arns) : arn != null])
