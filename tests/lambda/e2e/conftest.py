@@ -60,6 +60,8 @@ SECRET_PERMISSIONS = [
     {
         "actions": ["secretsmanager:DescribeSecret"],
         "resources": ["arn:aws:secretsmanager:*:*:secret:switchboard/${aws:PrincipalTag/tenant}/*"],
+        # An ARN of any account is refused unless its statement pins one (issue 32).
+        "condition": {"StringEquals": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}},
     }
 ]
 # The reference tool terraform_plan in the gateway's sandbox: terraform and the provider mirror of
