@@ -46,6 +46,10 @@ const ORIGINS = {
   tools: (service) => viaEndpoint(service, NET.tool_cidrs[0]),
   'gateway subnets': (service) => viaEndpoint(service, NET.gateway_cidrs[0]),
   internet: () => ({ context: { 'aws:SourceIp': '203.0.113.7', 'aws:ViaAWSService': 'false' } }),
+  // Through an endpoint of someone else's VPC: its own ids, and none of this VPC's policies.
+  'another VPC': () => ({
+    context: { 'aws:SourceVpc': 'vpc-0someone0elses0', 'aws:SourceVpce': 'vpce-0someone0elses0', 'aws:VpcSourceIp': '10.0.0.10', 'aws:ViaAWSService': 'false' }
+  }),
   'an AWS service for the tool': () => ({
     context: { 'aws:ViaAWSService': 'true', 'aws:CalledVia': ['cloudformation.amazonaws.com'], 'aws:CalledViaFirst': 'cloudformation.amazonaws.com', 'aws:CalledViaLast': 'cloudformation.amazonaws.com' }
   })
@@ -435,8 +439,7 @@ claim('bucket-task', "a Fargate task uses its presigned GET and PUT (the gateway
 claim('bucket-url-outside', 'a presigned URL read from DescribeTasks or CloudTrail is refused from the internet and through any other endpoint', async () => {
   await refused(onBucket(D.gateway.role, 's3:GetObject', invocationObject, 'internet'))
   await refused(onBucket(D.gateway.role, 's3:PutObject', resultObject, 'internet'))
-  const elsewhere = { 'aws:SourceVpce': 'vpce-0someone0elses0', 'aws:SourceVpc': 'vpc-0someone0elses0' }
-  await refused({ ...onBucket(D.gateway.role, 's3:GetObject', invocationObject, 'internet'), context: { ...onBucket(D.gateway.role, 's3:GetObject', invocationObject, 'internet').context, ...elsewhere, 'aws:VpcSourceIp': '10.0.0.10' } })
+  await refused(onBucket(D.gateway.role, 's3:GetObject', invocationObject, 'another VPC'))
 })
 claim('bucket-others', "a tool's credentials, an administrator of the account and another account cannot touch invocation objects", async () => {
   const work = role('terraform_plan-work').arn

@@ -67,22 +67,8 @@ def main() -> None:
         endpoints[name] = {
             "id": e["VpcEndpointId"],
             "type": e["VpcEndpointType"],
-            "route_table_ids": sorted(e.get("RouteTableIds", [])),
             "policy": as_document(e["PolicyDocument"]),
         }
-    route_tables = {
-        tier: sorted(
-            {
-                a["RouteTableId"]
-                for t in ec2.describe_route_tables(
-                    Filters=[{"Name": "association.subnet-id", "Values": outputs["network"][f"{tier}_subnet_ids"]}]
-                )["RouteTables"]
-                for a in t["Associations"]
-            }
-        )
-        for tier in ("private", "public")
-    }
-    network["route_tables"] = route_tables
 
     gateway = outputs["gateway"]
     bucket = gateway["invocation_bucket"]["name"]
