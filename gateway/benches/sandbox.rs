@@ -8,13 +8,16 @@
 //! `cargo build --release -p switchboard-tool-runtime` first). `SANDBOX_BENCH_CALLS` sets the
 //! number of calls per measurement (default 300). Targets on a 2-core machine: end-to-end p50 at
 //! most 10 ms and p99 at most 25 ms; sandbox spawn-to-exit within 5 ms of the plain fork+exec.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
-#[path = "../tests/sandbox_support/mod.rs"]
-mod sandbox_support;
+#[path = "../tests/it/support/mod.rs"]
+mod support;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,11 @@ use serde_json::json;
 use switchboard_gateway::backend::Backend;
 use tokio_util::sync::CancellationToken;
 
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a rank in 0..len, q in [0, 1]"
+)]
 fn percentiles(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| {
@@ -39,7 +47,7 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
 fn invocation_json() -> Vec<u8> {
     let deadline = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64 + 60_000)
+        .map(|d| switchboard_gateway::deadline::millis(d) + 60_000)
         .unwrap_or(u64::MAX);
     json!({"invocationId": "bench", "tool": "echo", "arguments": {"message": "hi"},
            "deadlineUnixMs": deadline})
@@ -48,7 +56,7 @@ fn invocation_json() -> Vec<u8> {
 }
 
 fn plain_fork_exec(n: usize) -> Vec<Duration> {
-    let exe = sandbox_support::tool_bin("switchboard-tool");
+    let exe = support::sandbox::tool_bin("switchboard-tool");
     let input = invocation_json();
     (0..n)
         .map(|_| {
@@ -74,10 +82,10 @@ fn plain_fork_exec(n: usize) -> Vec<Duration> {
 }
 
 async fn sandbox_dispatch(n: usize) -> Vec<Duration> {
-    let (backend, tools) = sandbox_support::backend();
+    let (backend, tools) = support::sandbox::backend();
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
-        let call = sandbox_support::dispatch_for(
+        let call = support::sandbox::dispatch_for(
             &tools[0],
             json!({"message": "hi"}),
             CancellationToken::new(),
@@ -92,7 +100,7 @@ async fn sandbox_dispatch(n: usize) -> Vec<Duration> {
 
 async fn end_to_end(n: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let echo = sandbox_support::tool_bin("switchboard-tool");
+    let echo = support::sandbox::tool_bin("switchboard-tool");
     let catalog = format!(
         "version: 1\ntools:\n  - name: echo\n    description: Echo.\n    input_schema: {{type: object, \
          properties: {{message: {{type: string}}}}, required: [message]}}\n    backend: local\n    \
@@ -117,14 +125,7 @@ async fn end_to_end(n: usize) -> Vec<Duration> {
         .arg(dir.path().join("audit.log"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("gateway.log")).expect("log"));
-    #[allow(unsafe_code)]
-    // SAFETY: prctl(2) with constant arguments, async-signal-safe, in the forked child.
-    unsafe {
-        gateway.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    support::process::killed_with_starting_thread(&mut gateway);
     let mut gateway = gateway.spawn().expect("start the gateway");
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();

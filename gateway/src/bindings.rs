@@ -309,7 +309,7 @@ pub fn check(catalog: &Catalog, bindings: &Bindings) -> Result<(), BindingsMisma
             }
             continue;
         };
-        for message in check_tool(tool, binding, bindings) {
+        for message in binding_differences(tool, binding, bindings) {
             problem(&tool.name, message);
         }
     }
@@ -346,8 +346,9 @@ pub fn check(catalog: &Catalog, bindings: &Bindings) -> Result<(), BindingsMisma
     }
 }
 
-/// The problems of one tool that has a binding.
-fn check_tool(
+/// How a tool's binding differs from its catalog entry: backend and its fields, session tags,
+/// work role.
+fn binding_differences(
     tool: &crate::catalog::Tool,
     binding: &ToolBinding,
     bindings: &Bindings,

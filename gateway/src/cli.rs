@@ -1,13 +1,19 @@
-//! The command line: `serve`, `check`, `dev-token`, `schema`.
+//! The command line: `serve`, `check`, `dev-token`, `schema`, `session-policies`,
+//! `session-request`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::Caller;
 use crate::auth::dev::{DevClaims, DevKey, default_key_path};
-use crate::bindings::{self, BindingsError, BindingsMismatch, Source};
+use crate::bindings::{Bindings, BindingsError, Source};
+use crate::catalog::Catalog;
 use crate::catalog::{self, CatalogError};
+use crate::credentials::{AssumeRoleRequest, CredentialError, MintRequest};
+use crate::deadline::Deadline;
+use crate::preflight::{self, AuthFrom, Refusal};
 
 /// Switchboard: a remote MCP gateway that runs every tool call in its own isolated unit.
 #[derive(Debug, Parser)]
@@ -86,6 +92,30 @@ pub enum Command {
         /// The catalog file.
         file: PathBuf,
     },
+    /// Print the STS `AssumeRole` request the credential broker would send for one call of a
+    /// tool starting now (a JSON object of the API's parameters: RoleArn, RoleSessionName,
+    /// SourceIdentity, Tags, DurationSeconds, Policy), or why it would send none.
+    SessionRequest {
+        /// The catalog file.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// The JSON of `terraform output -json switchboard_bindings` (the work role); default:
+        /// SWITCHBOARD_BINDINGS (the document itself, or a path).
+        #[arg(long, value_name = "FILE")]
+        bindings: Option<PathBuf>,
+        /// The tool called.
+        #[arg(long)]
+        tool: String,
+        /// The caller's subject (the token's `sub`).
+        #[arg(long)]
+        principal: String,
+        /// The caller's tenant (the token's tenant claim).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The call's invocation id; default: a new one, as the gateway makes.
+        #[arg(long)]
+        invocation: Option<String>,
+    },
 }
 
 /// Parses `90s`, `30m`, `1h`, `1d` or plain seconds; at most 7 days.
@@ -117,25 +147,14 @@ pub enum CheckError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Bindings(#[from] BindingsError),
-    #[error(
-        "{}: the bindings from {origin} do not match the catalog ({} problem(s)):\n{}",
-        .file.display(),
-        .mismatch.problems.len(),
-        indent(&.mismatch.to_string())
-    )]
-    Mismatch {
+    /// What [`preflight::check`] refused: every problem of the catalog and of its bindings.
+    #[error("{}: {}", .file.display(), .refusal.report(.origin.as_deref()))]
+    Refused {
         file: PathBuf,
-        origin: String,
-        mismatch: BindingsMismatch,
+        /// Where the bindings came from, when there were any.
+        origin: Option<String>,
+        refusal: Refusal,
     },
-}
-
-fn indent(lines: &str) -> String {
-    lines
-        .lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The body of `check`: loads the catalog and, when the flag or `SWITCHBOARD_BINDINGS` names
@@ -144,23 +163,126 @@ pub fn check(file: &Path, bindings: Option<&Path>) -> Result<String, CheckError>
     check_from(file, Source::locate(bindings))
 }
 
-/// [`check`] with the bindings' source already located.
+/// [`check`] with the bindings' source already located: the rules `serve` applies at start
+/// ([`preflight::check`]), all problems reported at once.
 pub fn check_from(file: &Path, source: Option<Source>) -> Result<String, CheckError> {
-    let catalog = catalog::load(file)?;
+    let (catalog, deployed) = load_checked(file, source)?;
     let mut line = format!("{}: ok, {} tool(s)", file.display(), catalog.tools.len());
-    if let Some(source) = source {
-        let deployed = source.load()?;
-        bindings::check(&catalog, &deployed).map_err(|mismatch| CheckError::Mismatch {
-            file: file.to_path_buf(),
-            origin: source.to_string(),
-            mismatch,
-        })?;
+    if let Some(deployed) = deployed {
         line.push_str(&format!(
             ", bindings match ({} deployed)",
             deployed.tools.len()
         ));
     }
     Ok(line)
+}
+
+/// The catalog and the bindings (when `source` names them), loaded and passed through
+/// [`preflight::check`].
+fn load_checked(
+    file: &Path,
+    source: Option<Source>,
+) -> Result<(Catalog, Option<Bindings>), CheckError> {
+    let catalog = catalog::load(file)?;
+    let deployed = source.as_ref().map(Source::load).transpose()?;
+    preflight::check(&catalog, deployed.as_ref(), AuthFrom::Catalog).map_err(|refusal| {
+        CheckError::Refused {
+            file: file.to_path_buf(),
+            origin: source.as_ref().map(ToString::to_string),
+            refusal,
+        }
+    })?;
+    Ok((catalog, deployed))
+}
+
+/// Why `switchboard session-request` prints no request.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionRequestError {
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(
+        "the work role is in the deployment's bindings: pass --bindings FILE (the JSON of \
+         `terraform output -json switchboard_bindings`) or set SWITCHBOARD_BINDINGS"
+    )]
+    NoBindings,
+    #[error("{}: no tool {tool:?}", .file.display())]
+    UnknownTool { file: PathBuf, tool: String },
+    #[error(
+        "tool {0:?} has no work_role_arn in the bindings: the broker mints no credentials for it"
+    )]
+    NoWorkRole(String),
+    /// What the broker refuses before asking STS.
+    #[error("{0}")]
+    Refused(CredentialError),
+}
+
+/// One call, as `session-request` describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCall<'a> {
+    pub tool: &'a str,
+    pub caller: &'a Caller,
+    pub invocation_id: &'a str,
+    /// When the call must be over; `None`: the tool's timeout from now, as for a call starting
+    /// now.
+    pub deadline: Option<&'a Deadline>,
+}
+
+/// The body of `session-request`: the catalog and bindings checked as `serve` checks them at
+/// start, then the request the broker builds for `call` ([`crate::credentials::assume_role_request`]),
+/// as the JSON parameters of STS `AssumeRole`. The broker sends no `TransitiveTagKeys`, so
+/// there are none.
+pub fn session_request(
+    file: &Path,
+    source: Option<Source>,
+    call: SessionCall<'_>,
+) -> Result<serde_json::Value, SessionRequestError> {
+    if source.is_none() {
+        return Err(SessionRequestError::NoBindings);
+    }
+    let (catalog, deployed) = load_checked(file, source)?;
+    let tool = catalog
+        .tools
+        .iter()
+        .find(|t| t.name == call.tool)
+        .ok_or_else(|| SessionRequestError::UnknownTool {
+            file: file.to_path_buf(),
+            tool: call.tool.to_owned(),
+        })?;
+    let role_arn = deployed
+        .as_ref()
+        .and_then(|b| b.tool(&tool.name)?.work_role_arn.as_deref())
+        .ok_or_else(|| SessionRequestError::NoWorkRole(tool.name.clone()))?;
+    let from_now = Deadline::after(std::time::Duration::from_secs(u64::from(
+        tool.timeout_seconds,
+    )));
+    let request = crate::credentials::assume_role_request(&MintRequest {
+        tool,
+        role_arn,
+        session_tags: &tool.session_tags,
+        invocation_id: call.invocation_id,
+        caller: call.caller,
+        deadline: call.deadline.unwrap_or(&from_now),
+    })
+    .map_err(SessionRequestError::Refused)?;
+    Ok(assume_role_json(&request))
+}
+
+/// `request` as STS's `AssumeRole` parameters (the names of the API, and of boto3's
+/// `assume_role`).
+fn assume_role_json(request: &AssumeRoleRequest) -> serde_json::Value {
+    let tags: Vec<serde_json::Value> = request
+        .tags
+        .iter()
+        .map(|(key, value)| serde_json::json!({"Key": key, "Value": value}))
+        .collect();
+    serde_json::json!({
+        "RoleArn": request.role_arn,
+        "RoleSessionName": request.role_session_name,
+        "SourceIdentity": request.source_identity,
+        "Tags": tags,
+        "DurationSeconds": request.duration_seconds,
+        "Policy": request.policy,
+    })
 }
 
 /// Mints a dev token (the body of `dev-token`).
@@ -244,6 +366,14 @@ tools:
         .to_string()
     }
 
+    /// A catalog file holding `text`, in a folder removed with the guard.
+    fn catalog_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, text).expect("write");
+        (dir, file)
+    }
+
     #[test]
     fn check_without_bindings_checks_the_catalog_only() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -280,6 +410,193 @@ tools:
             e.contains("do not match the catalog (1 problem(s)):\n  \"echo\": "),
             "{e}"
         );
+    }
+
+    /// A lambda tool whose session policy is over STS's limit whatever the deadline: 30
+    /// statements of one 100-character resource each.
+    fn oversized(name: &str) -> String {
+        let statements: String = (0..30)
+            .map(|i| {
+                format!(
+                    "\n      - {{sid: S{i}, actions: [\"s3:GetObject\"], resources: [\"arn:aws:s3:::{}\"]}}",
+                    "b".repeat(100)
+                )
+            })
+            .collect();
+        format!(
+            "  - name: {name}\n    description: Big.\n    input_schema: {{type: object}}\n    \
+             backend: lambda\n    lambda: {{package: big.zip}}\n    allow: {{groups: [dev]}}\n    \
+             permissions:{statements}\n"
+        )
+    }
+
+    #[test]
+    fn check_refuses_a_session_policy_that_serve_would_refuse() {
+        let (_dir, file) = catalog_file(&format!("version: 1\ntools:\n{}", oversized("big")));
+        let e = check_from(&file, None)
+            .expect_err("the policy can never fit")
+            .to_string();
+        assert!(
+            e.contains("the catalog would be refused at start (1 problem(s)):\n  tool big: its session policy is"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn check_reports_every_problem_at_once() {
+        let catalog = format!(
+            "version: 1\ngateway:\n  auth: {{issuer: \"https://issuer.example\", jwks: {{url: \"http://issuer.example/jwks\"}}}}\n{}{}{}",
+            &CATALOG["\nversion: 1\n".len()..],
+            oversized("big"),
+            oversized("huge"),
+        );
+        let (_dir, file) = catalog_file(&catalog);
+        let doc = echo_bindings(Some("arn:w"));
+        let e = check_from(&file, Some(Source::EnvDocument(doc)))
+            .expect_err("four problems")
+            .to_string();
+        for part in [
+            "the catalog would be refused at start (3 problem(s)):",
+            "\n  tool big: its session policy is",
+            "\n  tool huge: its session policy is",
+            "\n  gateway.auth: jwks url \"http://issuer.example/jwks\" must be https",
+            "\nthe bindings from SWITCHBOARD_BINDINGS do not match the catalog (3 problem(s)):",
+            "\n  \"echo\": the binding has work_role_arn",
+            "\n  \"big\": the catalog runs it on lambda but the bindings have no entry",
+            "\n  \"huge\": the catalog runs it on lambda but the bindings have no entry",
+        ] {
+            assert!(e.contains(part), "{part:?} not in {e}");
+        }
+    }
+
+    /// Records what the broker asks STS, and answers with made-up credentials.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        asked: std::sync::Mutex<Vec<AssumeRoleRequest>>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::credentials::Sts for Recorder {
+        async fn assume_role(
+            &self,
+            request: &AssumeRoleRequest,
+        ) -> Result<crate::credentials::AssumedRole, crate::credentials::StsFailure> {
+            self.asked
+                .lock()
+                .expect("not poisoned")
+                .push(request.clone());
+            Ok(crate::credentials::AssumedRole {
+                credentials: switchboard_tool_runtime::AwsCredentials {
+                    access_key_id: "ASIAFAKE".into(),
+                    secret_access_key: "secret".into(),
+                    session_token: "token".into(),
+                    expiration: "2026-12-01T10:15:00Z".into(),
+                },
+                assumed_role_arn: format!(
+                    "arn:aws:sts::1:assumed-role/w/{}",
+                    request.role_session_name
+                ),
+            })
+        }
+    }
+
+    /// [`CATALOG`] with `echo` granted a permission, so that it gets credentials.
+    fn with_permissions() -> String {
+        format!(
+            "{CATALOG}    permissions:\n      - actions: [\"s3:GetObject\"]\n        \
+             resources: [\"arn:aws:s3:::b/${{aws:PrincipalTag/tenant}}/*\"]\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn session_request_prints_what_the_broker_sends_to_sts() {
+        let (_dir, file) = catalog_file(&with_permissions());
+        let role = "arn:aws:iam::1:role/w";
+        let doc = echo_bindings(Some(role));
+        let caller = Caller {
+            subject: "auth0:alice/run 7@example.com/a tail past forty characters".into(),
+            tenant: Some("acme".into()),
+            groups: vec![],
+            scopes: vec![],
+        };
+        let invocation_id = "0b9e2c4e-4a57-4bb2-9a4c-6f0f1c1d2e3f";
+        let deadline = Deadline::after(std::time::Duration::from_secs(60));
+        let call = SessionCall {
+            tool: "echo",
+            caller: &caller,
+            invocation_id,
+            deadline: Some(&deadline),
+        };
+        let printed =
+            session_request(&file, Some(Source::EnvDocument(doc)), call).expect("printed");
+
+        let recorder = std::sync::Arc::new(Recorder::default());
+        let broker = crate::credentials::Broker::with_sts(recorder.clone());
+        let catalog = catalog::load(&file).expect("catalog");
+        let tool = &catalog.tools[0];
+        broker
+            .mint(MintRequest {
+                tool,
+                role_arn: role,
+                session_tags: &tool.session_tags,
+                invocation_id,
+                caller: &caller,
+                deadline: &deadline,
+            })
+            .await
+            .expect("minted");
+        let sent = recorder.asked.lock().expect("not poisoned")[0].clone();
+
+        assert_eq!(printed["RoleArn"], sent.role_arn);
+        assert_eq!(printed["RoleSessionName"], sent.role_session_name);
+        assert_eq!(printed["SourceIdentity"], sent.source_identity);
+        assert_eq!(printed["DurationSeconds"], sent.duration_seconds);
+        assert_eq!(printed["Policy"], sent.policy);
+        let tags: std::collections::BTreeMap<String, String> = printed["Tags"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| {
+                let text = |k: &str| t[k].as_str().expect("a string").to_owned();
+                (text("Key"), text("Value"))
+            })
+            .collect();
+        assert_eq!(tags, sent.tags);
+        assert_eq!(tags.len(), 4);
+        assert_eq!(
+            printed.as_object().map(|o| o.len()),
+            Some(6),
+            "nothing else goes to STS: {printed}"
+        );
+    }
+
+    #[test]
+    fn session_request_refuses_what_the_broker_refuses() {
+        let (_dir, file) = catalog_file(&with_permissions());
+        let doc = echo_bindings(Some("arn:w"));
+        let caller = Caller {
+            subject: "s".into(),
+            tenant: None,
+            groups: vec![],
+            scopes: vec![],
+        };
+        let call = SessionCall {
+            tool: "echo",
+            caller: &caller,
+            invocation_id: "0b9e2c4e-4a57-4bb2-9a4c-6f0f1c1d2e3f",
+            deadline: None,
+        };
+        let e =
+            session_request(&file, Some(Source::EnvDocument(doc)), call).expect_err("no tenant");
+        assert!(
+            matches!(
+                e,
+                SessionRequestError::Refused(CredentialError::MissingTenant { .. })
+            ),
+            "{e}"
+        );
+        let e = session_request(&file, None, call).expect_err("no bindings");
+        assert!(matches!(e, SessionRequestError::NoBindings), "{e}");
     }
 
     #[test]

@@ -7,6 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+/// `d` in whole milliseconds, for logs and the wire (saturating: no duration here comes near
+/// `u64::MAX` milliseconds, but none may wrap if one did).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// When a call must be over: a monotonic instant, and the wall-clock time it stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
@@ -49,7 +55,7 @@ impl Deadline {
     pub fn unix_ms(&self) -> u64 {
         self.wall
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(millis)
             .unwrap_or(0)
     }
 
@@ -63,7 +69,7 @@ impl Deadline {
             .unwrap_or(0);
         let format =
             time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-        time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
             .ok()
             .and_then(|t| t.format(&format).ok())
             .unwrap_or_default()
@@ -82,15 +88,15 @@ mod tests {
         assert!(!d.passed());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_millis() as u64;
+            .map(millis)
+            .expect("clock");
         assert!(d.unix_ms() >= now_ms + 29_000 && d.unix_ms() <= now_ms + 30_000);
         let text = d.rfc3339();
         assert_eq!(text.len(), "2026-12-01T10:00:05Z".len(), "{text}");
         let parsed =
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
                 .expect("RFC 3339");
-        let secs = parsed.unix_timestamp() as u64;
+        let secs = u64::try_from(parsed.unix_timestamp()).expect("after 1970");
         assert!(secs * 1000 >= d.unix_ms() && secs * 1000 < d.unix_ms() + 1000);
     }
 

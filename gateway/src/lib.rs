@@ -5,12 +5,13 @@
 //! Modules, in the order a call meets them: [`http`] (Host/Origin, body limits, bearer token),
 //! [`auth`] (JWT verification), [`mcp`] (the MCP handler: list, authorize with [`authz`],
 //! validate with [`validate`], dispatch), [`backend`] (execution units), [`audit`], [`metrics`].
-//! [`catalog`] is the tool catalog; [`serve`] and [`cli`] wire it all together; [`telemetry`] sets
-//! up logs and traces.
+//! [`catalog`] is the tool catalog; [`preflight`] the rules `check` and `serve` share; [`serve`]
+//! and [`cli`] wire it all together; [`telemetry`] sets up logs and traces.
 
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod aws;
 pub mod backend;
 pub mod bindings;
 pub mod catalog;
@@ -20,6 +21,7 @@ pub mod deadline;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod preflight;
 pub mod serve;
 pub mod sessions;
 pub mod telemetry;

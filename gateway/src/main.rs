@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchboard_gateway::bindings::Bindings;
+use switchboard_gateway::auth::Caller;
+use switchboard_gateway::bindings::{Bindings, Source};
 use switchboard_gateway::cli::{self, Cli, Command, dev_token};
+use switchboard_gateway::mcp::new_invocation_id;
 use switchboard_gateway::{catalog, serve, telemetry};
 
 fn main() -> ExitCode {
@@ -69,6 +71,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             #[allow(clippy::print_stdout)]
             {
                 println!("{}", serde_json::to_string_pretty(&policies)?);
+            }
+        }
+        Command::SessionRequest {
+            catalog,
+            bindings,
+            tool,
+            principal,
+            tenant,
+            invocation,
+        } => {
+            let caller = Caller {
+                subject: principal,
+                tenant,
+                groups: vec![],
+                scopes: vec![],
+            };
+            let invocation_id = invocation.unwrap_or_else(new_invocation_id);
+            let call = cli::SessionCall {
+                tool: &tool,
+                caller: &caller,
+                invocation_id: &invocation_id,
+                deadline: None,
+            };
+            let request =
+                cli::session_request(&catalog, Source::locate(bindings.as_deref()), call)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&request)?);
             }
         }
         Command::Schema => {

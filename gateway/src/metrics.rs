@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::backend::Backends;
+use crate::aws::AwsErrors;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -42,39 +42,6 @@ struct BackendLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AwsErrorLabels {
-    service: String,
-    code: String,
-}
-
-/// AWS API errors by service and error code (`switchboard_aws_errors_total`), counted by the
-/// credential broker (service `sts`) and the AWS backends (`lambda`, ...). Cheap to clone; every
-/// clone counts into the same family.
-#[derive(Debug, Clone, Default)]
-pub struct AwsErrors(Family<AwsErrorLabels, Counter>);
-
-impl AwsErrors {
-    pub fn count(&self, service: &str, code: &str) {
-        self.0
-            .get_or_create(&AwsErrorLabels {
-                service: service.into(),
-                code: code.into(),
-            })
-            .inc();
-    }
-
-    /// Errors counted so far for `service` and `code`.
-    pub fn get(&self, service: &str, code: &str) -> u64 {
-        self.0
-            .get_or_create(&AwsErrorLabels {
-                service: service.into(),
-                code: code.into(),
-            })
-            .get()
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -101,12 +68,13 @@ impl Default for Metrics {
 impl Metrics {
     /// The gateway's own metrics only.
     pub fn new() -> Self {
-        Self::with_backends(&Backends::new(), &AwsErrors::default())
+        Self::with_registered(&AwsErrors::default(), |_| {})
     }
 
-    /// The gateway's metrics plus what each backend counts (for example the local sandbox's
-    /// endpoint-proxy refusals).
-    pub fn with_backends(backends: &Backends, aws_errors: &AwsErrors) -> Self {
+    /// The gateway's metrics, the AWS error counters, and what `register` adds to the registry
+    /// (each backend's own counters, for example the local sandbox's endpoint-proxy refusals:
+    /// `Backends::register_metrics`).
+    pub fn with_registered(aws_errors: &AwsErrors, register: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::with_prefix("switchboard");
         let calls = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -152,14 +120,8 @@ impl Metrics {
             "Tool call latency by backend, end to end",
             backend_latency.clone(),
         );
-        registry.register(
-            "aws_errors",
-            "AWS API errors by service (sts, lambda) and error code",
-            aws_errors.0.clone(),
-        );
-        for backend in backends.all() {
-            backend.register_metrics(&mut registry);
-        }
+        aws_errors.register(&mut registry);
+        register(&mut registry);
         Self {
             registry: Arc::new(registry),
             calls,

@@ -1,7 +1,6 @@
 //! `switchboard serve`: builds the gateway from a catalog and runs it until a signal, then shuts
 //! down gracefully (stop accepting, let calls finish up to a bound, then cancel them).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,20 +9,21 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditSink;
-use crate::auth::dev::{DEV_ISSUER, DevKey};
-use crate::auth::{KeySource, Verifier};
+use crate::auth::dev::DevKey;
+use crate::auth::{SettingsError, Verifier, setup};
 use crate::backend::Backends;
 use crate::backend::fargate::FargateBackend;
 use crate::backend::lambda::LambdaBackend;
-use crate::bindings::Bindings;
 use crate::catalog::BackendKind;
-use crate::catalog::{self, AuthSettings, Catalog, JwksSource};
+use crate::catalog::{self, Catalog};
 use crate::credentials::Broker;
 use crate::http::{AppState, RequestLimit, app, authority_of};
-use crate::mcp::{Gateway, GatewayConfig};
-use crate::metrics::AwsErrors;
+use crate::mcp::{Gateway, GatewayConfig, GatewayError};
 use crate::metrics::Metrics;
+use crate::preflight::{self, AuthFrom, Refusal};
 use crate::sessions::Sessions;
+
+use crate::aws::Aws;
 
 /// Options of `switchboard serve`.
 #[derive(Debug, Clone)]
@@ -36,11 +36,15 @@ pub struct ServeOptions {
     pub bindings: Option<crate::bindings::Bindings>,
 }
 
-/// Why the gateway could not start.
+/// Why the gateway could not start. A variant holding another error shows it in its own message
+/// and keeps it as a value (not as a `source`, so that a report of the chain does not say it
+/// twice).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
+    #[error("{0}")]
+    Refused(Refusal),
     #[error("--dev refuses to listen on {0}: development mode serves loopback addresses only")]
     DevNotLoopback(SocketAddr),
     #[error("{0}: gateway.auth is missing: give the catalog an auth section or run with --dev")]
@@ -50,11 +54,12 @@ pub enum ServeError {
     #[error("signing keys: {0}")]
     Keys(#[from] crate::auth::JwksError),
     #[error("auth settings: {0}")]
-    Auth(String),
+    Auth(SettingsError),
+    #[error("backends: {0}")]
+    Local(crate::backend::local::LocalError),
+    /// What the Fargate backend's constructor answers (a message).
     #[error("backends: {0}")]
     Backend(String),
-    #[error("the bindings do not match the catalog:\n{0}")]
-    Bindings(#[from] crate::bindings::BindingsMismatch),
     #[error(
         "tool {0:?} runs on the {1} backend, which needs the deployment's bindings: pass \
          --bindings FILE (the JSON of `terraform output -json switchboard_bindings`) or set \
@@ -64,7 +69,7 @@ pub enum ServeError {
     #[error("credentials: {0}")]
     Credentials(#[from] crate::credentials::CredentialError),
     #[error("gateway: {0}")]
-    Gateway(String),
+    Gateway(GatewayError),
     #[error("cannot open audit log {0}: {1}")]
     Audit(PathBuf, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
@@ -97,8 +102,7 @@ pub fn backends_for(
         .iter()
         .any(|t| t.backend == BackendKind::Local)
     {
-        let backend_error =
-            |e: crate::backend::local::LocalError| ServeError::Backend(e.to_string());
+        let backend_error = ServeError::Local;
         let mut options = crate::backend::local::LocalOptions::from_env().map_err(backend_error)?;
         options.region = aws.map(|a| a.bindings.region.clone());
         let local =
@@ -142,52 +146,13 @@ pub fn backends_for(
     Ok(backends)
 }
 
-/// What the AWS side of a gateway shares: the deployment's bindings, the SDK configuration
-/// (the standard credential chain; `AWS_ENDPOINT_URL` points every client at an emulator) and
-/// the AWS error counters.
-#[derive(Debug, Clone)]
-pub struct Aws {
-    pub bindings: Bindings,
-    pub config: aws_config::SdkConfig,
-    pub errors: AwsErrors,
-}
-
-impl Aws {
-    /// Checks the bindings against the catalog and loads the SDK configuration.
-    pub async fn load(catalog: &Catalog, bindings: Bindings) -> Result<Self, ServeError> {
-        crate::bindings::check(catalog, &bindings)?;
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(bindings.region.clone()))
-            .load()
-            .await;
-        Ok(Self {
-            bindings,
-            config,
-            errors: AwsErrors::default(),
-        })
-    }
-
-    /// Work role ARN by tool, for the tools whose binding has one.
-    pub fn work_roles(&self) -> HashMap<String, String> {
-        self.bindings
-            .tools
-            .iter()
-            .filter_map(|(name, b)| Some((name.clone(), b.work_role_arn.clone()?)))
-            .collect()
-    }
-}
-
-/// Loads the catalog, builds auth, backends and the gateway, and binds the listener.
+/// Loads the catalog, builds auth, backends and the gateway, and binds the listener: the steps
+/// below, in this order.
 pub async fn prepare(
     opts: &ServeOptions,
     backends: Option<Backends>,
 ) -> Result<Prepared, ServeError> {
-    let catalog = catalog::load(&opts.catalog)?;
-    let catalog_dir = opts
-        .catalog
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let (catalog, catalog_dir) = load_checked(opts)?;
     if opts.dev && !opts.listen.ip().is_loopback() {
         return Err(ServeError::DevNotLoopback(opts.listen));
     }
@@ -200,8 +165,58 @@ pub async fn prepare(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}/mcp"));
+    let (verifier, authorization_servers) =
+        authentication(opts, &catalog, &catalog_dir, &resource)?;
+    let gateway = build_gateway(opts, &catalog, &catalog_dir, backends).await?;
+    let allowed_hosts = allowed_hosts(&catalog, &resource, bound);
+    let limits = &catalog.gateway.limits;
+    let state = AppState {
+        gateway,
+        verifier,
+        resource,
+        authorization_servers,
+        allowed_hosts,
+        allowed_origins: catalog.gateway.allowed_origins.clone(),
+        max_body_bytes: limits.max_body_bytes,
+        max_json_depth: limits.max_json_depth,
+        requests: RequestLimit::for_calls(limits.max_in_flight),
+        mcp_shutdown: CancellationToken::new(),
+        sessions: Arc::new(sessions()?),
+    };
+    Ok(Prepared {
+        state,
+        listener,
+        grace: Duration::from_secs(limits.shutdown_grace_seconds),
+    })
+}
 
-    let (verifier, authorization_servers) = if opts.dev {
+/// Step 1: the catalog, loaded and checked by the rules `switchboard check` applies
+/// ([`preflight::check`]), and the folder its relative paths start from.
+fn load_checked(opts: &ServeOptions) -> Result<(Catalog, PathBuf), ServeError> {
+    let catalog = catalog::load(&opts.catalog)?;
+    let auth = if opts.dev {
+        AuthFrom::DevKey
+    } else {
+        AuthFrom::Catalog
+    };
+    preflight::check(&catalog, opts.bindings.as_ref(), auth).map_err(ServeError::Refused)?;
+    let catalog_dir = opts
+        .catalog
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok((catalog, catalog_dir))
+}
+
+/// Step 2: who may call, with the authorization servers the metadata announces: the dev key's
+/// tokens with `--dev`, else the catalog's auth section.
+fn authentication(
+    opts: &ServeOptions,
+    catalog: &Catalog,
+    catalog_dir: &Path,
+    resource: &str,
+) -> Result<(Verifier, Vec<String>), ServeError> {
+    if opts.dev {
         let (key, created) = DevKey::load_or_create(&opts.dev_key)?;
         tracing::warn!(
             key = %key.path().display(),
@@ -209,63 +224,37 @@ pub async fn prepare(
             created,
             "DEVELOPMENT MODE: trusting only the local dev key; mint tokens with `switchboard dev-token`"
         );
-        let settings = AuthSettings {
-            issuer: DEV_ISSUER.into(),
-            authorization_servers: vec![],
-            jwks: JwksSource::File(key.path().display().to_string()),
-            jwks_cache_seconds: 300,
-            algorithms: vec!["EdDSA".into()],
-            groups_claim: "groups".into(),
-            tenant_claim: "tenant".into(),
-            leeway_seconds: 30,
-            max_token_lifetime_seconds: None,
-            required_typ: None,
-            split_string_groups: false,
-        };
-        let v = Verifier::new(&settings, resource.clone(), key.key_source())
+        let settings = setup::dev_settings(&key);
+        let verifier = Verifier::new(&settings, resource.to_owned(), key.key_source())
             .map_err(ServeError::Auth)?;
-        (v, vec![])
-    } else {
-        let auth = catalog
-            .gateway
-            .auth
-            .clone()
-            .ok_or_else(|| ServeError::NoAuth(opts.catalog.clone()))?;
-        let keys = match &auth.jwks {
-            JwksSource::File(f) => KeySource::from_file(&catalog_dir.join(f))?,
-            JwksSource::Url(u) => {
-                let loopback_http = u.starts_with("http://127.")
-                    || u.starts_with("http://localhost")
-                    || u.starts_with("http://[::1]");
-                if !u.starts_with("https://") && !loopback_http {
-                    return Err(ServeError::Auth(format!(
-                        "jwks url {u:?} must be https (or http on loopback)"
-                    )));
-                }
-                KeySource::from_url(u.clone())?
-            }
-        };
-        let servers = if auth.authorization_servers.is_empty() {
-            vec![auth.issuer.clone()]
-        } else {
-            auth.authorization_servers.clone()
-        };
-        (
-            Verifier::new(&auth, resource.clone(), keys).map_err(ServeError::Auth)?,
-            servers,
-        )
-    };
-
-    for tool in catalog.tools.iter().filter(|t| !t.permissions.is_empty()) {
-        crate::credentials::check_tool(tool)?;
+        return Ok((verifier, vec![]));
     }
+    let auth = catalog
+        .gateway
+        .auth
+        .as_ref()
+        .ok_or_else(|| ServeError::NoAuth(opts.catalog.clone()))?;
+    let keys = setup::key_source(auth, catalog_dir)?;
+    let verifier = Verifier::new(auth, resource.to_owned(), keys).map_err(ServeError::Auth)?;
+    Ok((verifier, setup::authorization_servers(auth)))
+}
+
+/// Step 3: the gateway: the AWS side when there are bindings, the backends (`backends` when
+/// given, else those the catalog needs), the credential broker when a tool has a work role, the
+/// audit sink and the metrics.
+async fn build_gateway(
+    opts: &ServeOptions,
+    catalog: &Catalog,
+    catalog_dir: &Path,
+    backends: Option<Backends>,
+) -> Result<Gateway, ServeError> {
     let aws = match opts.bindings.clone() {
-        Some(bindings) => Some(Aws::load(&catalog, bindings).await?),
+        Some(bindings) => Some(Aws::load(bindings).await),
         None => None,
     };
     let backends = match backends {
         Some(b) => b,
-        None => backends_for(&catalog, &catalog_dir, aws.as_ref())?,
+        None => backends_for(catalog, catalog_dir, aws.as_ref())?,
     };
     let aws_errors = aws.as_ref().map(|a| a.errors.clone()).unwrap_or_default();
     let work_roles = aws.as_ref().map(Aws::work_roles).unwrap_or_default();
@@ -279,25 +268,33 @@ pub async fn prepare(
         Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
         None => AuditSink::stdout(),
     };
-    let limits = &catalog.gateway.limits;
-    let metrics = Metrics::with_backends(&backends, &aws_errors);
-    let gateway = Gateway::new(
-        &catalog,
+    let metrics = Metrics::with_registered(&aws_errors, |r| backends.register_metrics(r));
+    Gateway::new(
+        catalog,
         GatewayConfig {
             backends,
             audit,
             metrics,
-            max_in_flight: limits.max_in_flight,
+            max_in_flight: catalog.gateway.limits.max_in_flight,
             work_roles,
             broker,
         },
     )
-    .map_err(ServeError::Gateway)?;
+    .map_err(ServeError::Gateway)
+}
+
+/// Step 4: the `Host` values accepted: the catalog's, the resource's own and the bound address.
+fn allowed_hosts(catalog: &Catalog, resource: &str, bound: SocketAddr) -> Vec<String> {
     let mut allowed_hosts = catalog.gateway.allowed_hosts.clone();
-    if let Some(host) = authority_of(&resource) {
+    if let Some(host) = authority_of(resource) {
         allowed_hosts.push(host);
     }
     allowed_hosts.push(bound.to_string());
+    allowed_hosts
+}
+
+/// Step 5: the sessions, from the environment, saying whether other replicas can verify them.
+fn sessions() -> Result<Sessions, ServeError> {
     let sessions = Sessions::from_env()?;
     if sessions.ids.shared_key() {
         tracing::info!(
@@ -309,24 +306,7 @@ pub async fn prepare(
             "sessions are bound to this process: set the same SWITCHBOARD_SESSION_KEY on every replica"
         );
     }
-    let state = AppState {
-        gateway,
-        verifier,
-        resource,
-        authorization_servers,
-        allowed_hosts,
-        allowed_origins: catalog.gateway.allowed_origins.clone(),
-        max_body_bytes: limits.max_body_bytes,
-        max_json_depth: limits.max_json_depth,
-        requests: RequestLimit::for_calls(limits.max_in_flight),
-        mcp_shutdown: CancellationToken::new(),
-        sessions: Arc::new(sessions),
-    };
-    Ok(Prepared {
-        state,
-        listener,
-        grace: Duration::from_secs(limits.shutdown_grace_seconds),
-    })
+    Ok(sessions)
 }
 
 /// Serves until `shutdown` is cancelled, then drains: refuses new calls, waits up to the grace

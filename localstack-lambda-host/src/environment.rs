@@ -312,11 +312,12 @@ impl Environment {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or_default();
         let next = NextInvocation {
             request_id: id.clone(),
-            deadline_unix_ms: now_ms + remaining.as_millis() as u64,
+            deadline_unix_ms: now_ms
+                .saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX)),
             function_arn: request.invoked_function_arn.clone(),
             trace_id: request.trace_id.clone(),
             payload: bytes::Bytes::from(request.payload.clone().into_bytes()),

@@ -122,6 +122,10 @@ fn cond(
     Ok(SeccompCondition::new(arg, len, op, value)?)
 }
 
+#[allow(
+    clippy::cast_sign_loss,
+    reason = "the CLONE_NEW* flags are positive bit masks"
+)]
 fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
@@ -188,6 +192,11 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 }
 
 /// Builds the filter as classic BPF instructions.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "syscall numbers and errno values are small positive constants"
+)]
 pub fn program() -> Result<BpfProgram, SeccompError> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K

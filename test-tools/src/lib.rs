@@ -1,6 +1,6 @@
 //! `switchboard-test-tools`: the programs the suites run as tools, which must never ship.
 //!
-//! - `switchboard-escape-probe`: performs one sandbox-escape attempt (gateway/tests/sandbox_escape.rs);
+//! - `switchboard-escape-probe`: performs one sandbox-escape attempt (gateway/tests/it/sandbox_escape.rs);
 //! - `switchboard-lambda-probe`: probes a Lambda execution environment (tests/lambda/).
 //!
 //! Each carries [`NOT_FOR_SHIPPING`] in its bytes; tests/image searches every image layer and the

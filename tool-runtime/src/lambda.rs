@@ -207,13 +207,13 @@ fn become_subreaper() {
 /// Sends SIGKILL to every descendant of this process and reaps them, until none is left (or two
 /// seconds passed).
 pub fn kill_descendants() {
-    kill_descendants_of(std::process::id() as libc::pid_t);
+    kill_descendants_of(std::process::id().cast_signed());
 }
 
 /// Sends SIGKILL to every descendant of `root` until none is left (or two seconds passed); reaps
 /// them when `root` is this process.
 fn kill_descendants_of(root: libc::pid_t) {
-    let reap = root == std::process::id() as libc::pid_t;
+    let reap = root == std::process::id().cast_signed();
     let until = std::time::Instant::now() + Duration::from_secs(2);
     loop {
         let pids = descendants_of(root);
@@ -390,7 +390,7 @@ mod tests {
             .args(["-c", "sleep 30 & sleep 31 & wait"])
             .spawn()
             .expect("sh starts");
-        let root = shell.id() as libc::pid_t;
+        let root = shell.id().cast_signed();
         let until = std::time::Instant::now() + Duration::from_secs(5);
         while descendants_of(root).is_empty() && std::time::Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));

@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn oversized_invocation_is_refused() {
-        let big = vec![b' '; MAX_INVOCATION_BYTES as usize + 1];
+        let big = vec![b' '; usize::try_from(MAX_INVOCATION_BYTES).expect("fits") + 1];
         let e = exchange(&big[..], Vec::new(), |_| {
             Ok::<_, String>(ToolOutput::default())
         })

@@ -33,6 +33,7 @@ impl ResultKey {
         Self(SecretString::from(to_hex(&bytes)))
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     fn mac(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret().as_bytes())
             .expect("HMAC takes a key of any length")

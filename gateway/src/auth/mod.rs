@@ -8,14 +8,16 @@
 mod caller;
 pub mod dev;
 mod jwks;
+pub mod setup;
 
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 
-pub use caller::Caller;
+pub use caller::{Caller, serve_as, with_request_caller};
 pub use jwks::{JwksError, KeySet, KeySource};
+pub use setup::SettingsError;
 
 use crate::catalog::AuthSettings;
 
@@ -111,21 +113,19 @@ impl Verifier {
         settings: &AuthSettings,
         audience: String,
         mut keys: KeySource,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SettingsError> {
         let mut algorithms = Vec::new();
         for name in &settings.algorithms {
             let alg: Algorithm = name
                 .parse()
-                .map_err(|_| format!("unknown algorithm {name:?}"))?;
+                .map_err(|_| SettingsError::UnknownAlgorithm(name.clone()))?;
             if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(format!(
-                    "{name} is symmetric; only asymmetric algorithms are accepted"
-                ));
+                return Err(SettingsError::Symmetric(name.clone()));
             }
             algorithms.push(alg);
         }
         if algorithms.is_empty() {
-            return Err("no algorithm is accepted".into());
+            return Err(SettingsError::NoAlgorithm);
         }
         keys.set_cache_window(std::time::Duration::from_secs(settings.jwks_cache_seconds));
         Ok(Self {

@@ -62,7 +62,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::config::http::HttpResponse;
+use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::operation::run_task::{RunTaskError, RunTaskOutput};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, EphemeralStorage, KeyValuePair,
@@ -82,20 +83,33 @@ use tracing::Instrument as _;
 pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
 
 use super::{
-    Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard, Progress, StopReason,
-    until_stop,
+    Backend, BackendError, Dispatch, Dispatched, InFlight, InFlightGuard, PayloadLimit, Progress,
+    StopReason, encode_for, log_finished, until_stop,
 };
+use crate::aws::{AwsErrors, Backoff, SdkFailure};
 use crate::bindings::{Bindings, InvocationBucket};
 use crate::catalog::{BackendKind, DEFAULT_START_TIMEOUT_SECONDS, Tool};
-use crate::credentials::Backoff;
-use crate::metrics::AwsErrors;
 
 /// The largest result object the gateway reads (the local backend's stdout cap).
 pub const MAX_RESULT_BYTES: i64 = 4 << 20;
 
 /// The largest invocation the gateway writes (what container mode accepts).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "a few MiB: fits a usize of 32 bits or more"
+)]
 pub const MAX_INVOCATION_BYTES: usize =
     switchboard_tool_runtime::oneshot::MAX_INVOCATION_BYTES as usize;
+
+/// The refusal of an invocation over [`MAX_INVOCATION_BYTES`].
+const PAYLOAD_LIMIT: PayloadLimit = PayloadLimit {
+    bytes: MAX_INVOCATION_BYTES,
+    whose: "the limit",
+    note: "",
+};
+
+/// How much of an SDK error without a service message goes into an error.
+const MAX_SDK_ERROR_CHARS: usize = 500;
 
 /// Fargate's least ephemeral storage (GiB); the task definition's own is at least this.
 const MIN_STORAGE_GIB: i32 = 21;
@@ -403,10 +417,14 @@ impl FargateBackend {
         )
     }
 
-    fn start_error(&self, service: &str, what: &str, code: &str, message: &str) -> BackendError {
-        self.errors.count(service, code);
+    fn start_error(&self, service: &str, what: &str, failure: &SdkFailure) -> BackendError {
+        self.errors.count_failure(service, failure);
         BackendError::Start {
-            message: format!("{what} failed: {code}: {message}"),
+            message: format!(
+                "{what} failed: {}: {}",
+                failure.code_or_unknown(),
+                failure.text(MAX_SDK_ERROR_CHARS)
+            ),
         }
     }
 
@@ -459,8 +477,8 @@ impl FargateBackend {
         match written {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                let (code, message) = code_and_message(&e);
-                return Err(self.start_error("s3", "writing the invocation", &code, &message));
+                let failure = SdkFailure::read(&e);
+                return Err(self.start_error("s3", "writing the invocation", &failure));
             }
             Err(e) => {
                 return Err(BackendError::Start {
@@ -522,41 +540,12 @@ impl FargateBackend {
         &self,
         call: &Dispatch,
         target: &TaskTarget,
-        (get_url, put_url): (String, String),
+        urls: (String, String),
         left: &mut Leftovers,
     ) -> Result<String, BackendError> {
         let stopped = |stop: StopReason| stop.error(None, call.tool.timeout_seconds);
         let id = &call.invocation.invocation_id;
-        let network = AwsVpcConfiguration::builder()
-            .set_subnets(Some(target.subnets.clone()))
-            .set_security_groups(Some(target.security_groups.clone()))
-            .assign_public_ip(AssignPublicIp::Disabled)
-            .build()
-            .map_err(|e| BackendError::Start {
-                message: format!("network configuration: {e}"),
-            })?;
-        let storage = EphemeralStorage::builder()
-            .size_in_gib(storage_gib(call.tool.ephemeral_storage_mb))
-            .build();
-        let var =
-            |name: &str, value: String| KeyValuePair::builder().name(name).value(value).build();
-        let mut environment = vec![
-            var(INVOCATION_URL_ENV, get_url),
-            var(RESULT_URL_ENV, put_url),
-        ];
-        // The trace context is no secret (ids only), unlike what the invocation holds.
-        if let Some(traceparent) = &call.invocation.traceparent {
-            environment.push(var(TRACEPARENT_ENV, traceparent.clone()));
-        }
-        let overrides = TaskOverride::builder()
-            .container_overrides(
-                ContainerOverride::builder()
-                    .name(&target.container)
-                    .set_environment(Some(environment))
-                    .build(),
-            )
-            .ephemeral_storage(storage)
-            .build();
+        let (network, overrides) = task_overrides(call, target, urls)?;
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
         let mut retry = 0;
         loop {
@@ -592,56 +581,65 @@ impl FargateBackend {
                         left.task = Some(arn.clone());
                         return Ok(arn);
                     }
-                    let failures: Vec<String> = out
-                        .failures()
-                        .iter()
-                        .map(|f| {
-                            let reason = f.reason().unwrap_or("unknown");
-                            match f.detail() {
-                                Some(d) => format!("{reason} ({d})"),
-                                None => reason.to_owned(),
-                            }
-                        })
-                        .collect();
-                    // A capacity shortage may pass; anything else will not.
-                    if !failures.iter().any(|f| f.contains("RESOURCE")) {
-                        self.errors.count("ecs", "RunTaskFailure");
-                        return Err(BackendError::Start {
-                            message: format!(
-                                "ECS RunTask started no task: {}",
-                                if failures.is_empty() {
-                                    "no failure reported".into()
-                                } else {
-                                    failures.join("; ")
-                                }
-                            ),
-                        });
-                    }
-                    failures.join("; ")
+                    self.why_no_task(&out)?
                 }
                 Err(e) => {
-                    let (code, message) = code_and_message(&e);
-                    if !is_throttling(&code) {
-                        return Err(self.start_error("ecs", "ECS RunTask", &code, &message));
+                    let failure = SdkFailure::read(&e);
+                    if !failure.is_throttling() {
+                        return Err(self.start_error("ecs", "ECS RunTask", &failure));
                     }
-                    self.errors.count("ecs", &code);
-                    format!("{code}: {message}")
+                    self.errors.count_failure("ecs", &failure);
+                    format!(
+                        "{}: {}",
+                        failure.code_or_unknown(),
+                        failure.text(MAX_SDK_ERROR_CHARS)
+                    )
                 }
             };
             retry += 1;
-            let pause = self.polling.pause(retry);
-            if pause >= call.deadline.remaining() {
+            let Some(pause) = self.polling.next_pause(retry, call.deadline.remaining()) else {
                 return Err(BackendError::Start {
                     message: format!(
                         "ECS could not start the task ({reason}) and the deadline leaves no time \
                          to retry ({retry} attempt(s))"
                     ),
                 });
-            }
+            };
             until_stop(call, tokio::time::sleep(pause))
                 .await
                 .map_err(stopped)?;
         }
+    }
+
+    /// Why a `RunTask` answer started no task: a capacity shortage, which may pass (retried), or
+    /// anything else, which will not (the call fails).
+    fn why_no_task(&self, out: &RunTaskOutput) -> Result<String, BackendError> {
+        let failures: Vec<String> = out
+            .failures()
+            .iter()
+            .map(|f| {
+                let reason = f.reason().unwrap_or("unknown");
+                match f.detail() {
+                    Some(d) => format!("{reason} ({d})"),
+                    None => reason.to_owned(),
+                }
+            })
+            .collect();
+        // A capacity shortage may pass; anything else will not.
+        if !failures.iter().any(|f| f.contains("RESOURCE")) {
+            self.errors.count("ecs", "RunTaskFailure");
+            return Err(BackendError::Start {
+                message: format!(
+                    "ECS RunTask started no task: {}",
+                    if failures.is_empty() {
+                        "no failure reported".into()
+                    } else {
+                        failures.join("; ")
+                    }
+                ),
+            });
+        }
+        Ok(failures.join("; "))
     }
 
     /// Waits for the task's result or its stop, or the end of its start window while it has not
@@ -703,8 +701,9 @@ impl FargateBackend {
                     }
                 }
                 Ok(Err(e)) => {
-                    let code = e.code().unwrap_or("unknown").to_owned();
-                    self.errors.count("ecs", &code);
+                    let failure = SdkFailure::read(&e);
+                    self.errors.count_failure("ecs", &failure);
+                    let code = failure.code_or_unknown();
                     tracing::debug!(task = task_arn, code, "DescribeTasks failed; retrying");
                 }
                 Err(_) => tracing::debug!(task = task_arn, "DescribeTasks timed out; retrying"),
@@ -744,8 +743,9 @@ impl FargateBackend {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => {
-                let code = e.code().unwrap_or("unknown").to_owned();
-                self.errors.count("s3", &code);
+                let failure = SdkFailure::read(&e);
+                self.errors.count_failure("s3", &failure);
+                let code = failure.code_or_unknown();
                 tracing::debug!(
                     key = result_key,
                     code,
@@ -768,7 +768,7 @@ impl FargateBackend {
             message: format!("cannot read the task's result: {e}"),
         })?;
         let bytes = body.into_bytes();
-        if bytes.len() as i64 > MAX_RESULT_BYTES {
+        if i64::try_from(bytes.len()).unwrap_or(i64::MAX) > MAX_RESULT_BYTES {
             return Err(BackendError::Unit {
                 unit_id: unit(),
                 message: format!("the task's result is over the limit of {MAX_RESULT_BYTES} bytes"),
@@ -813,18 +813,21 @@ async fn delete_object(s3: &aws_sdk_s3::Client, errors: &AwsErrors, bucket: &str
 
 /// One request of a clean-up (`operation` on `target`), bounded by [`CLEAN_TIMEOUT`]; a refusal
 /// is counted under `service` and logged, as is no answer in time.
-async fn clean_up<T, E: ProvideErrorMetadata>(
+async fn clean_up<T, E>(
     errors: &AwsErrors,
     service: &str,
     operation: &str,
     target: &str,
-    request: impl Future<Output = Result<T, E>>,
-) {
+    request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
     match tokio::time::timeout(CLEAN_TIMEOUT, request).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            let code = e.code().unwrap_or("unknown").to_owned();
-            errors.count(service, &code);
+            let failure = SdkFailure::read(&e);
+            errors.count_failure(service, &failure);
+            let code = failure.code_or_unknown();
             tracing::warn!(target, code, "{operation} failed");
         }
         Err(_) => tracing::warn!(target, "{operation} did not answer in time"),
@@ -854,63 +857,63 @@ fn stopped_error(task: &aws_sdk_ecs::types::Task, container: &str) -> BackendErr
     BackendError::Unit { unit_id, message }
 }
 
-/// An SDK error's code and words; without a service code (a connection failure, an answer that
-/// does not parse) the words are the whole error context.
-fn code_and_message<E, R>(e: &aws_sdk_ecs::error::SdkError<E, R>) -> (String, String)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match e.code() {
-        Some(code) => (
-            code.to_owned(),
-            e.message().unwrap_or("no message").to_owned(),
-        ),
-        None => {
-            let text = aws_sdk_ecs::error::DisplayErrorContext(e).to_string();
-            ("unknown".to_owned(), text.chars().take(500).collect())
-        }
+/// The network configuration and the overrides of a call's `RunTask`: the binding's subnets and
+/// security groups without a public IP; the tool's ephemeral storage, and the container's only
+/// variables, the two presigned URLs (and the trace context).
+fn task_overrides(
+    call: &Dispatch,
+    target: &TaskTarget,
+    (get_url, put_url): (String, String),
+) -> Result<(AwsVpcConfiguration, TaskOverride), BackendError> {
+    let network = AwsVpcConfiguration::builder()
+        .set_subnets(Some(target.subnets.clone()))
+        .set_security_groups(Some(target.security_groups.clone()))
+        .assign_public_ip(AssignPublicIp::Disabled)
+        .build()
+        .map_err(|e| BackendError::Start {
+            message: format!("network configuration: {e}"),
+        })?;
+    let storage = EphemeralStorage::builder()
+        .size_in_gib(storage_gib(call.tool.ephemeral_storage_mb))
+        .build();
+    let var = |name: &str, value: String| KeyValuePair::builder().name(name).value(value).build();
+    let mut environment = vec![
+        var(INVOCATION_URL_ENV, get_url),
+        var(RESULT_URL_ENV, put_url),
+    ];
+    // The trace context is no secret (ids only), unlike what the invocation holds.
+    if let Some(traceparent) = &call.invocation.traceparent {
+        environment.push(var(TRACEPARENT_ENV, traceparent.clone()));
     }
-}
-
-fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
-    )
+    let overrides = TaskOverride::builder()
+        .container_overrides(
+            ContainerOverride::builder()
+                .name(&target.container)
+                .set_environment(Some(environment))
+                .build(),
+        )
+        .ephemeral_storage(storage)
+        .build();
+    Ok((network, overrides))
 }
 
 /// Whole GiB for `mb` megabytes, at least Fargate's 21.
 fn storage_gib(mb: u32) -> i32 {
-    (mb.div_ceil(1024) as i32).clamp(MIN_STORAGE_GIB, 200)
+    i32::try_from(mb.div_ceil(1024))
+        .unwrap_or(i32::MAX)
+        .clamp(MIN_STORAGE_GIB, 200)
 }
 
 #[async_trait]
 impl Backend for FargateBackend {
     async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
+        let started = std::time::Instant::now();
         let timeout_seconds = call.tool.timeout_seconds;
         let unit = call.unit_span("fargate");
-        let target = self
-            .targets
-            .get(&call.tool.name)
-            .ok_or_else(|| BackendError::Start {
-                message: format!("no task definition is bound to tool {:?}", call.tool.name),
-            })?;
         // The key the task seals its result with: only the invocation carries it.
         let key = ResultKey::from_bytes(rand::random());
         call.invocation.result_key = Some(key.clone());
-        let payload = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
-            message: format!("cannot encode the invocation: {e}"),
-        })?;
-        if payload.len() > MAX_INVOCATION_BYTES {
-            return Err(BackendError::Refused {
-                message: format!(
-                    "the invocation is {} bytes, over the limit of {MAX_INVOCATION_BYTES} bytes",
-                    payload.len()
-                ),
-                label: "payload_too_large",
-            });
-        }
+        let (target, payload) = encode_for(&call, &self.targets, "task definition", PAYLOAD_LIMIT)?;
         let id = call.invocation.invocation_id.clone();
         let (invocation_key, result_key) = self.keys(&id);
         let mut left = self.leftovers(&id, &target.cluster, [invocation_key, result_key.clone()]);
@@ -921,14 +924,17 @@ impl Backend for FargateBackend {
             let arn = self.run_task(&call, target, urls, &mut left).await?;
             self.running
                 .lock()
-                .expect("running tasks")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(arn.clone(), target.cluster.clone());
             let waited = until_stop(
                 &call,
                 self.wait(&call, &window, target, &arn, &result_key, &key),
             )
             .await;
-            self.running.lock().expect("running tasks").remove(&arn);
+            self.running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&arn);
             match waited {
                 // The task stored its result or stopped by itself: nothing to stop, unless it
                 // did not start in time or the result was forged (the task may still run).
@@ -976,18 +982,7 @@ impl Backend for FargateBackend {
                 }
             }
         }
-        // The call's own line (mcp::call) is the one at info.
-        tracing::debug!(
-            tool = %call.tool.name,
-            invocation = %id,
-            unit_id = guarded.as_ref().map(|d| d.unit_id.as_str()).unwrap_or("-"),
-            outcome = match &guarded {
-                Ok(d) if d.output.is_error => "tool_error",
-                Ok(_) => "ok",
-                Err(e) => e.outcome(),
-            },
-            "fargate task finished"
-        );
+        log_finished("fargate task", &call, started, None, &guarded);
         guarded
     }
 
@@ -997,7 +992,7 @@ impl Backend for FargateBackend {
         let tasks: Vec<(String, String)> = self
             .running
             .lock()
-            .expect("running tasks")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .drain()
             .collect();
         for (task, cluster) in tasks {
@@ -1090,12 +1085,6 @@ mod tests {
         ] {
             assert!(has_started(status), "{status}");
         }
-    }
-
-    #[test]
-    fn throttling_codes_are_known() {
-        assert!(is_throttling("ThrottlingException"));
-        assert!(!is_throttling("InvalidParameterException"));
     }
 
     #[test]

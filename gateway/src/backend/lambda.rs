@@ -11,8 +11,9 @@
 //!   timeout (`Task timed out after`) becomes `deadline_exceeded`.
 //! - **Retries.** The SDK's own retries are turned off for this client (`RetryConfig::disabled()`):
 //!   a retry of a request whose answer was lost would run the tool a second time. The backend
-//!   retries `TooManyRequestsException` only (Lambda refuses it before running anything), with
-//!   capped, jittered backoff, while the deadline allows.
+//!   retries only throttling answered HTTP 429 (`TooManyRequestsException`: Lambda refuses it
+//!   before running anything), with the gateway's capped, jittered [`Backoff`] ([`THROTTLING`]),
+//!   for at most 8 attempts and while the deadline allows.
 //! - **Deadline and cancellation.** The call answers at its deadline or at its cancel (the
 //!   client's, or the gateway's at shutdown), whatever Lambda does: the wait on each `Invoke` and
 //!   each throttling pause ends there ([`until_stop`](super::until_stop), the same as the Fargate backend's), and the
@@ -23,24 +24,43 @@
 //! - **Unit id** is Lambda's request id.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use switchboard_tool_runtime::ToolOutput;
 use tracing::Instrument as _;
 
-use super::{Backend, BackendError, Dispatch, Dispatched, until_stop};
-use crate::metrics::AwsErrors;
+use super::{
+    Backend, BackendError, Dispatch, Dispatched, PayloadLimit, encode_for, log_finished, until_stop,
+};
+use crate::aws::{AwsErrors, Backoff, SdkFailure, cut};
 
 /// Lambda's limit on a synchronous invocation's request payload (6 MB).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// How much of a function's `errorMessage` reaches the client.
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 4096;
+
+/// How throttled `Invoke`s are spaced: 50 ms doubling up to 2 s, at most 8 attempts (and never
+/// past the deadline).
+pub const THROTTLING: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    cap: Duration::from_secs(2),
+    max_attempts: 8,
+};
+
+/// How much of an SDK error without a service message reaches the client.
+const MAX_SDK_ERROR_CHARS: usize = 300;
+
+/// The refusal of an invocation over [`MAX_PAYLOAD_BYTES`].
+const PAYLOAD_LIMIT: PayloadLimit = PayloadLimit {
+    bytes: MAX_PAYLOAD_BYTES,
+    whose: "Lambda's limit",
+    note: " (6 MB) for a synchronous payload",
+};
 
 /// Runs each call as one `Invoke` of the tool's function.
 #[derive(Debug)]
@@ -69,6 +89,44 @@ impl LambdaBackend {
         }
     }
 
+    /// `Invoke` of `function`, retried on throttling with [`THROTTLING`] while the deadline
+    /// allows; every wait ends at the call's deadline or cancel.
+    async fn invoke(
+        &self,
+        call: &Dispatch,
+        function: &str,
+        payload: &[u8],
+        unit: &tracing::Span,
+    ) -> Result<Dispatched, BackendError> {
+        let timeout_seconds = call.tool.timeout_seconds;
+        let stopped = |stop: super::StopReason| stop.error(None, timeout_seconds);
+        let context = call.invocation.traceparent.as_deref().map(client_context);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let invoke = self
+                .invoke_once(function, payload, context.as_deref(), timeout_seconds)
+                .instrument(unit.clone());
+            let message = match until_stop(call, invoke).await.map_err(stopped)? {
+                Ok(done) => return Ok(done),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Throttled(message)) => message,
+            };
+            let Some(pause) = THROTTLING.next_pause(attempts, call.deadline.remaining()) else {
+                return Err(BackendError::Start {
+                    message: format!(
+                        "Lambda throttled the call ({message}) and neither the deadline nor \
+                         the retry limit allows another attempt ({attempts} attempt(s))"
+                    ),
+                });
+            };
+            tracing::debug!(tool = %call.tool.name, retry = attempts, "Lambda throttled; retrying");
+            until_stop(call, tokio::time::sleep(pause))
+                .await
+                .map_err(stopped)?;
+        }
+    }
+
     async fn invoke_once(
         &self,
         function: &str,
@@ -88,15 +146,13 @@ impl LambdaBackend {
         let out = match sent {
             Ok(out) => out,
             Err(e) => {
-                let code = e.code().unwrap_or("unknown").to_owned();
-                self.errors.count("lambda", &code);
-                let message = e
-                    .message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| aws_smithy_error_text(&e));
-                return Err(if code == "TooManyRequestsException" {
+                let failure = SdkFailure::read(&e);
+                self.errors.count_failure("lambda", &failure);
+                let message = failure.text(MAX_SDK_ERROR_CHARS);
+                return Err(if failure.is_refused_for_rate() {
                     Attempt::Throttled(message)
                 } else {
+                    let code = failure.code_or_unknown();
                     Attempt::Failed(BackendError::Start {
                         message: format!("Lambda Invoke of {function} failed: {code}: {message}"),
                     })
@@ -152,101 +208,18 @@ struct FunctionError {
     error_message: Option<String>,
 }
 
-/// An SDK error without a service message (could not connect, timed out), in words.
-fn aws_smithy_error_text<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &aws_sdk_lambda::error::SdkError<E, R>,
-) -> String {
-    let text = aws_sdk_lambda::error::DisplayErrorContext(e).to_string();
-    cut(&text, 300)
-}
-
-/// At most `max` characters of `text`, with a note when cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(max).collect();
-    out.push_str(" … (cut)");
-    out
-}
-
-/// Full-jitter backoff: a random pause up to `min(cap, base * 2^retry)`.
-fn backoff(retry: u32) -> Duration {
-    use rand::Rng as _;
-    let ceiling = (50u64 << retry.min(6)).min(2_000);
-    Duration::from_millis(rand::thread_rng().gen_range(0..=ceiling))
-}
-
 #[async_trait]
 impl Backend for LambdaBackend {
     async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
-        let timeout_seconds = call.tool.timeout_seconds;
+        let started = Instant::now();
         let unit = call.unit_span("lambda");
-        let context = call.invocation.traceparent.as_deref().map(client_context);
-        let function = self
-            .functions
-            .get(&call.tool.name)
-            .ok_or_else(|| BackendError::Start {
-                message: format!("no Lambda function is bound to tool {:?}", call.tool.name),
-            })?;
-        let payload = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
-            message: format!("cannot encode the invocation: {e}"),
-        })?;
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(BackendError::Refused {
-                message: format!(
-                    "the invocation is {} bytes, over Lambda's limit of {MAX_PAYLOAD_BYTES} bytes \
-                     (6 MB) for a synchronous payload",
-                    payload.len()
-                ),
-                label: "payload_too_large",
-            });
-        }
-        let mut retry = 0;
-        let result = loop {
-            let invoke = self
-                .invoke_once(function, &payload, context.as_deref(), timeout_seconds)
-                .instrument(unit.clone());
-            let attempt = match until_stop(&call, invoke).await {
-                Ok(attempt) => attempt,
-                Err(stop) => return Err(stop.error(None, timeout_seconds)),
-            };
-            match attempt {
-                Ok(done) => break Ok(done),
-                Err(Attempt::Failed(e)) => break Err(e),
-                Err(Attempt::Throttled(message)) => {
-                    let pause = backoff(retry);
-                    retry += 1;
-                    if pause >= call.deadline.remaining() {
-                        break Err(BackendError::Start {
-                            message: format!(
-                                "Lambda throttled the call ({message}) and the deadline leaves no \
-                                 time to retry ({retry} attempt(s))"
-                            ),
-                        });
-                    }
-                    tracing::debug!(tool = %call.tool.name, retry, "Lambda throttled; retrying");
-                    if let Err(stop) = until_stop(&call, tokio::time::sleep(pause)).await {
-                        return Err(stop.error(None, timeout_seconds));
-                    }
-                }
-            }
-        };
+        let (function, payload) =
+            encode_for(&call, &self.functions, "Lambda function", PAYLOAD_LIMIT)?;
+        let result = self.invoke(&call, function, &payload, &unit).await;
         if let Ok(d) = &result {
             unit.record("switchboard.unit_id", d.unit_id.as_str());
         }
-        // The call's own line (mcp::call) is the one at info.
-        tracing::debug!(
-            tool = %call.tool.name,
-            invocation = %call.invocation.invocation_id,
-            unit_id = result.as_ref().map(|d| d.unit_id.as_str()).unwrap_or("-"),
-            outcome = match &result {
-                Ok(d) if d.output.is_error => "tool_error",
-                Ok(_) => "ok",
-                Err(e) => e.outcome(),
-            },
-            "lambda invoke finished"
-        );
+        log_finished("lambda invoke", &call, started, None, &result);
         result
     }
 }
@@ -254,18 +227,6 @@ impl Backend for LambdaBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_error_messages_are_cut_with_a_note() {
-        let long = "x".repeat(MAX_ERROR_MESSAGE_CHARS + 10);
-        let out = cut(&long, MAX_ERROR_MESSAGE_CHARS);
-        assert!(out.ends_with("(cut)"));
-        assert_eq!(
-            out.chars().filter(|c| *c == 'x').count(),
-            MAX_ERROR_MESSAGE_CHARS
-        );
-        assert_eq!(cut("short", 10), "short");
-    }
 
     #[test]
     fn the_client_context_carries_the_traceparent_in_custom() {
@@ -279,9 +240,9 @@ mod tests {
     }
 
     #[test]
-    fn backoff_is_capped() {
-        for retry in 0..20 {
-            assert!(backoff(retry) <= Duration::from_millis(2_000));
+    fn throttling_pauses_are_capped() {
+        for retry in 1..=20 {
+            assert!(THROTTLING.pause(retry) <= Duration::from_millis(2_000));
         }
     }
 }

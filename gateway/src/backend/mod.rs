@@ -204,6 +204,83 @@ impl BackendError {
     }
 }
 
+/// The binding of a call's tool in `targets` and the call's invocation encoded, refused when it is
+/// over `limit`: what the AWS backends do before they send anything. `target` names what a
+/// binding holds ("Lambda function") for the error of a tool without one.
+pub(crate) fn encode_for<'a, T>(
+    call: &Dispatch,
+    targets: &'a HashMap<String, T>,
+    target: &str,
+    limit: PayloadLimit,
+) -> Result<(&'a T, Vec<u8>), BackendError> {
+    let bound = targets
+        .get(&call.tool.name)
+        .ok_or_else(|| BackendError::Start {
+            message: format!("no {target} is bound to tool {:?}", call.tool.name),
+        })?;
+    let payload = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
+        message: format!("cannot encode the invocation: {e}"),
+    })?;
+    if payload.len() > limit.bytes {
+        return Err(BackendError::Refused {
+            message: format!(
+                "the invocation is {} bytes, over {} of {} bytes{}",
+                payload.len(),
+                limit.whose,
+                limit.bytes,
+                limit.note
+            ),
+            label: "payload_too_large",
+        });
+    }
+    Ok((bound, payload))
+}
+
+/// The largest invocation a unit's API takes, and how the refusal names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PayloadLimit {
+    pub bytes: usize,
+    /// Whose limit: "the limit", "Lambda's limit".
+    pub whose: &'static str,
+    /// Words after the number, e.g. " (6 MB) for a synchronous payload".
+    pub note: &'static str,
+}
+
+/// The outcome label of a backend's answer: `ok`, `tool_error`, or the error's.
+pub(crate) fn outcome(result: &Result<Dispatched, BackendError>) -> &'static str {
+    match result {
+        Ok(d) if d.output.is_error => "tool_error",
+        Ok(_) => "ok",
+        Err(e) => e.outcome(),
+    }
+}
+
+/// Logs the backend's line for a finished call at debug (`"<unit> finished"`: "lambda invoke
+/// finished"): tool, invocation, unit id, outcome, duration, and whether the unit was prepared
+/// ahead of the call when the backend prepares units. The call's own line (mcp::call) is the one
+/// at info.
+pub(crate) fn log_finished(
+    unit: &str,
+    call: &Dispatch,
+    started: std::time::Instant,
+    prepared: Option<bool>,
+    result: &Result<Dispatched, BackendError>,
+) {
+    let unit_id = match result {
+        Ok(d) => Some(d.unit_id.as_str()),
+        Err(e) => e.unit_id(),
+    };
+    tracing::debug!(
+        tool = %call.tool.name,
+        invocation = %call.invocation.invocation_id,
+        unit_id = unit_id.unwrap_or("-"),
+        outcome = outcome(result),
+        prepared,
+        duration_ms = crate::deadline::millis(started.elapsed()),
+        "{unit} finished"
+    );
+}
+
 /// Awaits `work` unless the call's deadline passes or the call is cancelled first; a deadline
 /// that has passed wins over a cancel. Every wait of a call on AWS goes through here: the
 /// backend alone answers the deadline. The call's cancel covers the client's and the
@@ -304,5 +381,13 @@ impl Backends {
     /// Every configured backend.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
         self.by_kind.values()
+    }
+
+    /// Adds what each backend counts to the gateway's metrics registry (called once at start,
+    /// with the registry `Metrics::with_registered` hands over).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        for backend in self.all() {
+            backend.register_metrics(registry);
+        }
     }
 }

@@ -185,12 +185,25 @@ fn check(file: &Path, catalog: &Catalog) -> Result<(), CatalogError> {
         if !seen.insert(tool.name.as_str()) {
             return Err(bad("name", "declared twice".into()));
         }
-        check_tool(tool).map_err(|(field, message)| bad(field, message))?;
+        check_tool_definition(tool).map_err(|(field, message)| bad(field, message))?;
     }
     Ok(())
 }
 
-fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
+/// What a refused field of a tool says: the field and why.
+type FieldProblem = (&'static str, String);
+
+/// The first field of a tool's own definition that breaks a rule: its name, sizes and limits,
+/// who may call it, its permissions, its backend's block.
+fn check_tool_definition(tool: &Tool) -> Result<(), FieldProblem> {
+    check_name_and_limits(tool)?;
+    check_allow_and_tags(tool)?;
+    check_permissions(tool)?;
+    check_unit(tool)
+}
+
+/// The name, description, schemas, timeout, memory and ephemeral storage (for its backend).
+fn check_name_and_limits(tool: &Tool) -> Result<(), FieldProblem> {
     let name_ok = !tool.name.is_empty()
         && tool.name.len() <= 48
         && tool.name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -233,6 +246,11 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Somebody may call the tool, and its session tags are listed once each.
+fn check_allow_and_tags(tool: &Tool) -> Result<(), FieldProblem> {
     if tool.allow.groups.is_empty() && tool.allow.scopes.is_empty() {
         return Err((
             "allow",
@@ -252,6 +270,12 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
     if !tool.session_tags.iter().all(|t| tags.insert(*t)) {
         return Err(("session_tags", "a tag is listed twice".into()));
     }
+    Ok(())
+}
+
+/// Every permission has actions and resources, no action is a whole service, no resource
+/// reaches any account unless the statement pins it, and sids are letters and digits.
+fn check_permissions(tool: &Tool) -> Result<(), FieldProblem> {
     for p in &tool.permissions {
         if p.actions.is_empty() || p.resources.is_empty() {
             return Err((
@@ -292,6 +316,13 @@ fn check_tool(tool: &Tool) -> Result<(), (&'static str, String)> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The backend's block: present, and (local) a command, a bounded number of prepared sandboxes
+/// that hold nothing of a call, plain read-only places; (fargate) a valid CPU, start window and an
+/// image pinned by digest.
+fn check_unit(tool: &Tool) -> Result<(), FieldProblem> {
     match tool.backend {
         BackendKind::Local => {
             let unit = tool

@@ -15,8 +15,8 @@
 //!
 //! Everything STS would refuse is refused here first, with an error naming the tool: a bad or
 //! missing tenant, too many or too long tags, a subject outside STS's tag character set, a
-//! policy over 2,048 characters ([`check_tool`] checks that last one for every tool at start).
-//! Refused requests never reach STS.
+//! policy over 2,048 characters ([`check_session_policy_fits`] checks that last one for every
+//! tool at start). Refused requests never reach STS.
 //!
 //! **Retries.** The broker owns them: the STS client's own retries are turned off
 //! (`RetryConfig::disabled()`), and the broker retries throttling only (`Throttling`,
@@ -44,8 +44,8 @@ use aws_sdk_sts::config::retry::RetryConfig;
 use switchboard_tool_runtime::AwsCredentials;
 use tokio::time::Instant;
 
-pub use policy::{MAX_SESSION_POLICY_CHARS, check_tool, session_policy};
-pub use retry::Backoff;
+use crate::aws::Backoff;
+pub use policy::{MAX_SESSION_POLICY_CHARS, check_session_policy_fits, session_policy};
 pub use sts::{AssumeRoleRequest, AssumedRole, Sts, StsFailure};
 pub use tags::{
     MAX_PRINCIPAL_CHARS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, MAX_TENANT_CHARS,
@@ -135,23 +135,13 @@ impl Broker {
     pub async fn mint(&self, request: MintRequest<'_>) -> Result<Minted, CredentialError> {
         let MintRequest {
             tool,
-            role_arn,
-            session_tags: wanted,
             invocation_id,
-            caller,
             deadline,
+            ..
         } = request;
         let name = tool.name.as_str();
-        tags::check_session_name(name, invocation_id)?;
-        let session_tags = tags::session_tags(wanted, name, caller, invocation_id)?;
-        let assume = AssumeRoleRequest {
-            role_arn: role_arn.to_owned(),
-            role_session_name: invocation_id.to_owned(),
-            source_identity: source_identity(&caller.subject),
-            tags: session_tags.clone(),
-            duration_seconds: SESSION_DURATION_SECONDS,
-            policy: session_policy(tool, deadline)?,
-        };
+        let assume = assume_role_request(&request)?;
+        let session_tags = assume.tags.clone();
         let started = Instant::now();
         let (assumed, attempts) =
             retry::assume_role(self.sts.as_ref(), &assume, deadline, &self.backoff, name).await?;
@@ -160,7 +150,7 @@ impl Broker {
             invocation = invocation_id,
             role_session_arn = %assumed.assumed_role_arn,
             attempts,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = crate::deadline::millis(started.elapsed()),
             "minted credentials for one call"
         );
         Ok(Minted {
@@ -169,6 +159,33 @@ impl Broker {
             session_tags,
         })
     }
+}
+
+/// The `AssumeRole` request [`Broker::mint`] sends to STS for `request`, or why it sends none:
+/// every check the broker makes before asking STS runs here. `switchboard session-request`
+/// prints it.
+pub fn assume_role_request(
+    request: &MintRequest<'_>,
+) -> Result<AssumeRoleRequest, CredentialError> {
+    let MintRequest {
+        tool,
+        role_arn,
+        session_tags: wanted,
+        invocation_id,
+        caller,
+        deadline,
+    } = *request;
+    let name = tool.name.as_str();
+    tags::check_session_name(name, invocation_id)?;
+    let session_tags = tags::session_tags(wanted, name, caller, invocation_id)?;
+    Ok(AssumeRoleRequest {
+        role_arn: role_arn.to_owned(),
+        role_session_name: invocation_id.to_owned(),
+        source_identity: source_identity(&caller.subject),
+        tags: session_tags,
+        duration_seconds: SESSION_DURATION_SECONDS,
+        policy: session_policy(tool, deadline)?,
+    })
 }
 
 /// Why a call gets no credentials. Messages name the tool and never hold a secret.

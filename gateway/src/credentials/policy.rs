@@ -26,7 +26,8 @@ use crate::deadline::Deadline;
 /// STS refuses an inline session policy over 2,048 characters.
 pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
 
-/// The longest text [`Deadline::rfc3339`] produces: what [`check_tool`] measures with.
+/// The longest text [`Deadline::rfc3339`] produces: what [`check_session_policy_fits`] measures
+/// with.
 const LATEST_DEADLINE: &str = "9999-12-31T23:59:59Z";
 const DATE_LESS_THAN: &str = "DateLessThan";
 const CURRENT_TIME: &str = "aws:CurrentTime";
@@ -69,13 +70,17 @@ pub fn session_policy(tool: &Tool, deadline: &Deadline) -> Result<String, Creden
 /// Checked once at start for every tool: its session policy fits STS's limit whatever the
 /// deadline, and its `DateLessThan` conditions can be merged with one. A tool without
 /// permissions passes (it never mints).
-pub fn check_tool(tool: &Tool) -> Result<(), CredentialError> {
+pub fn check_session_policy_fits(tool: &Tool) -> Result<(), CredentialError> {
     if tool.permissions.is_empty() {
         return Ok(());
     }
     check_size(tool, &render(tool, LATEST_DEADLINE)?)
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a policy document has string keys only, so it always serializes"
+)]
 fn render(tool: &Tool, not_after: &str) -> Result<String, CredentialError> {
     let statement = tool
         .permissions
@@ -285,7 +290,7 @@ mod tests {
                 json!([{"sid": "Odd", "actions": ["s3:GetObject"], "resources": ["*"],
                                  "condition": {"DateLessThan": {"aws:CurrentTime": bad}}}]),
             );
-            let e = check_tool(&t).expect_err("not a time");
+            let e = check_session_policy_fits(&t).expect_err("not a time");
             assert_eq!(e.code(), "bad_condition");
             assert!(
                 e.to_string().contains("tenant-files") && e.to_string().contains("Odd"),
@@ -342,13 +347,13 @@ mod tests {
     }
 
     #[test]
-    fn check_tool_refuses_a_tool_that_can_never_mint() {
-        let e = check_tool(&sized(30, 100)).expect_err("never fits");
+    fn a_tool_whose_policy_can_never_fit_is_refused() {
+        let e = check_session_policy_fits(&sized(30, 100)).expect_err("never fits");
         assert_eq!(e.code(), "policy_too_large");
         assert!(e.to_string().contains("tenant-files"), "{e}");
-        assert!(check_tool(&sized(2, 100)).is_ok());
+        assert!(check_session_policy_fits(&sized(2, 100)).is_ok());
         assert!(
-            check_tool(&tool(json!([]))).is_ok(),
+            check_session_policy_fits(&tool(json!([]))).is_ok(),
             "no permissions: nothing to mint"
         );
     }

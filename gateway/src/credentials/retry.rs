@@ -1,48 +1,13 @@
 //! Asking STS within a call's deadline: one attempt at a time, each bounded by the time left,
-//! throttling retried with capped exponential backoff and full jitter, nothing else retried.
+//! throttling retried with the gateway's one capped, full-jitter [`Backoff`], nothing else retried.
 //!
 //! The SDK's own retries are off for the broker's client ([`super::Broker::with_client`]), so
 //! this loop is the only one: no hidden attempt or pause can outlive the deadline.
 
-use std::time::Duration;
-
-use rand::Rng;
-
 use super::CredentialError;
 use super::sts::{AssumeRoleRequest, AssumedRole, Sts, StsFailure};
+use crate::aws::Backoff;
 use crate::deadline::Deadline;
-
-/// How throttled attempts are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The ceiling of the first pause; it doubles with each retry.
-    pub base: Duration,
-    /// The ceiling no pause goes over.
-    pub cap: Duration,
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(2),
-            max_attempts: 8,
-        }
-    }
-}
-
-impl Backoff {
-    /// The pause before retry number `retry` (1 for the first): uniform in
-    /// `[0, min(cap, base * 2^(retry - 1))]` ("full jitter").
-    pub fn pause(&self, retry: u32) -> Duration {
-        let doubling = 2u32.saturating_pow(retry.saturating_sub(1));
-        let ceiling = self.base.saturating_mul(doubling).min(self.cap);
-        let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
-        Duration::from_micros(rand::thread_rng().gen_range(0..=micros))
-    }
-}
 
 /// `AssumeRole` until it succeeds, fails for a reason other than throttling, or the deadline (or
 /// the attempt limit) leaves no room. Returns the answer and the number of attempts.
@@ -84,17 +49,16 @@ pub(super) async fn assume_role(
         if !failure.is_throttling() {
             return Err(refusal(tool, &request.role_arn, failure));
         }
-        let pause = backoff.pause(attempts);
-        if attempts >= backoff.max_attempts || pause >= deadline.remaining() {
+        let Some(pause) = backoff.next_pause(attempts, deadline.remaining()) else {
             return Err(CredentialError::Throttled {
                 tool: tool.into(),
                 attempts,
             });
-        }
+        };
         tracing::debug!(
             tool,
             attempt = attempts,
-            pause_ms = pause.as_millis() as u64,
+            pause_ms = crate::deadline::millis(pause),
             "STS is throttling; retrying"
         );
         tokio::time::sleep(pause).await;
@@ -160,21 +124,6 @@ fn label(failure: &StsFailure) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_capped_full_jitter() {
-        let b = Backoff::default();
-        for retry in 1..=20 {
-            let ceiling = (b.base * 2u32.saturating_pow(retry - 1)).min(b.cap);
-            for _ in 0..50 {
-                assert!(b.pause(retry) <= ceiling, "retry {retry}");
-            }
-        }
-        // Jittered: not the same pause every time.
-        let pauses: std::collections::HashSet<Duration> = (0..50).map(|_| b.pause(5)).collect();
-        assert!(pauses.len() > 1);
-        assert!(b.pause(u32::MAX) <= b.cap);
-    }
 
     #[test]
     fn unknown_codes_get_one_label() {

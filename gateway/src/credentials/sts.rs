@@ -6,26 +6,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_sts::config::http::HttpResponse;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::SdkError;
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_sdk_sts::primitives::DateTimeFormat;
 use aws_sdk_sts::types::Tag;
 use switchboard_tool_runtime::AwsCredentials;
 
-/// Error codes AWS uses for throttling (STS answers `Throttling`; the others come from the SDKs'
-/// shared list, so a proxy or a future STS change is covered too).
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "SlowDown",
-    "BandwidthLimitExceeded",
-    "PriorRequestNotComplete",
-];
+use crate::aws::SdkFailure;
 
 /// One `AssumeRole` call, as the broker built it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,15 +58,12 @@ pub enum StsFailure {
 }
 
 impl StsFailure {
-    /// Whether STS is throttling: a throttling error code, or HTTP 429 or 503 (what AWS answers
-    /// when it sheds load, with or without a code).
+    /// Whether STS is throttling: a throttling error code, or HTTP 429 or 503
+    /// ([`crate::aws::is_throttling`]).
     pub fn is_throttling(&self) -> bool {
         match self {
             Self::Service { code, status, .. } => {
-                matches!(status, 429 | 503)
-                    || code
-                        .as_deref()
-                        .is_some_and(|c| THROTTLING_CODES.contains(&c))
+                crate::aws::is_throttling(code.as_deref(), Some(*status))
             }
             Self::Request(_) | Self::Response(_) => false,
         }
@@ -144,13 +128,14 @@ impl Sts for aws_sdk_sts::Client {
 }
 
 fn from_sdk(error: SdkError<AssumeRoleError, HttpResponse>) -> StsFailure {
-    match &error {
-        SdkError::ServiceError(service) => StsFailure::Service {
-            code: error.code().map(Into::into),
-            message: error.message().map(Into::into),
-            status: service.raw().status().as_u16(),
+    let failure = SdkFailure::read(&error);
+    match failure.status {
+        Some(status) => StsFailure::Service {
+            code: failure.code,
+            message: failure.message,
+            status,
         },
-        _ => StsFailure::Request(DisplayErrorContext(&error).to_string()),
+        None => StsFailure::Request(failure.context),
     }
 }
 

@@ -289,24 +289,60 @@ fn check_envelope(bytes: &[u8]) -> Result<Option<String>, Box<Response>> {
 }
 
 /// Verifies the bearer token and puts the [`Caller`](crate::auth::Caller) into the request.
-/// The `Authorization` header is removed so the token goes no further.
+/// The `Authorization` header is removed so the token goes no further. A request naming a
+/// session goes on through [`session_guard`].
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     // A tools/call is traced from here: authentication is its first step.
-    let trace = request.extensions().get::<ToolCallRequest>().map(|call| {
+    let trace = call_trace(&request);
+    let (caller, authorization) = match verify_caller(&state, &mut request, trace.as_ref()).await {
+        Ok(verified) => verified,
+        Err(refusal) => return refusal,
+    };
+    let presented = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(session) = presented else {
+        let subject = caller.subject.clone();
+        let run = serve_as(caller, trace, request, next);
+        return crate::sessions::scope(subject, None, run).await;
+    };
+    let presented = Presented {
+        session,
+        caller,
+        authorization,
+        trace,
+    };
+    session_guard(&state, presented, request, next).await
+}
+
+/// The trace of a `tools/call` (the body guard named its tool), begun with authentication.
+fn call_trace(request: &Request) -> Option<CallTrace> {
+    request.extensions().get::<ToolCallRequest>().map(|call| {
         CallTrace::begin(
             crate::mcp::new_invocation_id(),
             call.tool.clone(),
             request.headers(),
         )
-    });
+    })
+}
+
+/// The caller of a valid bearer token that some tool is granted to, and the `Authorization`
+/// header, taken out of the request; else the 401 or 403 to answer.
+async fn verify_caller(
+    state: &AppState,
+    request: &mut Request,
+    trace: Option<&CallTrace>,
+) -> Result<(Caller, Option<HeaderValue>), Response> {
     let verify = state
         .verifier
         .verify_header(request.headers().get(header::AUTHORIZATION));
-    let result = match &trace {
+    let result = match trace {
         Some(t) => {
             let span = step_span!(&t.span, "authenticate", t.invocation_id, t.tool);
             verify.instrument(span).await
@@ -314,60 +350,94 @@ pub async fn authenticate(
         None => verify.await,
     };
     let authorization = request.headers_mut().remove(header::AUTHORIZATION);
-    let caller = match result {
-        Ok(c) => c,
-        Err(e) => {
-            state.gateway.metrics().rejected("unauthenticated");
-            if let Some(t) = &trace {
-                t.finish("unauthenticated", false);
-            }
-            tracing::info!(reason = %e, "refused token");
-            let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
-            if e.token_presented() {
-                challenge.push_str(", error=\"invalid_token\", error_description=\"the access token is not valid for this resource\"");
-            }
-            return challenge_response(
-                StatusCode::UNAUTHORIZED,
-                &challenge,
-                "a valid bearer token for this resource is required",
-            );
-        }
-    };
+    let caller = result.map_err(|e| unauthenticated(state, &e, trace))?;
     if !state.gateway.caller_may_use_any(&caller) {
-        state.gateway.metrics().rejected("insufficient_scope");
-        if let Some(t) = &trace {
-            t.finish("insufficient_scope", false);
-        }
-        let mut challenge = format!(
-            "Bearer error=\"insufficient_scope\", resource_metadata=\"{}\"",
-            state.metadata_url()
-        );
-        let scopes = state.gateway.scopes();
-        if !scopes.is_empty() {
-            challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
-        }
-        return challenge_response(
-            StatusCode::FORBIDDEN,
-            &challenge,
-            "the token grants no tool on this server",
-        );
+        return Err(no_tool_granted(state, trace));
     }
-    // A session id must have been minted for this caller (by any replica holding the session
-    // key); any other is told the session does not exist.
-    let presented = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let Some(session) = presented else {
-        request.extensions_mut().insert(caller.clone());
-        if let Some(t) = trace {
-            request.extensions_mut().insert(t);
-        }
-        let subject = caller.subject.clone();
-        let run = REQUEST_CALLER.scope(caller, next.run(request));
-        return crate::sessions::scope(subject, None, run).await;
-    };
+    Ok((caller, authorization))
+}
+
+/// 401 with the challenge that names this resource's metadata.
+fn unauthenticated(
+    state: &AppState,
+    error: &crate::auth::AuthError,
+    trace: Option<&CallTrace>,
+) -> Response {
+    state.gateway.metrics().rejected("unauthenticated");
+    if let Some(t) = trace {
+        t.finish("unauthenticated", false);
+    }
+    tracing::info!(reason = %error, "refused token");
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
+    if error.token_presented() {
+        challenge.push_str(", error=\"invalid_token\", error_description=\"the access token is not valid for this resource\"");
+    }
+    challenge_response(
+        StatusCode::UNAUTHORIZED,
+        &challenge,
+        "a valid bearer token for this resource is required",
+    )
+}
+
+/// 403 `insufficient_scope`: the token is valid but grants no tool here.
+fn no_tool_granted(state: &AppState, trace: Option<&CallTrace>) -> Response {
+    state.gateway.metrics().rejected("insufficient_scope");
+    if let Some(t) = trace {
+        t.finish("insufficient_scope", false);
+    }
+    let mut challenge = format!(
+        "Bearer error=\"insufficient_scope\", resource_metadata=\"{}\"",
+        state.metadata_url()
+    );
+    let scopes = state.gateway.scopes();
+    if !scopes.is_empty() {
+        challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+    }
+    challenge_response(
+        StatusCode::FORBIDDEN,
+        &challenge,
+        "the token grants no tool on this server",
+    )
+}
+
+/// Hands the request on with its caller (and its call's trace) in the extensions and the task.
+async fn serve_as(
+    caller: Caller,
+    trace: Option<CallTrace>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(caller.clone());
+    if let Some(t) = trace {
+        request.extensions_mut().insert(t);
+    }
+    crate::auth::serve_as(caller, next.run(request)).await
+}
+
+/// An authenticated request that names a session.
+struct Presented {
+    session: String,
+    caller: Caller,
+    /// The `Authorization` header, for the copies sent to peers.
+    authorization: Option<HeaderValue>,
+    trace: Option<CallTrace>,
+}
+
+/// The session guard: a session id must have been minted for this caller (by any replica
+/// holding the session key); any other is told the session does not exist. Cancellations and
+/// deletions go to the peers too ([`act_on_replicas`]).
+async fn session_guard(
+    state: &AppState,
+    presented: Presented,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Presented {
+        session,
+        caller,
+        authorization,
+        trace,
+    } = presented;
     if state.sessions.ids.check(&session, &caller.subject) != SessionCheck::Owned {
         state.gateway.metrics().rejected("session_not_owned");
         if let Some(t) = &trace {
@@ -381,14 +451,39 @@ pub async fn authenticate(
         .get("mcp-protocol-version")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let method = request.method().clone();
+    let request = match act_on_replicas(state, &session, &subject, authorization, request).await {
+        Ok(request) => request,
+        Err(answered) => return answered,
+    };
+    let run = serve_as(caller, trace, request, next);
+    let mut response = crate::sessions::scope(subject, protocol, run).await;
+    // The SDKs take 200 or 204 as a session ended (rmcp answers 202).
+    if method == axum::http::Method::DELETE && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::OK;
+    }
+    response
+}
+
+/// A cancellation or a deletion may concern a request running on another replica: the peers get
+/// a copy (with the client's token, so that they authenticate it themselves), a deletion ends the
+/// session, and when nothing of the session runs here the request is answered at once (`Err`).
+/// Any other request goes on unchanged.
+async fn act_on_replicas(
+    state: &AppState,
+    session: &str,
+    subject: &str,
+    authorization: Option<HeaderValue>,
+    request: Request,
+) -> Result<Request, Response> {
     let forwarded = request
         .headers()
         .contains_key(crate::sessions::FORWARDED_HEADER);
     let method = request.method().clone();
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     // Only a POST's body is read here: the body guard has already bounded and buffered it. A
     // DELETE's body means nothing and is dropped; a GET's is passed on as it is.
-    let (body, acts_on_replicas) = match method {
+    let (body, copy) = match method {
         axum::http::Method::POST => {
             let bytes = body
                 .collect()
@@ -401,9 +496,7 @@ pub async fn authenticate(
         axum::http::Method::DELETE => (Body::empty(), Some(bytes::Bytes::new())),
         _ => (body, None),
     };
-    // A cancellation or a deletion may concern a request running on another replica: the peers
-    // get a copy (with the client's token, so that they authenticate it themselves).
-    if let Some(copy) = acts_on_replicas {
+    if let Some(copy) = copy {
         if !forwarded && !state.sessions.peers.is_empty() {
             let mut headers = parts.headers.clone();
             if let Some(token) = authorization {
@@ -412,29 +505,18 @@ pub async fn authenticate(
             state.sessions.peers.forward(method.clone(), &headers, copy);
         }
         if method == axum::http::Method::DELETE {
-            state.sessions.ids.end(&session, &subject);
+            state.sessions.ids.end(session, subject);
         }
-        if !state.sessions.holds(&session).await {
+        if !state.sessions.holds(session).await {
             // Nothing of it runs here: answered without re-creating the session.
-            return if method == axum::http::Method::DELETE {
+            return Err(if method == axum::http::Method::DELETE {
                 StatusCode::OK.into_response()
             } else {
                 StatusCode::ACCEPTED.into_response()
-            };
+            });
         }
     }
-    parts.extensions.insert(caller.clone());
-    if let Some(t) = trace {
-        parts.extensions.insert(t);
-    }
-    let request = Request::from_parts(parts, body);
-    let run = REQUEST_CALLER.scope(caller, next.run(request));
-    let mut response = crate::sessions::scope(subject, protocol, run).await;
-    // The SDKs take 200 or 204 as a session ended (rmcp answers 202).
-    if method == axum::http::Method::DELETE && response.status() == StatusCode::ACCEPTED {
-        *response.status_mut() = StatusCode::OK;
-    }
-    response
+    Ok(Request::from_parts(parts, body))
 }
 
 /// Whether a JSON-RPC message is `notifications/cancelled`.
@@ -448,20 +530,6 @@ fn is_cancellation(body: &[u8]) -> bool {
         .ok()
         .and_then(|m| m.method)
         .is_some_and(|m| m == "notifications/cancelled")
-}
-
-tokio::task_local! {
-    /// The caller of the request being served, for code that rmcp calls without the request
-    /// (see `Gateway::get_tool`).
-    static REQUEST_CALLER: Caller;
-}
-
-/// Runs `f` with the caller of the request this task serves, if any.
-pub fn with_request_caller<T>(f: impl FnOnce(Option<&Caller>) -> T) -> T {
-    match REQUEST_CALLER.try_with(Caller::clone) {
-        Ok(caller) => f(Some(&caller)),
-        Err(_) => f(None),
-    }
 }
 
 fn challenge_response(status: StatusCode, challenge: &str, message: &str) -> Response {

@@ -4,8 +4,6 @@
 mod guard;
 mod ops;
 
-pub use guard::with_request_caller;
-
 use std::sync::Arc;
 
 use axum::Router;

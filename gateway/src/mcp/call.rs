@@ -333,7 +333,7 @@ impl Gateway {
         let inner = self.inner();
         record.outcome = outcome.label();
         record.reason = outcome.reason();
-        record.duration_ms = elapsed.as_millis() as u64;
+        record.duration_ms = crate::deadline::millis(elapsed);
         // The call's one line in the log at the default level.
         tracing::info!(
             invocation_id = %record.invocation_id,

@@ -58,6 +58,20 @@ pub struct GatewayConfig {
     pub broker: Option<Broker>,
 }
 
+/// Why the gateway cannot be built from a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("tools have work roles but no credential broker is configured")]
+    NoBroker,
+    #[error("tool {tool:?}: {error}")]
+    Backend {
+        tool: String,
+        error: crate::backend::BackendError,
+    },
+    #[error("tool {tool:?}: input_schema: {message}")]
+    Schema { tool: String, message: String },
+}
+
 /// The shared state behind every MCP request. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -83,9 +97,9 @@ pub(super) struct Inner {
 impl Gateway {
     /// Builds the gateway from a checked catalog. Fails when a schema does not compile or a tool's
     /// backend is not configured.
-    pub fn new(catalog: &Catalog, config: GatewayConfig) -> Result<Self, String> {
+    pub fn new(catalog: &Catalog, config: GatewayConfig) -> Result<Self, GatewayError> {
         if !config.work_roles.is_empty() && config.broker.is_none() {
-            return Err("tools have work roles but no credential broker is configured".into());
+            return Err(GatewayError::NoBroker);
         }
         let mut tools = Vec::new();
         let mut by_name = HashMap::new();
@@ -93,9 +107,15 @@ impl Gateway {
             config
                 .backends
                 .get(def.backend)
-                .map_err(|e| format!("tool {:?}: {e}", def.name))?;
-            let validator = validate::compile(&def.input_schema)
-                .map_err(|e| format!("tool {:?}: input_schema: {e}", def.name))?;
+                .map_err(|error| GatewayError::Backend {
+                    tool: def.name.clone(),
+                    error,
+                })?;
+            let validator =
+                validate::compile(&def.input_schema).map_err(|message| GatewayError::Schema {
+                    tool: def.name.clone(),
+                    message,
+                })?;
             let schema = def.input_schema.as_object().cloned().unwrap_or_default();
             let mut listed =
                 rmcp::model::Tool::new(def.name.clone(), def.description.clone(), Arc::new(schema));
@@ -254,7 +274,7 @@ impl ServerHandler for Gateway {
     /// answer alike.
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
         let entry = self.lookup(name)?;
-        crate::http::with_request_caller(|caller| {
+        crate::auth::with_request_caller(|caller| {
             caller
                 .filter(|c| authz::may_call(&entry.def, c))
                 .map(|_| entry.listed.clone())

@@ -7,5 +7,5 @@ mod handler;
 mod outcome;
 
 pub use call::new_invocation_id;
-pub use handler::{Gateway, GatewayConfig, ToolEntry, unknown_tool_error};
+pub use handler::{Gateway, GatewayConfig, GatewayError, ToolEntry, unknown_tool_error};
 pub use outcome::{Failure, Outcome};

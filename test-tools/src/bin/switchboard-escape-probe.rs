@@ -252,7 +252,7 @@ fn dns(name: &str, server: &str) -> Report {
     // A plain DNS query for `name`, type A, to the given server.
     let mut query = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in name.split('.') {
-        query.push(label.len() as u8);
+        query.push(u8::try_from(label.len()).unwrap_or(u8::MAX));
         query.extend_from_slice(label.as_bytes());
     }
     query.extend_from_slice(&[0, 0, 1, 0, 1]);
@@ -448,7 +448,13 @@ fn unshare_user() -> Report {
     }
     if pid > 0 {
         // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+        unsafe {
+            libc::waitpid(
+                libc::pid_t::try_from(pid).unwrap_or(-1),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
         return Report::new(true, "clone(CLONE_NEWUSER) succeeded");
     }
     Report::new(false, format!("unshare: {unshare_err}; clone: {}", errno()))
@@ -470,9 +476,12 @@ fn host_processes(needle: &str, host_pid: u64) -> Report {
         }
     }
     let mut signalled = false;
-    if host_pid > 0 && !pids.contains(&host_pid.to_string()) {
+    if let Ok(host) = libc::pid_t::try_from(host_pid)
+        && host > 0
+        && !pids.contains(&host_pid.to_string())
+    {
         // SAFETY: kill(2) with signal 0 only checks whether the process can be signalled.
-        signalled = unsafe { libc::kill(host_pid as libc::pid_t, 0) } == 0;
+        signalled = unsafe { libc::kill(host, 0) } == 0;
     }
     let escaped = !matching.is_empty() || pids.len() > 16 || signalled;
     Report::new(
@@ -529,7 +538,7 @@ fn tiocsti() -> Report {
     }
     let mut results = Vec::new();
     let mut escaped = false;
-    let c: libc::c_char = b'x' as libc::c_char;
+    let c: libc::c_char = b'x'.cast_signed();
     // The request type differs between C libraries (an int on musl).
     #[allow(clippy::unnecessary_cast)]
     let tiocsti = libc::TIOCSTI as u64;
@@ -621,7 +630,7 @@ fn memory_bomb(mb: u64) -> Report {
     const CHUNK: usize = 8 << 20;
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut error = String::new();
-    while (held.len() * CHUNK) < (mb as usize) << 20 {
+    while (held.len() * CHUNK) < usize::try_from(mb).unwrap_or(usize::MAX) << 20 {
         let mut chunk = Vec::new();
         if let Err(e) = chunk.try_reserve_exact(CHUNK) {
             error = e.to_string();
@@ -650,12 +659,12 @@ fn memory_bomb_children(children: u64, mb: u64) -> Report {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let mut block: Vec<u8> = Vec::new();
-            let size = (mb as usize) << 20;
+            let size = usize::try_from(mb).unwrap_or(usize::MAX) << 20;
             if block.try_reserve_exact(size).is_ok() {
                 block.resize(size, 0xA5); // touches every page
                 // SAFETY: in the child: write its index to say "held", then wait to be killed.
                 unsafe {
-                    let byte = [index as u8];
+                    let byte = [u8::try_from(index % 256).unwrap_or_default()];
                     libc::write(write_end, byte.as_ptr().cast(), 1);
                     libc::pause();
                 }

@@ -111,7 +111,7 @@ impl Probe {
             }
             "connect" => {
                 let host = arg_str(&invocation, "host").unwrap_or("127.0.0.1");
-                let port = arg_u64(&invocation, "port", 0) as u16;
+                let port = u16::try_from(arg_u64(&invocation, "port", 0)).unwrap_or_default();
                 connect(host, port)
             }
             "state" => self.state(&invocation, calls),
@@ -211,7 +211,7 @@ fn litter() -> Value {
 }
 
 fn alloc(mb: u64) -> Value {
-    let bytes = (mb as usize) << 20;
+    let bytes = usize::try_from(mb).unwrap_or(usize::MAX) << 20;
     let mut block: Vec<u8> = Vec::new();
     match block.try_reserve_exact(bytes) {
         Ok(()) => {

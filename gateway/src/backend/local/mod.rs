@@ -52,6 +52,8 @@ pub enum LocalError {
          scripts/install-deps) and start again"
     )]
     NoBwrap,
+    #[error("the catalog has more local tools than sandbox uids can number")]
+    TooManyTools,
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
     #[error(transparent)]
@@ -362,6 +364,10 @@ impl LocalBackend {
         Self::with_options(catalog_dir, tools, LocalOptions::from_env()?)
     }
 
+    /// Plans a sandbox for every local tool of `tools` with `options`: the host uids (as root),
+    /// the control groups, the endpoint proxies, the staged copies; then starts one sandbox to
+    /// see that bubblewrap works here, and the preparers of the tools that want sandboxes
+    /// started ahead.
     pub fn with_options(
         catalog_dir: &Path,
         tools: &[Tool],
@@ -372,76 +378,15 @@ impl LocalBackend {
             None => find_bwrap().ok_or(LocalError::NoBwrap)?,
         };
         let root = identity::is_root();
-        let uids = if root {
-            Some(UidPool::new(
-                options.host_uid_base,
-                options.max_sandboxes,
-                &options.uid_lock_dir,
-            )?)
-        } else {
-            None
-        };
-        if !root {
-            tracing::warn!(
-                "the gateway is not root: sandboxes run under its own uid and the per-sandbox \
-                 process limit is not applied (see docs/sandbox.md)"
-            );
-        }
-        let cgroups = match options.cgroups {
-            CgroupMode::Off => {
-                tracing::warn!(
-                    "control groups are off: memory is limited per sandboxed process only"
-                );
-                None
-            }
-            CgroupMode::Required => Some(Cgroups::shared()?),
-            CgroupMode::Auto => match Cgroups::shared() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::warn!(
-                        "no control group per sandbox, memory is limited per process only: {e}"
-                    );
-                    None
-                }
-            },
-        };
-        if let Some(n) = cgroups
-            .as_ref()
-            .map(|c| c.leftovers_removed())
-            .filter(|n| *n > 0)
-        {
-            tracing::info!(
-                "removed {n} control group(s) left by gateway processes that are gone (killed \
-                 before they could remove them)"
-            );
-        }
-        if let Some(c) = &cgroups {
-            tracing::info!(
-                "each sandbox gets its own control group ({}): one memory limit for all its processes",
-                c.describe()
-            );
-        }
+        let uids = uid_pool(root, &options)?;
+        let cgroups = control_groups(options.cgroups)?;
         let shutdown = CancellationToken::new();
         let egress = Arc::new(EgressCounters::default());
-        let local_tools: Vec<(usize, &Tool)> = tools
+        let local_tools: Vec<&Tool> = tools
             .iter()
             .filter(|t| t.backend == BackendKind::Local)
-            .enumerate()
             .collect();
-        let wants_prepared = local_tools
-            .iter()
-            .any(|(_, t)| t.local.as_ref().is_some_and(|l| l.prepared > 0));
-        if wants_prepared && tokio::runtime::Handle::try_current().is_err() {
-            return Err(LocalError::NoRuntime);
-        }
-        let runtime_dir = if local_tools.iter().any(|(_, t)| !t.endpoints.is_empty()) {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(LocalError::NoRuntime);
-            }
-            Some(make_runtime_dir(options.runtime_dir.clone())?)
-        } else {
-            None
-        };
+        let runtime_dir = runtime_dir_for(&local_tools, &options)?;
         // As root, sandboxes run under unprivileged uids: what they cannot reach is staged.
         let stage = if root && !local_tools.is_empty() {
             Some(stage::open(&std::env::temp_dir())?)
@@ -449,18 +394,11 @@ impl LocalBackend {
             None
         };
         let mut prepared = HashMap::new();
-        for (index, tool) in local_tools {
-            let sandbox_uid = 10_000 + index as u32;
+        for (index, tool) in local_tools.into_iter().enumerate() {
+            let sandbox_uid =
+                10_000 + u32::try_from(index).map_err(|_| LocalError::TooManyTools)?;
             let mut plan = ToolPlan::new(tool, catalog_dir, sandbox_uid, root, stage.as_ref())?;
-            for (path, blocker) in &plan.staged {
-                tracing::info!(
-                    tool = %plan.name,
-                    "staged a copy of {} for the sandboxes: their uids cannot reach it ({} is \
-                     private); changes to it are not seen until the gateway restarts",
-                    path.display(),
-                    blocker.display()
-                );
-            }
+            log_staged(&plan);
             if let (Some(dir), false) = (&runtime_dir, plan.endpoints.is_empty()) {
                 let socket = dir.0.join(format!("{}.sock", plan.name));
                 proxy::start(
@@ -643,6 +581,97 @@ impl LocalBackend {
     }
 }
 
+/// The pool of host uids the sandboxes lease, when the gateway runs as root; without root,
+/// sandboxes run under the gateway's own uid (said in a warning).
+fn uid_pool(root: bool, options: &LocalOptions) -> Result<Option<Arc<UidPool>>, LocalError> {
+    if !root {
+        tracing::warn!(
+            "the gateway is not root: sandboxes run under its own uid and the per-sandbox \
+             process limit is not applied (see docs/sandbox.md)"
+        );
+        return Ok(None);
+    }
+    let pool = UidPool::new(
+        options.host_uid_base,
+        options.max_sandboxes,
+        &options.uid_lock_dir,
+    )?;
+    Ok(Some(pool))
+}
+
+/// The control groups the sandboxes get, as `mode` asks and the machine allows; the groups left
+/// by gateways that are gone are removed first (said in the log, as is the choice).
+fn control_groups(mode: CgroupMode) -> Result<Option<Arc<Cgroups>>, LocalError> {
+    let cgroups = match mode {
+        CgroupMode::Off => {
+            tracing::warn!("control groups are off: memory is limited per sandboxed process only");
+            None
+        }
+        CgroupMode::Required => Some(Cgroups::shared()?),
+        CgroupMode::Auto => match Cgroups::shared() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    "no control group per sandbox, memory is limited per process only: {e}"
+                );
+                None
+            }
+        },
+    };
+    if let Some(n) = cgroups
+        .as_ref()
+        .map(|c| c.leftovers_removed())
+        .filter(|n| *n > 0)
+    {
+        tracing::info!(
+            "removed {n} control group(s) left by gateway processes that are gone (killed \
+             before they could remove them)"
+        );
+    }
+    if let Some(c) = &cgroups {
+        tracing::info!(
+            "each sandbox gets its own control group ({}): one memory limit for all its processes",
+            c.describe()
+        );
+    }
+    Ok(cgroups)
+}
+
+/// The folder of the endpoint proxies' sockets, when a local tool declares endpoints. Refused
+/// outside a tokio runtime when the proxies or the preparers will need one.
+fn runtime_dir_for(
+    local_tools: &[&Tool],
+    options: &LocalOptions,
+) -> Result<Option<RuntimeDir>, LocalError> {
+    let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+    let wants_prepared = local_tools
+        .iter()
+        .any(|t| t.local.as_ref().is_some_and(|l| l.prepared > 0));
+    if wants_prepared && !in_runtime {
+        return Err(LocalError::NoRuntime);
+    }
+    if !local_tools.iter().any(|t| !t.endpoints.is_empty()) {
+        return Ok(None);
+    }
+    if !in_runtime {
+        return Err(LocalError::NoRuntime);
+    }
+    Ok(Some(make_runtime_dir(options.runtime_dir.clone())?))
+}
+
+/// Says which of the plan's paths the sandboxes see as a staged copy.
+fn log_staged(plan: &ToolPlan) {
+    for (path, blocker) in &plan.staged {
+        tracing::info!(
+            tool = %plan.name,
+            "staged a copy of {} for the sandboxes: their uids cannot reach it ({} is \
+             private); changes to it are not seen until the gateway restarts",
+            path.display(),
+            blocker.display()
+        );
+    }
+}
+
 /// The host folder a call of a tool with a tenant root sees: its caller's tenant's, or none
 /// (an empty folder) when that tenant has no folder. A caller without a tenant, or with one that
 /// is not a plain name, is refused before any sandbox starts.
@@ -715,10 +744,18 @@ fn tail(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[start..]).trim().to_owned()
 }
 
-#[async_trait]
-impl Backend for LocalBackend {
-    async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
-        let started = std::time::Instant::now();
+/// A running permit of the local backend (`max_running`).
+type RunningPermit = tokio::sync::OwnedSemaphorePermit;
+
+impl LocalBackend {
+    /// Whether `call` may run a sandbox now: a local tool of this gateway, its deadline not
+    /// passed, the gateway not shutting down, its caller's tenant a folder name (for a tool with a
+    /// tenant root), and a running permit free. Its tool, the tenant folder it sees and its
+    /// permit.
+    fn admit(
+        &self,
+        call: &Dispatch,
+    ) -> Result<(&PreparedTool, Option<PathBuf>, RunningPermit), BackendError> {
         let prepared = self
             .tools
             .get(&call.tool.name)
@@ -732,7 +769,6 @@ impl Backend for LocalBackend {
                 timeout_seconds: plan.timeout_seconds,
             });
         }
-        let deadline = call.deadline.instant();
         if self.shutdown.is_cancelled() {
             return Err(BackendError::Start {
                 message: "the gateway is shutting down".into(),
@@ -740,9 +776,9 @@ impl Backend for LocalBackend {
         }
         let tenant = match &plan.tenant_root {
             None => None,
-            Some(_) => tenant_dir(plan, &call)?,
+            Some(_) => tenant_dir(plan, call)?,
         };
-        let _running =
+        let running =
             Arc::clone(&self.running)
                 .try_acquire_owned()
                 .map_err(|_| BackendError::Busy {
@@ -752,39 +788,55 @@ impl Backend for LocalBackend {
                         self.options.max_running
                     ),
                 })?;
-        // A sandbox prepared ahead has no `TRACEPARENT` in its environment: the unit finds the
-        // traceparent in the invocation on stdin.
-        let unit = call.unit_span("local");
-        let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
-            message: format!("cannot encode the invocation: {e}"),
-        })?;
-        let _guard = InFlightGuard::new(&self.in_flight);
+        Ok((prepared, tenant, running))
+    }
+
+    /// A sandbox of the tool prepared ahead when one waits, else one started for `call` (seeing
+    /// `tenant`); and whether it was prepared.
+    async fn take_or_start(
+        &self,
+        prepared: &PreparedTool,
+        tenant: Option<&Path>,
+        call: &Dispatch,
+    ) -> Result<(Sandbox, bool), BackendError> {
+        let plan = &prepared.plan;
         let ready = prepared.ready.as_ref().and_then(|r| {
             let taken = r.take();
             self.ready_counters.count(&plan.name, taken.is_some());
             taken
         });
-        let was_prepared = ready.is_some();
-        let sandbox = match ready {
-            Some(sandbox) => sandbox,
-            None => self
-                .starter
-                .start_blocking(
-                    Arc::clone(plan),
-                    prepared.args.for_call(tenant.as_deref()),
-                    self.environment(plan, Some(&call)),
-                )
-                .instrument(unit.clone())
-                .await
-                .map_err(|message| BackendError::Start { message })?,
-        };
+        if let Some(sandbox) = ready {
+            return Ok((sandbox, true));
+        }
+        let sandbox = self
+            .starter
+            .start_blocking(
+                Arc::clone(plan),
+                prepared.args.for_call(tenant),
+                self.environment(plan, Some(call)),
+            )
+            .await
+            .map_err(|message| BackendError::Start { message })?;
+        Ok((sandbox, false))
+    }
+
+    /// Feeds `stdin` to the sandbox and drives it until it ends (by itself, or stopped for the
+    /// deadline, the cancel or the shutdown); then the tool's next prepared sandbox is started,
+    /// and the sandbox's control group and uid cleared after the answer. How it ended, and
+    /// whether the kernel killed inside it for its memory limit.
+    async fn run_sandbox(
+        &self,
+        prepared: &PreparedTool,
+        sandbox: Sandbox,
+        stdin: Vec<u8>,
+        call: &Dispatch,
+    ) -> (Result<Ended, spawn::SpawnError>, bool) {
         let Sandbox {
-            unit_id,
             child,
             group,
             lease,
+            ..
         } = sandbox;
-        unit.record("switchboard.unit_id", unit_id.as_str());
         let ended = spawn::drive(
             child,
             Drive {
@@ -792,13 +844,12 @@ impl Backend for LocalBackend {
                 stdout_cap: self.options.max_stdout_bytes,
                 stderr_cap: self.options.max_stderr_bytes,
                 progress: call.progress.clone(),
-                deadline,
+                deadline: call.deadline.instant(),
                 cancel: call.cancel.clone(),
                 shutdown: self.shutdown.clone(),
                 host_uid: lease.as_ref().map(Lease::uid),
             },
         )
-        .instrument(unit.clone())
         .await;
         let out_of_memory = group.as_ref().is_some_and(SandboxCgroup::oom_killed);
         if let Some(ready) = &prepared.ready {
@@ -816,76 +867,117 @@ impl Backend for LocalBackend {
             drop(lease);
             drop(clearing);
         });
-        let unit = Some(unit_id.clone());
-        let result = match ended {
-            Err(e) => Err(BackendError::Unit {
+        (ended, out_of_memory)
+    }
+}
+
+/// The call's answer from how its sandbox `unit_id` ended: the tool's result on stdout, or why
+/// there is none (stopped, too much output, no valid result: the tail of its stderr).
+fn answer(
+    ended: Result<Ended, spawn::SpawnError>,
+    unit_id: &str,
+    plan: &ToolPlan,
+    max_stdout_bytes: usize,
+) -> Result<Dispatched, BackendError> {
+    let unit = Some(unit_id.to_owned());
+    let (status, stdout, stderr) = match ended {
+        Err(e) => {
+            return Err(BackendError::Unit {
                 unit_id: unit,
                 message: e.to_string(),
-            }),
-            Ok(Ended::Stopped { reason, .. }) => Err(reason.error(unit, plan.timeout_seconds)),
-            Ok(Ended::Overflowed { .. }) => Err(BackendError::Unit {
+            });
+        }
+        Ok(Ended::Stopped { reason, .. }) => return Err(reason.error(unit, plan.timeout_seconds)),
+        Ok(Ended::Overflowed { .. }) => {
+            return Err(BackendError::Unit {
                 unit_id: unit,
                 message: format!(
-                    "the tool wrote more than {} bytes to stdout and was stopped",
-                    self.options.max_stdout_bytes
+                    "the tool wrote more than {max_stdout_bytes} bytes to stdout and was stopped"
                 ),
-            }),
-            Ok(Ended::Exited {
-                status,
-                stdout,
-                stderr,
-            }) => match serde_json::from_slice::<ToolOutput>(&stdout) {
-                Ok(output) => Ok(Dispatched {
-                    output,
-                    unit_id: unit_id.clone(),
-                }),
-                Err(parse) => {
-                    let why = if status.success() {
-                        format!("the tool exited without a valid result on stdout ({parse})")
-                    } else {
-                        format!("the tool failed ({status})")
-                    };
-                    let err = tail(&stderr, 1024);
-                    let message = if err.is_empty() {
-                        why
-                    } else {
-                        format!("{why}: {err}")
-                    };
-                    Err(BackendError::Unit {
-                        unit_id: unit,
-                        message,
-                    })
-                }
-            },
-        };
-        // The kernel killed inside the sandbox for its memory limit: say so rather than "failed".
-        let result = match result {
-            Err(BackendError::Unit { unit_id, message }) if out_of_memory => {
-                Err(BackendError::Unit {
-                    unit_id,
-                    message: format!(
-                        "the tool ran out of memory: its sandbox reached the limit of {} MiB for all \
-                         its processes ({message})",
-                        plan.memory_bytes >> 20
-                    ),
-                })
-            }
-            other => other,
-        };
-        let outcome = match &result {
-            Ok(d) if d.output.is_error => "tool_error",
-            Ok(_) => "ok",
-            Err(e) => e.outcome(),
+            });
+        }
+        Ok(Ended::Exited {
+            status,
+            stdout,
+            stderr,
+        }) => (status, stdout, stderr),
+    };
+    let parse = match serde_json::from_slice::<ToolOutput>(&stdout) {
+        Ok(output) => {
+            return Ok(Dispatched {
+                output,
+                unit_id: unit_id.to_owned(),
+            });
+        }
+        Err(parse) => parse,
+    };
+    let why = if status.success() {
+        format!("the tool exited without a valid result on stdout ({parse})")
+    } else {
+        format!("the tool failed ({status})")
+    };
+    let err = tail(&stderr, 1024);
+    let message = if err.is_empty() {
+        why
+    } else {
+        format!("{why}: {err}")
+    };
+    Err(BackendError::Unit {
+        unit_id: unit,
+        message,
+    })
+}
+
+/// A unit failure of a sandbox the kernel killed inside for its memory limit, said so rather
+/// than "failed".
+fn word_out_of_memory(
+    result: Result<Dispatched, BackendError>,
+    plan: &ToolPlan,
+) -> Result<Dispatched, BackendError> {
+    match result {
+        Err(BackendError::Unit { unit_id, message }) => Err(BackendError::Unit {
+            unit_id,
+            message: format!(
+                "the tool ran out of memory: its sandbox reached the limit of {} MiB for all \
+                 its processes ({message})",
+                plan.memory_bytes >> 20
+            ),
+        }),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    async fn dispatch(&self, mut call: Dispatch) -> Result<Dispatched, BackendError> {
+        let started = std::time::Instant::now();
+        let (prepared, tenant, _running) = self.admit(&call)?;
+        let plan = &prepared.plan;
+        // A sandbox prepared ahead has no `TRACEPARENT` in its environment: the unit finds the
+        // traceparent in the invocation on stdin.
+        let unit = call.unit_span("local");
+        let stdin = serde_json::to_vec(&call.invocation).map_err(|e| BackendError::Start {
+            message: format!("cannot encode the invocation: {e}"),
+        })?;
+        let _guard = InFlightGuard::new(&self.in_flight);
+        let (sandbox, was_prepared) = self
+            .take_or_start(prepared, tenant.as_deref(), &call)
+            .instrument(unit.clone())
+            .await?;
+        let unit_id = sandbox.unit_id.clone();
+        unit.record("switchboard.unit_id", unit_id.as_str());
+        let (ended, out_of_memory) = self
+            .run_sandbox(prepared, sandbox, stdin, &call)
+            .instrument(unit)
+            .await;
+        let result = answer(ended, &unit_id, plan, self.options.max_stdout_bytes);
+        let result = if out_of_memory {
+            word_out_of_memory(result, plan)
+        } else {
+            result
         };
         // The call's own line (mcp::call) is the one at info; this adds the sandbox's details.
-        tracing::debug!(
-            unit_id,
-            tool = %plan.name,
-            outcome,
-            prepared = was_prepared,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "local sandbox finished"
-        );
+        super::log_finished("local sandbox", &call, started, Some(was_prepared), &result);
         result
     }
 

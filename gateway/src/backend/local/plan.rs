@@ -82,6 +82,68 @@ pub struct ToolPlan {
     pub prepared: usize,
 }
 
+/// The executable of `command` (its first word): a path relative to `catalog_dir`, or a name
+/// found on `PATH`; canonical, a file, and executable.
+fn resolve_executable(
+    name: &str,
+    command: &[String],
+    catalog_dir: &Path,
+) -> Result<PathBuf, PlanError> {
+    let first = command.first().cloned().unwrap_or_default();
+    let raw = if first.contains('/') {
+        catalog_dir.join(&first)
+    } else {
+        std::env::var_os("PATH")
+            .and_then(|path| find_executable(&first, &path))
+            .ok_or_else(|| PlanError::NotOnPath {
+                tool: name.to_owned(),
+                name: first.clone(),
+            })?
+    };
+    let executable = canonical(name, &raw)?;
+    let meta = std::fs::metadata(&executable).map_err(|source| PlanError::Resolve {
+        tool: name.to_owned(),
+        path: executable.clone(),
+        source,
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(PlanError::NotExecutable {
+            tool: name.to_owned(),
+            path: executable,
+        });
+    }
+    Ok(executable)
+}
+
+/// When another uid could not open `path`, copies it into `stage` and points `path` at the
+/// copy; answers the original path and what blocked it. Refused when there is no stage, or when
+/// the copy is still unreachable.
+fn stage_if_unreachable(
+    name: &str,
+    path: &mut PathBuf,
+    stage: Option<&Stage>,
+) -> Result<Option<(PathBuf, PathBuf)>, PlanError> {
+    let Some(blocker) = unreadable_part(path) else {
+        return Ok(None);
+    };
+    let unreachable = |path: &Path, blocker| PlanError::Unreachable {
+        tool: name.to_owned(),
+        path: path.to_path_buf(),
+        blocker,
+    };
+    let Some(stage) = stage else {
+        return Err(unreachable(path, blocker));
+    };
+    let copy = stage.place(path).map_err(|source| PlanError::Stage {
+        tool: name.to_owned(),
+        source,
+    })?;
+    if let Some(still) = unreadable_part(&copy) {
+        return Err(unreachable(&copy, still));
+    }
+    Ok(Some((std::mem::replace(path, copy), blocker)))
+}
+
 impl ToolPlan {
     /// Resolves a catalog entry. `catalog_dir` anchors relative paths; `sandbox_uid` is the
     /// tool's own uid; `check_reachable` makes sure another uid can open every path (used when
@@ -99,29 +161,7 @@ impl ToolPlan {
             .local
             .as_ref()
             .ok_or_else(|| PlanError::NotLocal { tool: name.clone() })?;
-        let first = unit.command.first().cloned().unwrap_or_default();
-        let raw = if first.contains('/') {
-            catalog_dir.join(&first)
-        } else {
-            std::env::var_os("PATH")
-                .and_then(|path| find_executable(&first, &path))
-                .ok_or_else(|| PlanError::NotOnPath {
-                    tool: name.clone(),
-                    name: first.clone(),
-                })?
-        };
-        let mut executable = canonical(&name, &raw)?;
-        let meta = std::fs::metadata(&executable).map_err(|source| PlanError::Resolve {
-            tool: name.clone(),
-            path: executable.clone(),
-            source,
-        })?;
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(PlanError::NotExecutable {
-                tool: name,
-                path: executable,
-            });
-        }
+        let mut executable = resolve_executable(&name, &unit.command, catalog_dir)?;
         let mut read_only_paths = unit
             .read_only_paths
             .iter()
@@ -142,25 +182,9 @@ impl ToolPlan {
                 .chain(read_only_paths.iter_mut().map(|(host, _)| host))
                 .chain(tenant_root.as_mut());
             for path in all {
-                let Some(blocker) = unreadable_part(path) else {
-                    continue;
-                };
-                let unreachable = |path: &Path, blocker| PlanError::Unreachable {
-                    tool: name.clone(),
-                    path: path.to_path_buf(),
-                    blocker,
-                };
-                let Some(stage) = stage else {
-                    return Err(unreachable(path, blocker));
-                };
-                let copy = stage.place(path).map_err(|source| PlanError::Stage {
-                    tool: name.clone(),
-                    source,
-                })?;
-                if let Some(still) = unreadable_part(&copy) {
-                    return Err(unreachable(&copy, still));
+                if let Some(done) = stage_if_unreachable(&name, path, stage)? {
+                    staged.push(done);
                 }
-                staged.push((std::mem::replace(path, copy), blocker));
             }
         }
         let file_name = executable

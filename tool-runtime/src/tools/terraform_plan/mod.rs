@@ -33,7 +33,6 @@
 //! declare. On Lambda or Fargate terraform uses the regional endpoints, which in the tool's VPC
 //! are its VPC endpoints and nothing else.
 
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,8 +41,12 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 
-use crate::contract::{ContentItem, Invocation, ToolOutput};
+use crate::contract::{AwsCredentials, ContentItem, Invocation, ToolOutput};
 use crate::tenant_bucket::{BucketError, TenantBucket};
+
+mod summary;
+
+pub use summary::{Counts, Flag, Summary, summarize};
 
 /// Where the tool finds terraform (`<KIT>/terraform`, else `terraform` on `PATH`) and its
 /// provider mirror (`<KIT>/providers`, the unpacked layout `<host>/<namespace>/<type>/<version>/
@@ -142,7 +145,46 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
         .ok_or(PlanError::NoProject)?;
     check_project_name(project)?;
     let variables = variables(invocation.arguments.get("variables"))?;
-    let (source, tenant) = match TenantBucket::for_call(invocation)? {
+    let (source, tenant) = locate_project(invocation, project)?;
+    let aws = match invocation.credentials {
+        Some(_) => Some(crate::aws::UnitAws::for_call(invocation)?),
+        None => None,
+    };
+    let terraform = find_terraform().ok_or(PlanError::NoTerraform)?;
+    let mirror = Path::new(KIT).join("providers");
+    if !mirror.is_dir() {
+        return Err(PlanError::NoMirror(mirror));
+    }
+
+    let scratch = Scratch::stage(project, &source, &mirror, variables)?;
+    let mut env = environment(&scratch, aws.as_ref().zip(invocation.credentials.as_ref()));
+    write_provider_settings(&scratch.work, aws.is_none())
+        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+    if let Some(aws) = &aws {
+        route_through_the_proxy(aws, &mut env)?;
+    }
+
+    let deadline = deadline_of(invocation.deadline_unix_ms);
+    let planned = run_terraform(&terraform, &scratch, &env, deadline, &mirror, aws.is_none())?;
+    let summary = summarize(&planned.document).map_err(PlanError::BadPlanJson)?;
+    let _ = std::fs::remove_dir_all(&scratch.root);
+    Ok(answer(
+        project,
+        tenant,
+        &source,
+        aws.is_none(),
+        &summary,
+        &planned,
+    ))
+}
+
+/// Where this call's project is and whose it is: the call's tenant bucket when it names one,
+/// else `projects/<project>` of the tenant folder the gateway mounted.
+fn locate_project(
+    invocation: &Invocation,
+    project: &str,
+) -> Result<(Source, Option<String>), PlanError> {
+    Ok(match TenantBucket::for_call(invocation)? {
         Some(bucket) => {
             let tenant = Some(bucket.tenant().to_owned());
             (Source::Bucket(bucket), tenant)
@@ -158,64 +200,90 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
                 tenant,
             )
         }
-    };
-    let aws = match invocation.credentials {
-        Some(_) => Some(crate::aws::UnitAws::for_call(invocation)?),
-        None => None,
-    };
-    let terraform = find_terraform().ok_or(PlanError::NoTerraform)?;
-    let mirror = Path::new(KIT).join("providers");
-    if !mirror.is_dir() {
-        return Err(PlanError::NoMirror(mirror));
-    }
+    })
+}
 
-    let scratch = std::env::temp_dir().join(format!("terraform-plan-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let work = scratch.join("project");
-    match &source {
-        Source::Folder(dir) => {
-            copy_project(dir, &work).map_err(|e| PlanError::Copy(project.into(), e))?;
-        }
-        Source::Bucket(bucket) => {
-            let under = format!("projects/{project}");
-            bucket
-                .download_folder(
-                    "project",
-                    &under,
-                    &work,
-                    MAX_PROJECT_FILES,
-                    MAX_PROJECT_BYTES,
-                )
-                .map_err(|e| match e {
-                    BucketError::NotFound { .. } => PlanError::NotFound(project.into()),
-                    other => PlanError::Bucket(other),
-                })?;
-        }
-    }
-    std::fs::write(
-        work.join(BACKEND_OVERRIDE),
-        "terraform {\n  backend \"local\" {}\n}\n",
-    )
-    .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
-    let cli_config = scratch.join("terraformrc");
-    std::fs::write(&cli_config, cli_configuration(&mirror))
-        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
-    let var_file = scratch.join("variables.tfvars.json");
-    std::fs::write(&var_file, Value::Object(variables).to_string())
-        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+/// The unit's scratch folder for one plan: the project's copy and the files terraform is given.
+struct Scratch {
+    root: PathBuf,
+    /// The copy of the project, with the backend override in it.
+    work: PathBuf,
+    /// The CLI configuration whose only provider source is the mirror.
+    cli_config: PathBuf,
+    /// The call's variables, as a JSON variable file.
+    var_file: PathBuf,
+}
 
+impl Scratch {
+    /// Copies the project into a fresh scratch folder (from its folder or its bucket prefix) and
+    /// writes the backend override, the CLI configuration and the variable file.
+    fn stage(
+        project: &str,
+        source: &Source,
+        mirror: &Path,
+        variables: Map<String, Value>,
+    ) -> Result<Self, PlanError> {
+        let root = std::env::temp_dir().join(format!("terraform-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let work = root.join("project");
+        match source {
+            Source::Folder(dir) => {
+                copy_project(dir, &work).map_err(|e| PlanError::Copy(project.into(), e))?;
+            }
+            Source::Bucket(bucket) => {
+                let under = format!("projects/{project}");
+                bucket
+                    .download_folder(
+                        "project",
+                        &under,
+                        &work,
+                        MAX_PROJECT_FILES,
+                        MAX_PROJECT_BYTES,
+                    )
+                    .map_err(|e| match e {
+                        BucketError::NotFound { .. } => PlanError::NotFound(project.into()),
+                        other => PlanError::Bucket(other),
+                    })?;
+            }
+        }
+        std::fs::write(
+            work.join(BACKEND_OVERRIDE),
+            "terraform {\n  backend \"local\" {}\n}\n",
+        )
+        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+        let cli_config = root.join("terraformrc");
+        std::fs::write(&cli_config, cli_configuration(mirror))
+            .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+        let var_file = root.join("variables.tfvars.json");
+        std::fs::write(&var_file, Value::Object(variables).to_string())
+            .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
+        Ok(Self {
+            root,
+            work,
+            cli_config,
+            var_file,
+        })
+    }
+}
+
+/// Terraform's whole environment: the scratch folder as home, no input, no checkpoint, no AWS
+/// configuration files or metadata service, and the call's credentials when it has them.
+fn environment(
+    scratch: &Scratch,
+    aws: Option<(&crate::aws::UnitAws, &AwsCredentials)>,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("HOME".into(), scratch.display().to_string()),
-        ("TMPDIR".into(), scratch.display().to_string()),
+        ("HOME".into(), scratch.root.display().to_string()),
+        ("TMPDIR".into(), scratch.root.display().to_string()),
         ("LANG".into(), "C.UTF-8".into()),
         (
             "TF_CLI_CONFIG_FILE".into(),
-            cli_config.display().to_string(),
+            scratch.cli_config.display().to_string(),
         ),
         (
             "TF_DATA_DIR".into(),
-            scratch.join("data").display().to_string(),
+            scratch.root.join("data").display().to_string(),
         ),
         ("TF_IN_AUTOMATION".into(), "1".into()),
         ("TF_INPUT".into(), "0".into()),
@@ -225,7 +293,7 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
         ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
     ];
-    if let (Some(aws), Some(credentials)) = (&aws, &invocation.credentials) {
+    if let Some((aws, credentials)) = aws {
         env.extend([
             ("AWS_REGION".into(), aws.region().into()),
             ("AWS_DEFAULT_REGION".into(), aws.region().into()),
@@ -243,9 +311,17 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
             ),
         ]);
     }
-    write_provider_settings(&work, aws.is_none())
-        .map_err(|e| PlanError::Copy(project.into(), e.to_string()))?;
-    if let Some((socket, upstreams)) = aws.as_ref().and_then(|aws| aws.proxy()) {
+    env
+}
+
+/// In a local sandbox (the call has the gateway's endpoint proxy): starts the loopback
+/// forwarders and points terraform's proxy variables at the relay, and the endpoint variable of
+/// each declared endpoint whose upstream is an emulator at it.
+fn route_through_the_proxy(
+    aws: &crate::aws::UnitAws,
+    env: &mut Vec<(String, String)>,
+) -> Result<(), PlanError> {
+    if let Some((socket, upstreams)) = aws.proxy() {
         let all: Vec<String> = upstreams.values().cloned().collect();
         let forwarders =
             crate::forward::Forwarders::start(socket, &all).map_err(PlanError::Forward)?;
@@ -261,16 +337,33 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
             }
         }
     }
+    Ok(())
+}
 
-    let deadline = deadline_of(invocation.deadline_unix_ms);
+/// What terraform made of the project: the saved plan as JSON and as text.
+struct Planned {
+    document: Value,
+    text: Vec<u8>,
+}
+
+/// Runs `init`, `plan -out` and `show` (JSON, then text) in the scratch folder, each stopped at
+/// the deadline; an `init` that fails for want of a provider names what the mirror lacks.
+fn run_terraform(
+    terraform: &Path,
+    scratch: &Scratch,
+    env: &[(String, String)],
+    deadline: Instant,
+    mirror: &Path,
+    offline: bool,
+) -> Result<Planned, PlanError> {
     let run = |phase: &'static str, args: &[&str]| {
-        let mut command = Command::new(&terraform);
+        let mut command = Command::new(terraform);
         command
-            .arg(format!("-chdir={}", work.display()))
+            .arg(format!("-chdir={}", scratch.work.display()))
             .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&scratch);
+            .current_dir(&scratch.root);
         run_until(command, phase, deadline)
     };
 
@@ -281,19 +374,19 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
         if !missing.is_empty() {
             return Err(PlanError::NotInMirror {
                 missing: missing.join(", "),
-                has: mirror_contents(&mirror).join(", "),
+                has: mirror_contents(mirror).join(", "),
                 diagnostics: cut_tail(&said),
             });
         }
         return Err(failed("init", &init));
     }
-    let plan_file = scratch.join("plan.bin");
+    let plan_file = scratch.root.join("plan.bin");
     let out = format!("-out={}", plan_file.display());
-    let vars = format!("-var-file={}", var_file.display());
+    let vars = format!("-var-file={}", scratch.var_file.display());
     let mut plan_args = vec!["plan", "-input=false", "-no-color", "-lock=false"];
     // Offline, nothing in the project's state may be read back from AWS: the provider is told to
     // call nothing, and terraform not to refresh (which would call it anyway and fail).
-    if aws.is_none() {
+    if offline {
         plan_args.push("-refresh=false");
     }
     plan_args.extend([out.as_str(), vars.as_str()]);
@@ -312,20 +405,34 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     if !text.success {
         return Err(failed("show", &text));
     }
-    let summary = summarize(&document).map_err(PlanError::BadPlanJson)?;
-    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(Planned {
+        document,
+        text: text.stdout,
+    })
+}
 
-    let plan_text = String::from_utf8_lossy(&text.stdout);
+/// The tool's answer: the summary (structured, and as a line with the flags) and the plan text,
+/// cut at [`MAX_PLAN_TEXT_BYTES`] with a note when longer.
+fn answer(
+    project: &str,
+    tenant: Option<String>,
+    source: &Source,
+    offline: bool,
+    summary: &Summary,
+    planned: &Planned,
+) -> ToolOutput {
+    let plan_text = String::from_utf8_lossy(&planned.text);
     let (cut, truncated) = cut_at(&plan_text, MAX_PLAN_TEXT_BYTES);
     let mut structured = summary.to_json();
     structured["project"] = json!(project);
     structured["tenant"] = json!(tenant);
-    structured["terraformVersion"] = document
+    structured["terraformVersion"] = planned
+        .document
         .get("terraform_version")
         .cloned()
         .unwrap_or(Value::Null);
-    structured["offline"] = json!(aws.is_none());
-    if let Source::Bucket(bucket) = &source {
+    structured["offline"] = json!(offline);
+    if let Source::Bucket(bucket) = source {
         structured["bucket"] = json!(bucket.bucket());
     }
     structured["planBytes"] = json!(plan_text.len());
@@ -339,14 +446,14 @@ pub fn terraform_plan(invocation: &Invocation) -> Result<ToolOutput, PlanError> 
     }
     let mut output = ToolOutput::structured(structured);
     let mut line = summary.line(project);
-    if aws.is_none() {
+    if offline {
         line.push_str(
             "\n(offline plan: this call has no AWS credentials, so no AWS API was called and \
              nothing in the state was refreshed (-refresh=false))",
         );
     }
     output.content = vec![ContentItem::text(line), ContentItem::text(shown_plan)];
-    Ok(output)
+    output
 }
 
 /// Where the project is read from.
@@ -689,465 +796,5 @@ fn cut_at(text: &str, max: usize) -> (&str, bool) {
     (&text[..end], true)
 }
 
-/// What a plan would do: counts by action and resource type, and the changes a reviewer must see.
-#[derive(Debug, Default, PartialEq)]
-pub struct Summary {
-    /// By resource type: creates, updates, deletes, replacements.
-    pub by_type: BTreeMap<String, Counts>,
-    pub flags: Vec<Flag>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub create: u32,
-    pub update: u32,
-    pub delete: u32,
-    pub replace: u32,
-}
-
-/// One change a reviewer must see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flag {
-    /// `delete`, `replace`, `iam`, `security_group` or `public`.
-    pub kind: &'static str,
-    pub address: String,
-    pub reason: String,
-}
-
-impl Summary {
-    fn totals(&self) -> Counts {
-        self.by_type
-            .values()
-            .fold(Counts::default(), |t, c| Counts {
-                create: t.create + c.create,
-                update: t.update + c.update,
-                delete: t.delete + c.delete,
-                replace: t.replace + c.replace,
-            })
-    }
-
-    fn to_json(&self) -> Value {
-        let counts = |c: &Counts| json!({"create": c.create, "update": c.update, "delete": c.delete, "replace": c.replace});
-        let by_type: Map<String, Value> = self
-            .by_type
-            .iter()
-            .map(|(t, c)| (t.clone(), counts(c)))
-            .collect();
-        json!({
-            "changes": counts(&self.totals()),
-            "byType": by_type,
-            "flags": self.flags.iter().map(|f| json!({
-                "kind": f.kind, "address": f.address, "reason": f.reason,
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    fn line(&self, project: &str) -> String {
-        let t = self.totals();
-        let mut line = format!(
-            "plan of {project}: {} to create, {} to update, {} to delete, {} to replace",
-            t.create, t.update, t.delete, t.replace
-        );
-        if self.flags.is_empty() {
-            line.push_str("; nothing flagged");
-        } else {
-            line.push_str(&format!("; {} flagged:", self.flags.len()));
-            for f in &self.flags {
-                line.push_str(&format!("\n- [{}] {}: {}", f.kind, f.address, f.reason));
-            }
-        }
-        line
-    }
-}
-
-/// Summarises the JSON of `terraform show -json <plan>`.
-pub fn summarize(plan: &Value) -> Result<Summary, String> {
-    let mut summary = Summary::default();
-    let changes = match plan.get("resource_changes") {
-        None | Some(Value::Null) => return Ok(summary),
-        Some(Value::Array(changes)) => changes,
-        Some(_) => return Err("resource_changes is not a list".into()),
-    };
-    for rc in changes {
-        if rc.get("mode").and_then(Value::as_str) != Some("managed") {
-            continue;
-        }
-        let address = rc
-            .get("address")
-            .and_then(Value::as_str)
-            .ok_or("a resource change has no address")?
-            .to_owned();
-        let kind = rc
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or("a resource change has no type")?
-            .to_owned();
-        let change = rc.get("change").ok_or("a resource change has no change")?;
-        let actions: Vec<&str> = change
-            .get("actions")
-            .and_then(Value::as_array)
-            .ok_or("a resource change has no actions")?
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        let action = match actions.as_slice() {
-            ["create"] => "create",
-            ["update"] => "update",
-            ["delete"] => "delete",
-            ["delete", "create"] | ["create", "delete"] => "replace",
-            _ => continue, // no-op, read, forget
-        };
-        let counts = summary.by_type.entry(kind.clone()).or_default();
-        match action {
-            "create" => counts.create += 1,
-            "update" => counts.update += 1,
-            "delete" => counts.delete += 1,
-            _ => counts.replace += 1,
-        }
-        let mut flag = |kind: &'static str, reason: String| {
-            summary.flags.push(Flag {
-                kind,
-                address: address.clone(),
-                reason,
-            });
-        };
-        match action {
-            "delete" => flag("delete", "is destroyed".into()),
-            "replace" => flag("replace", replace_reason(change, rc)),
-            _ => {}
-        }
-        if kind.starts_with("aws_iam_") {
-            flag("iam", format!("IAM: {kind} is {}", past(action)));
-        }
-        if SECURITY_GROUP_TYPES.contains(&kind.as_str()) {
-            flag(
-                "security_group",
-                format!("network rule: {kind} is {}", past(action)),
-            );
-        }
-        if action != "delete"
-            && let Some(why) = public_exposure(&kind, change.get("after").unwrap_or(&Value::Null))
-        {
-            flag("public", why);
-        }
-    }
-    Ok(summary)
-}
-
-const SECURITY_GROUP_TYPES: &[&str] = &[
-    "aws_security_group",
-    "aws_default_security_group",
-    "aws_security_group_rule",
-    "aws_vpc_security_group_ingress_rule",
-    "aws_vpc_security_group_egress_rule",
-    "aws_network_acl",
-    "aws_network_acl_rule",
-    "aws_default_network_acl",
-];
-
-fn past(action: &str) -> &'static str {
-    match action {
-        "create" => "created",
-        "update" => "updated",
-        "delete" => "destroyed",
-        _ => "replaced",
-    }
-}
-
-fn replace_reason(change: &Value, rc: &Value) -> String {
-    let paths: Vec<String> = change
-        .get("replace_paths")
-        .and_then(Value::as_array)
-        .map(|paths| {
-            paths
-                .iter()
-                .filter_map(|p| p.as_array())
-                .map(|p| {
-                    p.iter()
-                        .map(|s| match s {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(".")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match (
-        paths.is_empty(),
-        rc.get("action_reason").and_then(Value::as_str),
-    ) {
-        (false, _) => format!(
-            "is destroyed and created again (a change to {})",
-            paths.join(", ")
-        ),
-        (true, Some(reason)) => format!("is destroyed and created again ({reason})"),
-        (true, None) => "is destroyed and created again".into(),
-    }
-}
-
-const OPEN: &[&str] = &["0.0.0.0/0", "::/0"];
-
-/// Why the planned values of a resource expose something to the internet, if they do.
-fn public_exposure(kind: &str, after: &Value) -> Option<String> {
-    let s = |key: &str| after.get(key).and_then(Value::as_str);
-    let b = |key: &str| after.get(key).and_then(Value::as_bool);
-    let open_in = |v: &Value| -> Option<&'static str> {
-        let list = |key: &str| {
-            v.get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .find_map(|c| OPEN.iter().find(|o| **o == c).copied())
-        };
-        list("cidr_blocks").or_else(|| list("ipv6_cidr_blocks"))
-    };
-    match kind {
-        "aws_security_group" | "aws_default_security_group" => after
-            .get("ingress")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find_map(|rule| {
-                open_in(rule).map(|cidr| {
-                    format!(
-                        "ingress from {cidr} on ports {}-{}",
-                        rule.get("from_port").unwrap_or(&Value::Null),
-                        rule.get("to_port").unwrap_or(&Value::Null)
-                    )
-                })
-            }),
-        "aws_security_group_rule" if s("type") == Some("ingress") => open_in(after).map(|cidr| {
-            format!(
-                "ingress from {cidr} on ports {}-{}",
-                after.get("from_port").unwrap_or(&Value::Null),
-                after.get("to_port").unwrap_or(&Value::Null)
-            )
-        }),
-        "aws_vpc_security_group_ingress_rule" => s("cidr_ipv4")
-            .or_else(|| s("cidr_ipv6"))
-            .filter(|c| OPEN.contains(c))
-            .map(|cidr| format!("ingress from {cidr}")),
-        "aws_s3_bucket_public_access_block" => {
-            let off: Vec<&str> = [
-                "block_public_acls",
-                "block_public_policy",
-                "ignore_public_acls",
-                "restrict_public_buckets",
-            ]
-            .into_iter()
-            .filter(|k| b(k) == Some(false))
-            .collect();
-            (!off.is_empty()).then(|| format!("public access not blocked: {}", off.join(", ")))
-        }
-        "aws_s3_bucket_acl" => s("acl")
-            .filter(|acl| matches!(*acl, "public-read" | "public-read-write"))
-            .map(|acl| format!("bucket ACL {acl}")),
-        "aws_db_instance" | "aws_rds_cluster_instance" | "aws_redshift_cluster"
-            if b("publicly_accessible") == Some(true) =>
-        {
-            Some("publicly_accessible is true".into())
-        }
-        "aws_instance" | "aws_launch_template"
-            if b("associate_public_ip_address") == Some(true) =>
-        {
-            Some("gets a public IP address".into())
-        }
-        "aws_lb" | "aws_alb" if b("internal") == Some(false) => {
-            Some("an internet-facing load balancer".into())
-        }
-        "aws_lambda_function_url" if s("authorization_type") == Some("NONE") => {
-            Some("a function URL without authorization".into())
-        }
-        _ => s("policy").and_then(public_policy),
-    }
-}
-
-/// A resource policy (JSON) that allows everyone (`"Principal": "*"` or `{"AWS": "*"}`) without
-/// a condition.
-fn public_policy(policy: &str) -> Option<String> {
-    let doc: Value = serde_json::from_str(policy).ok()?;
-    let statements = match doc.get("Statement")? {
-        Value::Array(list) => list.clone(),
-        one => vec![one.clone()],
-    };
-    statements.iter().find_map(|st| {
-        let allow = st.get("Effect").and_then(Value::as_str) == Some("Allow");
-        let everyone = match st.get("Principal") {
-            Some(Value::String(p)) => p == "*",
-            Some(Value::Object(p)) => p.get("AWS").is_some_and(|a| {
-                a == "*" || a.as_array().is_some_and(|l| l.iter().any(|x| x == "*"))
-            }),
-            _ => false,
-        };
-        (allow && everyone && st.get("Condition").is_none())
-            .then(|| "a resource policy allows everyone (Principal \"*\", no condition)".into())
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn change(address: &str, kind: &str, actions: &[&str], after: Value) -> Value {
-        json!({"address": address, "mode": "managed", "type": kind,
-               "change": {"actions": actions, "after": after}})
-    }
-
-    #[test]
-    fn counts_by_type_and_flags_what_a_reviewer_must_see() {
-        let plan = json!({"resource_changes": [
-            change("aws_s3_bucket.a", "aws_s3_bucket", &["create"], json!({})),
-            change("aws_s3_bucket.b", "aws_s3_bucket", &["no-op"], json!({})),
-            change("aws_s3_bucket.c", "aws_s3_bucket", &["delete"], Value::Null),
-            change("aws_iam_policy.p", "aws_iam_policy", &["update"], json!({})),
-            change("aws_instance.i", "aws_instance", &["delete", "create"], json!({})),
-            change("aws_security_group.w", "aws_security_group", &["create"],
-                   json!({"ingress": [{"cidr_blocks": ["0.0.0.0/0"], "from_port": 22, "to_port": 22}]})),
-            change("aws_s3_bucket_policy.p", "aws_s3_bucket_policy", &["create"],
-                   json!({"policy": "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\"}]}"})),
-            {"address": "data.aws_iam_policy_document.d", "mode": "data",
-             "type": "aws_iam_policy_document", "change": {"actions": ["read"]}},
-        ]});
-        let s = summarize(&plan).expect("works");
-        assert_eq!(
-            s.by_type["aws_s3_bucket"],
-            Counts {
-                create: 1,
-                update: 0,
-                delete: 1,
-                replace: 0
-            }
-        );
-        assert_eq!(s.by_type["aws_instance"].replace, 1);
-        assert!(!s.by_type.contains_key("aws_iam_policy_document"));
-        let kinds: Vec<(&str, &str)> = s
-            .flags
-            .iter()
-            .map(|f| (f.kind, f.address.as_str()))
-            .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                ("delete", "aws_s3_bucket.c"),
-                ("iam", "aws_iam_policy.p"),
-                ("replace", "aws_instance.i"),
-                ("security_group", "aws_security_group.w"),
-                ("public", "aws_security_group.w"),
-                ("public", "aws_s3_bucket_policy.p"),
-            ]
-        );
-        assert!(
-            s.flags[4].reason.contains("0.0.0.0/0 on ports 22-22"),
-            "{:?}",
-            s.flags[4]
-        );
-        let totals = s.totals();
-        assert_eq!(
-            (totals.create, totals.update, totals.delete, totals.replace),
-            (3, 1, 1, 1)
-        );
-    }
-
-    #[test]
-    fn a_private_security_group_and_a_conditioned_policy_are_not_public() {
-        let plan = json!({"resource_changes": [
-            change("aws_security_group.w", "aws_security_group", &["create"],
-                   json!({"ingress": [{"cidr_blocks": ["10.0.0.0/16"]}]})),
-            change("aws_sqs_queue_policy.q", "aws_sqs_queue_policy", &["create"],
-                   json!({"policy": "{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Condition\":{\"StringEquals\":{\"aws:SourceAccount\":\"1\"}}}}"})),
-            change("aws_s3_bucket_public_access_block.b", "aws_s3_bucket_public_access_block",
-                   &["create"], json!({"block_public_acls": true, "block_public_policy": true,
-                                       "ignore_public_acls": true, "restrict_public_buckets": true})),
-        ]});
-        let s = summarize(&plan).expect("works");
-        assert!(s.flags.iter().all(|f| f.kind != "public"), "{:?}", s.flags);
-    }
-
-    #[test]
-    fn names_and_variables_are_checked() {
-        for bad in ["", ".hidden", "a/b", "..", "a b", &"x".repeat(65)] {
-            assert!(check_project_name(bad).is_err(), "{bad:?}");
-        }
-        check_project_name("storefront-2.v1_x").expect("works");
-        assert!(variables(Some(&json!({"ok": "x", "n": 1, "b": true}))).is_ok());
-        for bad in [
-            json!({"1x": "a"}),
-            json!({"a b": "a"}),
-            json!({"x": ["list"]}),
-            json!({"x": {"o": 1}}),
-            json!({"x": null}),
-            json!({"x": "y".repeat(MAX_VARIABLE_CHARS + 1)}),
-            json!(["not", "an", "object"]),
-        ] {
-            assert!(variables(Some(&bad)).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_missing_providers_are_named_from_terraforms_wrapped_message() {
-        let said = "Error: Failed to query available provider packages\n\nCould not retrieve the \
-                    list of available versions for provider\nhashicorp/random: provider \
-                    registry.terraform.io/hashicorp/random was not\nfound in any of the search \
-                    locations\n";
-        assert_eq!(
-            missing_providers(said),
-            vec!["registry.terraform.io/hashicorp/random"]
-        );
-        assert!(missing_providers("Error: something else").is_empty());
-    }
-
-    #[test]
-    fn a_project_is_found_only_inside_the_tenants_folder() {
-        let dir = tempfile::tempdir().expect("works");
-        let tenant = dir.path().join("acme");
-        std::fs::create_dir_all(tenant.join("projects/web")).expect("works");
-        std::fs::create_dir_all(dir.path().join("globex/projects/ledger")).expect("works");
-        std::os::unix::fs::symlink(
-            dir.path().join("globex/projects/ledger"),
-            tenant.join("projects/ledger"),
-        )
-        .expect("works");
-        std::fs::write(tenant.join("projects/file"), "x").expect("works");
-        assert!(project_dir(&tenant, "web").is_ok());
-        for name in ["ledger", "file", "missing"] {
-            let e = project_dir(&tenant, name).expect_err("fails");
-            assert!(
-                e.to_string().contains("not found for this tenant"),
-                "{name}: {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn provider_settings_override_the_projects_block_or_stand_alone() {
-        let dir = tempfile::tempdir().expect("works");
-        std::fs::write(dir.path().join("main.tf"), "resource \"x\" \"y\" {}\n").expect("works");
-        write_provider_settings(dir.path(), true).expect("works");
-        let own =
-            std::fs::read_to_string(dir.path().join("switchboard_provider.tf")).expect("works");
-        assert!(own.contains("max_retries = 1") && own.contains("skip_credentials_validation"));
-
-        let dir = tempfile::tempdir().expect("works");
-        std::fs::write(
-            dir.path().join("p.tf"),
-            "provider \"aws\"{\n  region = \"x\"\n}\n",
-        )
-        .expect("works");
-        write_provider_settings(dir.path(), false).expect("works");
-        let merged = std::fs::read_to_string(dir.path().join("switchboard_provider_override.tf"))
-            .expect("works");
-        assert!(merged.contains("max_retries = 1") && !merged.contains("offline"));
-    }
-
-    #[test]
-    fn long_plans_are_cut_on_a_character_boundary() {
-        let text = "é".repeat(10);
-        let (cut, truncated) = cut_at(&text, 5);
-        assert!(truncated);
-        assert_eq!(cut, "éé");
-        assert_eq!(cut_at("short", 10), ("short", false));
-    }
-}
+mod tests;

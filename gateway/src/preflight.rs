@@ -1,0 +1,132 @@
+//! The rules a catalog (with the deployment's bindings, when there are any) must pass before a
+//! gateway starts: one function, [`check`], that `switchboard check` and `switchboard serve` both
+//! run, so that `check` refuses what `serve` would refuse. It reports every problem at once.
+//!
+//! A catalog that does not load ([`crate::catalog::load`]) is refused by the loader alone, with
+//! its first error; these rules start from a loaded catalog:
+//!
+//! - every tool with permissions has a session policy that fits STS's limit whatever the
+//!   deadline ([`crate::credentials::check_session_policy_fits`]);
+//! - the catalog's auth section names keys the gateway may fetch
+//!   ([`crate::auth::setup::check_settings`]), unless `serve --dev` replaces it;
+//! - the bindings, when given, match the catalog ([`crate::bindings::check`]).
+
+use std::fmt;
+
+use crate::auth::SettingsError;
+use crate::bindings::{self, Bindings};
+use crate::catalog::Catalog;
+use crate::credentials::CredentialError;
+
+/// Whose authentication settings the gateway would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFrom {
+    /// The catalog's `gateway.auth` (`check`, and `serve` without `--dev`).
+    Catalog,
+    /// The dev key's (`serve --dev`): the catalog's auth section is not used.
+    DevKey,
+}
+
+/// One rule a catalog breaks.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// A tool could never be given credentials.
+    #[error("{0}")]
+    SessionPolicy(CredentialError),
+    #[error("gateway.auth: {0}")]
+    Auth(SettingsError),
+    /// The deployment differs from the catalog.
+    #[error("{0}")]
+    Binding(bindings::Problem),
+}
+
+impl Problem {
+    fn is_binding(&self) -> bool {
+        matches!(self, Self::Binding(_))
+    }
+}
+
+/// Every problem [`check`] found, in the catalog's order: the catalog's own first, then the
+/// bindings'.
+#[derive(Debug)]
+pub struct Refusal {
+    pub problems: Vec<Problem>,
+}
+
+impl std::error::Error for Refusal {}
+
+impl Refusal {
+    /// The problems of the catalog itself (not of its bindings).
+    pub fn catalog_problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| !p.is_binding())
+    }
+
+    /// Where the bindings differ from the catalog.
+    pub fn binding_problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.is_binding())
+    }
+
+    /// The refusal as lines: one block for the catalog's problems and one for the bindings',
+    /// each problem indented under its block's heading. `bindings_origin` names where the
+    /// bindings came from, when known.
+    pub fn report(&self, bindings_origin: Option<&str>) -> String {
+        let mut blocks = Vec::new();
+        let block = |heading: String, problems: Vec<&Problem>| {
+            let mut text = format!("{heading} ({} problem(s)):", problems.len());
+            for problem in problems {
+                text.push_str(&format!("\n  {problem}"));
+            }
+            text
+        };
+        let own: Vec<_> = self.catalog_problems().collect();
+        if !own.is_empty() {
+            blocks.push(block("the catalog would be refused at start".into(), own));
+        }
+        let deployed: Vec<_> = self.binding_problems().collect();
+        if !deployed.is_empty() {
+            let heading = match bindings_origin {
+                Some(origin) => format!("the bindings from {origin} do not match the catalog"),
+                None => "the bindings do not match the catalog".into(),
+            };
+            blocks.push(block(heading, deployed));
+        }
+        blocks.join("\n")
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report(None))
+    }
+}
+
+/// Checks a loaded catalog, and the deployment's bindings against it when there are any, by the
+/// rules in the module's documentation; every problem found is in the refusal.
+pub fn check(
+    catalog: &Catalog,
+    bindings: Option<&Bindings>,
+    auth: AuthFrom,
+) -> Result<(), Refusal> {
+    let mut problems: Vec<Problem> = catalog
+        .tools
+        .iter()
+        .filter_map(|tool| crate::credentials::check_session_policy_fits(tool).err())
+        .map(Problem::SessionPolicy)
+        .collect();
+    if auth == AuthFrom::Catalog
+        && let Some(settings) = &catalog.gateway.auth
+        && let Err(e) = crate::auth::setup::check_settings(settings)
+    {
+        problems.push(Problem::Auth(e));
+    }
+    if let Some(bindings) = bindings
+        && let Err(mismatch) = bindings::check(catalog, bindings)
+    {
+        problems.extend(mismatch.problems.into_iter().map(Problem::Binding));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal { problems })
+    }
+}
