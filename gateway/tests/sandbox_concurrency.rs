@@ -1,16 +1,22 @@
 //! 200 concurrent sandboxed calls complete, and afterwards no sandbox process, mount
 //! namespace, host mount or scratch entry is left (counted before and after). Its own test
 //! binary, so that no other test's sandboxes run while it counts.
-
-mod sandbox_support;
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use sandbox_support::{backend_with, census, dispatch_for, structured, tools};
 use switchboard_gateway::backend::Backend;
 use switchboard_gateway::backend::local::LocalOptions;
 use tokio_util::sync::CancellationToken;
+
+#[path = "it/support/mod.rs"]
+mod support;
+
+use support::sandbox::{backend_with, census, census_settled, dispatch_for, structured, tools};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_calls_complete_and_leave_nothing() {
@@ -47,6 +53,6 @@ async fn two_hundred_concurrent_calls_complete_and_leave_nothing() {
     eprintln!("200 calls in {:?}", started.elapsed());
     assert_eq!(backend.in_flight(), 0);
     drop(backend);
-    let after = census();
+    let after = census_settled(&before).await;
     assert_eq!(after, before, "something of the sandboxes was left behind");
 }

@@ -2,12 +2,20 @@
 //! shutdown, no sandbox process, namespace, mount, scratch entry or control group is left
 //! (counted before and after). Its own test binary, so that no other test's sandboxes run
 //! while it counts.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 
-mod sandbox_support;
-
-use sandbox_support::{backend_with, call_ok, census, fresh_tool, structured, until_prepared};
 use switchboard_gateway::backend::Backend;
 use switchboard_gateway::backend::local::LocalOptions;
+
+#[path = "it/support/mod.rs"]
+mod support;
+
+use support::sandbox::{
+    backend_with, call_ok, census, census_settled, fresh_tool, structured, until_prepared,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_clears_the_prepared_sandboxes_and_leaves_nothing() {
@@ -24,7 +32,7 @@ async fn shutdown_clears_the_prepared_sandboxes_and_leaves_nothing() {
     assert_eq!(backend.prepared_sandboxes("fresh").0, 0);
     drop(backend);
     assert_eq!(
-        census(),
+        census_settled(&before).await,
         before,
         "something of the prepared sandboxes was left behind"
     );

@@ -4,18 +4,17 @@
 //! Needs bubblewrap; the script must sit in folders other users can read when the tests run as
 //! root (as the gateway needs for any tool).
 
-mod sandbox_support;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandbox_support::{dispatch_for, tool};
 use switchboard_gateway::backend::local::{LocalBackend, LocalOptions};
 use switchboard_gateway::backend::{Backend, Progress};
 use switchboard_gateway::catalog::Tool;
 use switchboard_tool_runtime::{ContentItem, ResourceContents};
 use tokio_util::sync::CancellationToken;
+
+use crate::support::sandbox::{dispatch_for, tool};
 
 const PNG: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";

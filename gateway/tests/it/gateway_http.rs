@@ -25,6 +25,8 @@ use switchboard_tool_runtime::{ContentItem, Invocation, ToolOutput};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::support::mcp::last_message;
+
 const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
 const V_NEW: &str = "2026-07-28";
 
@@ -308,19 +310,6 @@ fn post() -> http::request::Builder {
         .header("Host", "127.0.0.1:8080")
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
-}
-
-/// The JSON-RPC response in a body that is either JSON or an SSE stream.
-fn last_message(text: &str) -> Value {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return v;
-    }
-    text.lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|v| v.get("id").is_some())
-        .unwrap_or(Value::Null)
 }
 
 fn sse_messages(text: &str) -> Vec<Value> {

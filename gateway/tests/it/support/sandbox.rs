@@ -1,5 +1,4 @@
-//! Helpers shared by the sandbox test binaries.
-#![allow(dead_code)]
+//! Sandboxes of the local backend: tools, backends, dispatches and the host census.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -182,6 +181,21 @@ pub struct Census {
     /// Switchboard's control groups (the gateways' `switchboard-<pid>` folders and the
     /// sandboxes' groups in them) in the cgroup v1 memory and pids hierarchies.
     pub control_groups: usize,
+}
+
+/// The census once it equals `expected`, or as it stands after 2 s. A sandbox's outer bubblewrap
+/// process exits and is reaped a moment after the call's answer (which comes when the tool's
+/// pid 1 ends), so a count taken at once can see it; something really left behind is still
+/// there after 2 s.
+pub async fn census_settled(expected: &Census) -> Census {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let now = census();
+        if now == *expected || std::time::Instant::now() >= until {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub fn census() -> Census {

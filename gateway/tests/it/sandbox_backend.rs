@@ -4,17 +4,17 @@
 //! Needs bubblewrap and the tool-runtime binaries built for the same profile
 //! (`scripts/build`); a missing one fails the test with that advice.
 
-mod sandbox_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbox_support::{
-    backend, backend_with, call_ok, dispatch_for, fresh_tool, structured, tools, until_prepared,
-};
 use switchboard_gateway::backend::local::LocalOptions;
 use switchboard_gateway::backend::{Backend, BackendError};
 use tokio_util::sync::CancellationToken;
+
+use crate::support::sandbox;
+use crate::support::sandbox::{
+    backend, backend_with, call_ok, dispatch_for, fresh_tool, structured, tools, until_prepared,
+};
 
 #[tokio::test]
 async fn echo_answers_from_a_sandbox() {
@@ -292,7 +292,7 @@ fn a_machine_where_bubblewrap_fails_is_refused_at_start_up() {
     };
     let e = switchboard_gateway::backend::local::LocalBackend::with_options(
         std::path::Path::new("/"),
-        &sandbox_support::tools(),
+        &sandbox::tools(),
         options,
     )
     .expect_err("must be refused");
@@ -303,7 +303,7 @@ fn a_machine_where_bubblewrap_fails_is_refused_at_start_up() {
 async fn shutdown_removes_the_endpoint_sockets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runtime = dir.path().join("rt");
-    let mut tools = sandbox_support::tools();
+    let mut tools = sandbox::tools();
     tools[1].endpoints = vec![switchboard_gateway::catalog::Endpoint::Sts];
     let options = switchboard_gateway::backend::local::LocalOptions {
         runtime_dir: Some(runtime.clone()),
@@ -334,7 +334,7 @@ fn sleeper(
     let script = format!(
         r#"read -r invocation; sleep {seconds}; printf '{{"content":[{{"type":"text","text":"slept"}}],"structuredContent":{{"slept":{seconds}}},"isError":false}}\n'"#
     );
-    let mut tool = sandbox_support::tool(
+    let mut tool = sandbox::tool(
         name,
         vec!["/bin/sh".into(), "-c".into(), script],
         timeout_seconds,
