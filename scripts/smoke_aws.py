@@ -15,17 +15,17 @@ Two modes, one sequence:
 How credentials are minted: as ``gateway/src/credentials`` does for one call. The script plays the
 gateway: it lets the account assume the deployed gateway role for the length of the test (one
 statement added to that role's trust policy; the role is destroyed at the end), assumes it, and
-asks STS for ``AssumeRole`` on the tool's work role with the invocation id as session name,
-``SourceIdentity`` = the subject made to fit STS (``credentials::source_identity``), the session
-tags the binding names, 900 seconds, and the session policy that ``switchboard session-policies``
-prints, i.e. the broker's own policy code: every statement valid only before the call's deadline.
+asks STS for ``AssumeRole`` on the tool's work role with exactly the parameters that
+``switchboard session-request`` prints, i.e. the broker's own code (``credentials::
+assume_role_request``): the invocation id as session name, ``SourceIdentity`` = the subject made to
+fit STS, the session tags the tool names, 900 seconds, and the session policy whose every statement
+is valid only before the call's deadline. No rule of the broker is written again here.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -416,26 +416,16 @@ def leftovers(target: Target, prefix: str, bucket: str) -> dict[str, list[str]]:
 # --- minting as the gateway does -------------------------------------------------------------------
 
 
-def source_identity(subject: str) -> str:
-    """credentials::source_identity: the subject's first 40 characters with anything outside
-    STS's session characters made '_', a '-', and 16 hex digits of the SHA-256 of the subject."""
-    digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
-    allowed = set("_+=,.@-")
-    prefix = "".join(c if (c.isascii() and c.isalnum()) or c in allowed else "_" for c in subject[:40])
-    return f"{prefix}-{digest}" if prefix else digest
-
-
-def session_tags(keys: list[str], tool: str, tenant: str, subject: str, invocation: str) -> dict[str, str]:
-    values = {"tool": tool, "tenant": tenant, "principal": subject, "invocation": invocation}
-    return {k: values[k] for k in keys}
-
-
-def session_policy(switchboard: Path, catalog: Path, tool: str) -> str:
-    """The broker's own session policy for a call of `tool` starting now (`switchboard
-    session-policies`): every statement valid only until now + the tool's timeout."""
-    out = subprocess.run([str(switchboard), "session-policies", str(catalog)], check=True,
-                         capture_output=True, text=True).stdout
-    return json.dumps(json.loads(out)[tool], separators=(",", ":"))
+def session_request(switchboard: Path, catalog: Path, bindings: Path, tool: str, tenant: str, subject: str,
+                    invocation: str) -> dict:
+    """The AssumeRole parameters the broker sends for a call of `tool` starting now, from the
+    gateway's own code (`switchboard session-request`): RoleArn, RoleSessionName, SourceIdentity,
+    Tags, DurationSeconds and the session policy, every statement valid only until now + the
+    tool's timeout."""
+    out = subprocess.run([str(switchboard), "session-request", "--catalog", str(catalog), "--bindings", str(bindings),
+                          "--tool", tool, "--tenant", tenant, "--principal", subject, "--invocation", invocation],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def policy_deadline(policy: str) -> tuple[set[str], int]:
@@ -681,18 +671,8 @@ class Smoke:
 
     def mint(self, gateway: dict, tool: str, tenant: str, **overrides) -> tuple[dict, dict]:
         """One call's AssumeRole, as the broker builds it; `overrides` break it on purpose."""
-        binding = self.bindings["tools"][tool]
         invocation = str(uuid.uuid4())
-        subject = f"smoke-aws|{self.run_id}"
-        request = {
-            "RoleArn": binding["work_role_arn"],
-            "RoleSessionName": invocation,
-            "SourceIdentity": source_identity(subject),
-            "Tags": [{"Key": k, "Value": v} for k, v in
-                     session_tags(binding["session_tags"], tool, tenant, subject, invocation).items()],
-            "DurationSeconds": 900,
-            "Policy": session_policy(self.switchboard, self.catalog, tool),
-        }
+        request = self.session_request(tool, tenant, invocation)
         for key, value in overrides.items():
             if value is None:
                 request.pop(key, None)
@@ -701,6 +681,10 @@ class Smoke:
         sent = time.time()
         answer = self.target.client("sts", gateway).assume_role(**request)
         return request, {**answer, "sent": sent, "invocation": invocation}
+
+    def session_request(self, tool: str, tenant: str, invocation: str) -> dict:
+        return session_request(self.switchboard, self.catalog, self.work / "bindings.json", tool, tenant,
+                               f"smoke-aws|{self.run_id}", invocation)
 
     def credential_claims(self, gateway: dict) -> tuple[dict, dict, float]:
         r = self.report
@@ -771,9 +755,9 @@ class Smoke:
         ]
         for label, text, creds, overrides in attempts:
             if label == "e2":
-                binding = self.bindings["tools"]["state_validate"]
-                tags = session_tags(binding["session_tags"], "net-probe", TENANT, "x", "x")
-                overrides = {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+                tags = self.session_request("state_validate", TENANT, str(uuid.uuid4()))["Tags"]
+                overrides = {"Tags": [{"Key": t["Key"], "Value": "net-probe" if t["Key"] == "tool" else t["Value"]}
+                                      for t in tags]}
             try:
                 if creds is None:
                     binding = self.bindings["tools"]["state_validate"]

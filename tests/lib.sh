@@ -12,18 +12,25 @@ needs_binaries() {
   done
 }
 
-# pinned_venv DIR REQUIREMENTS PYTHON: a venv at DIR holding exactly REQUIREMENTS (a pinned file),
-# made again only when that file changes.
-pinned_venv() {
-  local dir=$1 req=$2 python=$3
-  if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/.requirements"; then
-    return 0
-  fi
-  printf '\n--- creating the venv %s\n' "$dir"
-  rm -rf "$dir"
-  "$python" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$dir/.requirements"
+# suite_init NAME [BIN_DIR]: the start of a suite's run.sh, after `here` is set and this file
+# sourced: sets root (the checkout), work (.work/NAME, made), bin (BIN_DIR, default
+# target/release) and started (the start time, date +%s); `say` then prefixes NAME.
+suite_init() {
+  suite_name=$1
+  root=$(cd "$here/../.." && pwd)
+  work=$root/.work/$1
+  bin=${2:-$root/target/release}
+  mkdir -p "$work"
+  started=$(date +%s)
+}
+
+say() { printf '\n--- %s: %s\n' "$suite_name" "$*"; }
+
+# venv DIR REQUIREMENTS [PYTHON]: a venv at DIR of exactly REQUIREMENTS (a pinned file) that can
+# import the suites' shared harness (tests/harness), built by scripts/ensure-venv (again only when
+# REQUIREMENTS or the Python changes).
+venv() {
+  "$root/scripts/ensure-venv" --harness "$1" "$2" "${3:-python3}"
 }
 
 # pinned_npm DIR SOURCE PACKAGE: `npm ci` of SOURCE's package.json and package-lock.json into DIR,
@@ -40,21 +47,27 @@ pinned_npm() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
-# wait_answering PYTHON URL PID: waits (30 s at most) until URL answers, failing early if PID exits.
+# The processes a suite started (serve_gateway adds its own) and the logs finish shows on failure.
+pids=()
+shown_logs=()
+
+# wait_answering PYTHON URL PID [LOG]: waits (30 s at most) until URL answers, failing early if
+# PID exits, and then showing LOG's last lines (switchboard_harness.gateway.wait_healthy).
 wait_answering() {
-  local python=$1 url=$2 pid=$3
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "the process behind $url exited" >&2
-      return 1
-    fi
-    if "$python" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "$url did not answer within 30 s" >&2
-  return 1
+  local python=$1 url=$2 pid=$3 log=${4:-}
+  "$python" -m switchboard_harness wait "$url" --pid "$pid" ${log:+--log "$log"} --what "the process behind $url"
+}
+
+# serve_gateway PYTHON LOG LISTEN ARG...: starts `$bin/switchboard serve ARG... --listen LISTEN` in
+# the background (with the caller's environment and NO_COLOR=1), its output in LOG, adds it to pids
+# and shown_logs, and waits for its /healthz.
+serve_gateway() {
+  local python=$1 log=$2 listen=$3
+  shift 3
+  NO_COLOR=1 "$bin/switchboard" serve "$@" --listen "$listen" >"$log" 2>&1 &
+  pids+=($!)
+  shown_logs+=("$log")
+  wait_answering "$python" "http://$listen/healthz" "$!" "$log"
 }
 
 # stop_all PID...: stops the processes a suite started and waits for them.
@@ -66,4 +79,20 @@ stop_all() {
   for pid in "$@"; do
     wait "$pid" 2>/dev/null || true
   done
+}
+
+# finish: the EXIT trap of a suite that starts processes (`trap finish EXIT`): stops every one in
+# pids and, when the suite failed, shows the last lines of each log in shown_logs.
+finish() {
+  local status=$? log
+  stop_all "${pids[@]}"
+  if [ "$status" != 0 ]; then
+    for log in "${shown_logs[@]}"; do
+      if [ -f "$log" ]; then
+        echo "--- last lines of $log:" >&2
+        tail -n 40 "$log" >&2 || true
+      fi
+    done
+  fi
+  exit "$status"
 }

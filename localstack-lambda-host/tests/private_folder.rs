@@ -7,6 +7,10 @@
 //! callbacks on a loopback listener and sends `POST /invoke`), and the function is a Lambda
 //! runtime in bash, so that plain `cargo test` runs it in seconds. It needs bubblewrap, as the
 //! gateway's sandbox tests do.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

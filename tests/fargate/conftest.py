@@ -24,29 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-# The recording proxy and the wire parsers are the Lambda suite's (tests/lambda/e2e).
-sys.path.insert(1, str(HERE.parent / "lambda" / "e2e"))
+# The recording proxy, the wire parsers, the faults and the gateway's process are the suites'
+# shared harness (tests/harness), which the Lambda suite uses too.
+from switchboard_harness import awswire
+from switchboard_harness.faults import faults, proxy_faults  # noqa: F401 - fixtures, found by pytest here
+from switchboard_harness.gateway import DevGateway, start_dev
+from switchboard_harness.recproxy import Exchange, RecordingProxy, recording
+from switchboard_harness.report import failure_report_hook, failure_sections
+from switchboard_harness.settings import required, run_dir
 
-import awswire  # noqa: E402
-import player as playmod  # noqa: E402
-from faults import faults, proxy_faults  # noqa: E402,F401 - fixtures, found by pytest here
-from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
-from recproxy import Exchange, RecordingProxy  # noqa: E402
-from sandbox import Relay, run_in_sandbox  # noqa: E402
+import player as playmod
+from sandbox import Relay, run_in_sandbox
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's
@@ -108,26 +104,15 @@ class Settings:
 
 
 def _required(name: str) -> Path:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        pytest.fail(f"{name} is not set: run this suite with tests/fargate/run.sh", pytrace=False)
-    if not Path(value).exists():
-        pytest.fail(f"{name}={value}: no such file", pytrace=False)
-    return Path(value).resolve()
+    return Path(required(name, "tests/fargate/run.sh", is_path=True)).resolve()
 
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
-    run_dir = os.environ.get("FARGATE_RUN_DIR", "").strip()
-    if run_dir:
-        path = Path(run_dir)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = tmp_path_factory.mktemp("fargate")
     return Settings(
         switchboard=_required("SWITCHBOARD_BIN"),
         tool_bin=_required("SWITCHBOARD_TOOL_BIN"),
-        run_dir=path,
+        run_dir=run_dir("FARGATE_RUN_DIR", tmp_path_factory, "fargate"),
     )
 
 
@@ -223,16 +208,9 @@ _player: playmod.Player | None = None
 @pytest.fixture(scope="session")
 def proxy(settings, moto_url):
     global _proxy
-    p = RecordingProxy(moto_url).start()
-    _proxy = p
-    try:
-        yield p
-    finally:
-        _proxy = None
-        p.stop()
-        with open(settings.run_dir / "wire.jsonl", "w", encoding="utf-8") as out:
-            for exchange in p.exchanges():
-                out.write(json.dumps(exchange.to_json()) + "\n")
+    with recording(moto_url, settings.run_dir / "wire.jsonl") as _proxy:
+        yield _proxy
+    _proxy = None
 
 
 @pytest.fixture(scope="session")
@@ -311,82 +289,21 @@ def bindings_document(d: Deployment) -> dict:
     }
 
 
-@dataclass
-class Gateway:
-    base: str
-    mcp: str
-    token: str
-    log: Path
-    audit: Path
-    process: subprocess.Popen
+# A running gateway: base, mcp, token, log, audit, process (switchboard_harness.gateway).
+Gateway = DevGateway
 
 
 def start_gateway(settings: Settings, deployment: Deployment, proxy: RecordingProxy, name: str) -> Gateway:
     run = settings.run_dir
-    catalog = run / "catalog.yaml"
-    bindings = run / "bindings.json"
-    dev_key = run / "dev-key.pem"
-    log = run / f"{name}.log"
-    audit = run / f"{name}-audit.jsonl"
-    for stale in (log, audit):
-        stale.unlink(missing_ok=True)
-    catalog.write_text(json.dumps(catalog_document(), indent=2))  # JSON is YAML
-    bindings.write_text(json.dumps(bindings_document(deployment), indent=2))
-    listen = f"127.0.0.1:{free_port()}"
-    base = f"http://{listen}"
-    env = clean_env(
-        AWS_ENDPOINT_URL=proxy.url,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_REGION=REGION,
-        RUST_LOG="debug",
-        NO_COLOR="1",
-    )
-    command = [
-        str(settings.switchboard), "serve",
-        "--catalog", str(catalog),
-        "--bindings", str(bindings),
-        "--dev", "--dev-key", str(dev_key),
-        "--listen", listen,
-        "--audit-log", str(audit),
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=die_with_parent
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            pytest.fail(
-                f"switchboard serve exited with status {process.returncode} before answering /healthz; "
-                f"its log ({log}):\n{tail(log)}",
-                pytrace=False,
-            )
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"switchboard serve did not answer /healthz within 30 s; its log:\n{tail(log)}")
-        time.sleep(0.2)
-    token = dev_token(
-        settings.switchboard, sub=SUBJECT, group=GROUP, tenant=TENANT, audience=f"{base}/mcp", dev_key=dev_key
-    )
-    return Gateway(base=base, mcp=f"{base}/mcp", token=token, log=log, audit=audit, process=process)
+    return start_dev(
+        settings.switchboard, run=run, log=run / f"{name}.log", audit=run / f"{name}-audit.jsonl",
+        catalog=catalog_document(), bindings=bindings_document(deployment),
+        aws_endpoint=proxy.url, region=REGION, sub=SUBJECT, group=GROUP, tenant=TENANT,
+    )  # fmt: skip
 
 
 def stop_gateway(gateway: Gateway, timeout: float = 20) -> int:
-    if gateway.process.poll() is None:
-        gateway.process.send_signal(signal.SIGTERM)
-        try:
-            gateway.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            gateway.process.kill()
-            gateway.process.wait(timeout=10)
-    return gateway.process.returncode
+    return gateway.stop(grace=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -518,20 +435,15 @@ def fargate_parts(settings, moto_url, deployment, proxy, ecs_player):
 # --- failure reports ------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "teardown" or not report.failed:
-        return
-    if _gateway_log is not None:
-        report.sections.append(("gateway log (last 60 lines)", tail(_gateway_log)))
-    if _proxy is not None:
-        lines = [e.summary() for e in _proxy.exchanges()[-25:]]
-        report.sections.append(("last exchanges on the wire", "\n".join(lines) or "(none)"))
+def _failure_sections() -> list[tuple[str, str]]:
+    sections = failure_sections(_gateway_log, _proxy)
     if _player is not None:
         played = [
             f"{p.family} {p.started_by} {p.states} exit={p.exit_code} error={p.error} stderr={p.tool_stderr[-500:]!r}"
             for p in _player.played.values()
         ]
-        report.sections.append(("tasks the player played", "\n".join(played) or "(none)"))
+        sections.append(("tasks the player played", "\n".join(played) or "(none)"))
+    return sections
+
+
+pytest_runtest_makereport = failure_report_hook(_failure_sections)

@@ -11,7 +11,7 @@
 #
 # Expects target/release/switchboard and target/release/switchboard-tool (scripts/test builds
 # them first; this script builds them when missing). Installs its venv under .work/fargate/
-# (Python 3.13 from pyenv, like localstack/start), rebuilt when requirements.txt changes.
+# (Python 3.13 from pyenv, like localstack/start) with scripts/ensure-venv.
 # FARGATE_PYTEST_ARGS are passed to pytest (e.g. `-k cancel`). Needs bubblewrap. With
 # BENCH_AWS_OUT=FILE (absolute, or relative to the checkout), the cost test writes what a Fargate
 # tool call costs on the wire there as JSON:
@@ -45,16 +45,8 @@ if [ -z "$python" ]; then
     python=python3
   fi
 fi
-req=$here/requirements.txt
 venv=$work/venv
-if ! { [ -x "$venv/bin/python" ] && cmp -s "$req" "$venv/.requirements"; }; then
-  say "creating the venv"
-  rm -rf "$venv"
-  mkdir -p "$work"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
-  cp "$req" "$venv/.requirements"
-fi
+scripts/ensure-venv --harness "$venv" "$here/requirements.txt" "$python"
 
 run_dir=$work/run
 rm -rf "$run_dir"

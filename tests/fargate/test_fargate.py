@@ -19,9 +19,8 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 
-import awscost
-import awswire
 import pytest
+from switchboard_harness import awscost, awswire
 from conftest import (
     ACCOUNT,
     BUCKET,

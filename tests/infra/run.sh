@@ -41,13 +41,7 @@ else
   die "Python 3.13 not found (expected pyenv's 3.13.0)"
 fi
 venv=$work/venv-tests
-lock_sum=$(sha256sum "$suite/requirements.lock" | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lock-sha256" 2>/dev/null)" != "$lock_sum" ]; then
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$suite/requirements.lock"
-  echo "$lock_sum" >"$venv/.lock-sha256"
-fi
+scripts/ensure-venv "$venv" "$suite/requirements.lock" "$python"
 export PATH="$venv/bin:$PATH"
 
 step "terraform CLI configuration for the offline provider mirror"

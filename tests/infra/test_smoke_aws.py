@@ -153,13 +153,3 @@ def test_it_refuses_to_start_without_an_account_named():
         with pytest.raises(SystemExit) as e:
             sa.main(argv)
         assert e.value.code == 2, argv
-
-
-def test_source_identity_is_the_gateways_shape():
-    # credentials::source_identity: up to 40 characters of the subject, others made '_', '-', 16 hex.
-    sid = sa.source_identity("auth0|5f3c")
-    assert sid.startswith("auth0_5f3c-") and len(sid.split("-")[-1]) == 16
-    assert sa.source_identity("") == sa.source_identity("")[:16] and len(sa.source_identity("")) == 16
-    long = sa.source_identity("x" * 100)
-    assert len(long) == 40 + 1 + 16
-    assert sa.source_identity("a|b") != sa.source_identity("a_b"), "two subjects never share one"

@@ -8,7 +8,7 @@
 #   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox on a free port
 #      (localstack/start; stopped again by a trap, whatever happens);
 #   3. runs the Rust suite (localstack-lambda-host/tests/localstack/) against it, then the credential
-#      broker's test against LocalStack STS (gateway/tests/broker_localstack.rs), then the end to
+#      broker's test against LocalStack STS (gateway/tests/it/broker_localstack.rs), then the end to
 #      end suite of the gateway's Lambda backend (tests/lambda/e2e/: the MCP Python SDK through
 #      `switchboard serve --bindings`, the whoami tool in Lambda, STS and Lambda on the wire);
 #   4. leaves one environment warm, stops LocalStack, and checks that no host or sandbox
@@ -36,7 +36,7 @@ say() { printf '\n--- lambda: %s\n' "$*"; }
 
 say "building the host, the probe and the suite"
 scripts/build
-cargo test --release --locked --workspace --test localstack --test broker_localstack --no-run
+cargo test --release --locked --workspace --test localstack --test it --no-run
 
 say "zipping the probe as bootstrap"
 mkdir -p "$suite"
@@ -72,9 +72,9 @@ LAMBDA_PROBE_ZIP=$zip LAMBDA_TOOLS_ZIP=$tools_zip \
   cargo test --release --locked --workspace --test localstack -- \
   --test-threads=6 ${LAMBDA_TEST_ARGS:-}
 
-say "the credential broker against LocalStack STS (gateway/tests/broker_localstack.rs)"
+say "the credential broker against LocalStack STS (gateway/tests/it/broker_localstack.rs)"
 LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
-  cargo test --release --locked --workspace --test broker_localstack
+  cargo test --release --locked --workspace --test it -- --ignored broker_localstack::
 
 # --- end to end: the gateway's Lambda backend (tests/lambda/e2e/) -----------------------------
 # The official MCP Python SDK calls lambda tools through `switchboard serve --bindings`; this
@@ -82,23 +82,10 @@ LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
 # call. pytest's fixtures create the roles and functions, the recording proxy and the gateway,
 # and stop the gateway again. E2E_PYTEST_ARGS are passed to pytest (e.g. `-k whoami`).
 say "end to end: the gateway's Lambda backend"
-# The MCP suite's SDK 2.x venv, same place, same requirements file and same rebuild rule as
-# tests/mcp/run.sh's venv(), so whichever suite runs first builds it for both.
+# The MCP suite's SDK 2.x venv, same place and same requirements file as tests/mcp/run.sh's, by
+# scripts/ensure-venv, so whichever suite runs first builds it for both.
 mcp_work=$root/.work/mcp
-mcp_python=${MCP_PYTHON:-python3}
-venv() {
-  local name=$1 req=$2 dir="$mcp_work/$1"
-  if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/.requirements"; then
-    return
-  fi
-  say "creating venv $name"
-  rm -rf "$dir"
-  mkdir -p "$mcp_work"
-  "$mcp_python" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$dir/.requirements"
-}
-venv sdk2 "$root/tests/mcp/requirements-sdk2.txt"
+scripts/ensure-venv --harness "$mcp_work/sdk2" "$root/tests/mcp/requirements-sdk2.txt" "${MCP_PYTHON:-python3}"
 e2e_run=$suite/e2e
 say "terraform and its provider mirror for terraform_plan (scripts/terraform-kit)"
 terraform_kit=$("$root/scripts/terraform-kit")

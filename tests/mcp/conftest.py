@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from harness import jwtkit, rawhttp  # noqa: E402
+from switchboard_harness import jwtkit, rawhttp
 
 
 @dataclass(frozen=True)

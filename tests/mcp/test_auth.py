@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from harness import jwtkit, rawhttp
-from harness.rawhttp import LEGACY, MODERN
+from switchboard_harness import jwtkit, rawhttp
+from switchboard_harness.rawhttp import LEGACY, MODERN
 
 RESOURCE_METADATA = re.compile(r'resource_metadata="([^"]+)"')
 

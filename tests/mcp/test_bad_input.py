@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness import rawhttp
-from harness.rawhttp import MODERN
+from switchboard_harness import rawhttp
+from switchboard_harness.rawhttp import MODERN
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness import rawhttp
+from switchboard_harness import rawhttp
 
 
 def sse_messages(resp: rawhttp.Response) -> list[dict]:

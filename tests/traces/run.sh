@@ -12,21 +12,17 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work="$root/.work/traces"
-bin="${TRACES_BIN_DIR:-$root/target/release}"
-mkdir -p "$work"
 # shellcheck source=tests/lib.sh
 . "$here/../lib.sh"
+suite_init traces "${TRACES_BIN_DIR:-}"
 
 needs_binaries tests/traces "$bin" switchboard switchboard-tool
-venv="$work/venv"
-pinned_venv "$venv" "$here/requirements.txt" "${TRACES_PYTHON:-python3}"
+venv "$work/venv" "$here/requirements.txt" "${TRACES_PYTHON:-python3}"
 
 run="$work/run"
 rm -rf "$run"
 mkdir -p "$run"
-printf '\n--- traces: pytest (gateways and their logs under %s)\n' "$run"
+say "pytest (gateways and their logs under $run)"
 # shellcheck disable=SC2086
 cd "$here" && SB_TRACES_BIN="$bin" SB_TRACES_WORK="$run" \
-  exec "$venv/bin/python" -m pytest -v -p no:cacheprovider ${TRACES_PYTEST_ARGS:-} .
+  exec "$work/venv/bin/python" -m pytest -v -p no:cacheprovider ${TRACES_PYTEST_ARGS:-} .

@@ -1,6 +1,10 @@
 //! The real `switchboard-tool` binary in container mode, against a local HTTP server that plays
 //! the invocation bucket's presigned URLs: it fetches the invocation, runs the tool, stores one
 //! `ToolOutput` and exits 0; a broken exchange exits non-zero without showing a signature.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

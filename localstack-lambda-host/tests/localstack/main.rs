@@ -6,6 +6,10 @@
 //! Run by `tests/lambda/run.sh`, which builds the zip, starts LocalStack and sets
 //! `LOCALSTACK_ENDPOINT` and `LAMBDA_PROBE_ZIP`. Without them every test fails with a message
 //! saying so: nothing here skips itself.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing, with its message"
+)]
 
 mod common;
 mod invoke;

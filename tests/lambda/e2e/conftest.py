@@ -28,24 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import awswire  # noqa: E402
-from faults import faults, proxy_faults  # noqa: E402,F401 - fixtures, found by pytest here
-from procs import clean_env, dev_token, die_with_parent, free_port, tail  # noqa: E402
-from recproxy import RecordingProxy  # noqa: E402
+from switchboard_harness import awswire
+from switchboard_harness.faults import faults, proxy_faults  # noqa: F401 - fixtures, found by pytest here
+from switchboard_harness.gateway import DevGateway, clean_env, dev_token, start_dev
+from switchboard_harness.recproxy import RecordingProxy, recording
+from switchboard_harness.report import failure_report_hook, failure_sections
+from switchboard_harness.settings import required, run_dir
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -244,22 +239,12 @@ class Settings:
 
 
 def _required(name: str, is_path: bool = False) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        pytest.fail(f"{name} is not set: run this suite with tests/lambda/run.sh", pytrace=False)
-    if is_path and not Path(value).exists():
-        pytest.fail(f"{name}={value}: no such file", pytrace=False)
-    return value
+    return required(name, "tests/lambda/run.sh", is_path)
 
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
-    run_dir = os.environ.get("E2E_RUN_DIR", "").strip()
-    if run_dir:
-        path = Path(run_dir)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = tmp_path_factory.mktemp("e2e")
+    path = run_dir("E2E_RUN_DIR", tmp_path_factory, "e2e")
     return Settings(
         localstack=_required("LOCALSTACK_ENDPOINT").rstrip("/"),
         aws_cli=Path(_required("AWS_CLI", is_path=True)),
@@ -394,16 +379,9 @@ def proxy(settings):
     """Between the gateway and LocalStack. At the end, every exchange goes to wire.jsonl in the
     run folder (LocalStack's throwaway credentials included: that is what was on the wire)."""
     global _proxy
-    p = RecordingProxy(settings.localstack).start()
-    _proxy = p
-    try:
-        yield p
-    finally:
-        _proxy = None
-        p.stop()
-        with open(settings.run_dir / "wire.jsonl", "w", encoding="utf-8") as out:
-            for exchange in p.exchanges():
-                out.write(json.dumps(exchange.to_json()) + "\n")
+    with recording(settings.localstack, settings.run_dir / "wire.jsonl") as _proxy:
+        yield _proxy
+    _proxy = None
 
 
 # --- the gateway ------------------------------------------------------------------------------
@@ -538,104 +516,35 @@ def bindings_document(deployment: Deployment) -> dict:
     }
 
 
-@dataclass
-class Gateway:
-    base: str
-    mcp: str
-    token: str
-    log: Path
-    audit: Path
-    process: subprocess.Popen
-    dev_key: Path
+# A running gateway: base, mcp, token, log, audit, process, dev_key (switchboard_harness.gateway).
+Gateway = DevGateway
 
 
 @pytest.fixture(scope="session")
 def gateway(settings, deployment, proxy):
     global _gateway_log
     run = settings.run_dir
-    catalog = run / "catalog.yaml"
-    bindings = run / "bindings.json"
-    dev_key = run / "dev-key.pem"
     log = run / "gateway.log"
-    audit = run / "audit.jsonl"
-    for stale in (log, audit):
-        stale.unlink(missing_ok=True)
     tenants = run / "tenants"
     shutil.rmtree(tenants, ignore_errors=True)
     shutil.copytree(REPO / "examples" / "tenants", tenants)
     for relative, text in TEST_PROJECTS.items():
         (tenants / relative).parent.mkdir(parents=True, exist_ok=True)
         (tenants / relative).write_text(text)
-    # JSON is YAML: no YAML library needed.
-    catalog.write_text(json.dumps(catalog_document(settings), indent=2))
-    bindings.write_text(json.dumps(bindings_document(deployment), indent=2))
-    port = free_port()
-    listen = f"127.0.0.1:{port}"
-    base = f"http://{listen}"
-    env = clean_env(
-        AWS_ENDPOINT_URL=proxy.url,
+    _gateway_log = log
+    gw = start_dev(
+        settings.switchboard, run=run, log=log, audit=run / "audit.jsonl",
+        catalog=catalog_document(settings), bindings=bindings_document(deployment),
+        aws_endpoint=proxy.url, region=REGION, sub=SUBJECT, group=GROUP, tenant=TENANT,
         # The local tool's sts endpoint: its tunnel goes to the recording proxy too.
         SWITCHBOARD_LOCAL_ENDPOINTS=",".join(
             f"{name}={proxy.url.removeprefix('http://')}" for name in ("sts", "s3", "secretsmanager")
         ),
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_REGION=REGION,
-        RUST_LOG="debug",
-        NO_COLOR="1",
-    )
-    command = [
-        str(settings.switchboard), "serve",
-        "--catalog", str(catalog),
-        "--bindings", str(bindings),
-        "--dev", "--dev-key", str(dev_key),
-        "--listen", listen,
-        "--audit-log", str(audit),
-    ]  # fmt: skip
-    _gateway_log = log
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=die_with_parent
-        )
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"switchboard serve exited with status {process.returncode} before answering "
-                    f"/healthz; its log ({log}):\n{tail(log)}",
-                    pytrace=False,
-                )
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"switchboard serve did not answer /healthz within 30 s; its log:\n{tail(log)}")
-            time.sleep(0.2)
-        token = dev_token(
-            settings.switchboard, sub=SUBJECT, group=GROUP, tenant=TENANT, audience=f"{base}/mcp", dev_key=dev_key
-        )
-        yield Gateway(
-            base=base,
-            mcp=f"{base}/mcp",
-            token=token,
-            log=log,
-            audit=audit,
-            process=process,
-            dev_key=dev_key,
-        )
+        yield gw
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        print(f"e2e: switchboard serve stopped with status {process.returncode}", file=sys.stderr)
+        print(f"e2e: switchboard serve stopped with status {gw.stop(grace=20)}", file=sys.stderr)
 
 
 # --- what the tests use -------------------------------------------------------------------------
@@ -753,14 +662,4 @@ def e2e(settings, aws, deployment, proxy, gateway) -> E2E:
 # --- failure reports: the gateway's side of the story ----------------------------------------
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "teardown" or not report.failed:
-        return
-    if _gateway_log is not None:
-        report.sections.append(("gateway log (last 60 lines)", tail(_gateway_log)))
-    if _proxy is not None:
-        lines = [e.summary() for e in _proxy.exchanges()[-25:]]
-        report.sections.append(("last exchanges on the wire", "\n".join(lines) or "(none)"))
+pytest_runtest_makereport = failure_report_hook(lambda: failure_sections(_gateway_log, _proxy))

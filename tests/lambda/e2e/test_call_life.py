@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-import awswire
+from switchboard_harness import awswire
 from conftest import WORK_ROLE
 
 # How late after its deadline (or its cancel) a call may answer.

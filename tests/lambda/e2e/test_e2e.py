@@ -18,8 +18,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-import awscost
-import awswire
+from switchboard_harness import awscost, awswire
 from conftest import ACCOUNT, LOCAL_TOOL, LOCAL_WORK_ROLE, SECRET_TOOL, STATE_TOOL, SUBJECT, TENANT, TERRAFORM_TOOL, WORK_ROLE
 
 # STS's character set for SourceIdentity (and role session names): [\w+=,.@-].

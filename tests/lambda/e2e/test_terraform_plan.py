@@ -10,7 +10,7 @@ import json
 import re
 import urllib.request
 
-import awswire
+from switchboard_harness import awswire
 from conftest import TERRAFORM_TOOL, TERRAFORM_WORK_ROLE
 
 # The shipped example project: what its plan creates, with the defaults of its variables.

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .jwtkit import Issuer
+from switchboard_harness.jwtkit import Issuer
 
 
 def main() -> None:

@@ -7,40 +7,11 @@ run.sh starts the gateway with DIR/catalog.yaml; the tests read DIR/run.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-import socket
 from pathlib import Path
 
-from . import jwtkit
-
-ISSUER = "https://issuer.switchboard.test"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def echo_tool(bin_dir: Path, name: str = "echo", groups: tuple[str, ...] = ("dev",)) -> dict:
-    return {
-        "name": name,
-        "title": "Echo",
-        "description": "Returns the message it is given.",
-        "input_schema": {
-            "type": "object",
-            "properties": {"message": {"type": "string", "maxLength": 4096}},
-            "required": ["message"],
-            "additionalProperties": False,
-        },
-        "backend": "local",
-        "local": {"command": [str(bin_dir / "switchboard-tool"), "echo"]},
-        "timeout_seconds": 20,
-        "memory_mb": 128,
-        "ephemeral_storage_mb": 16,
-        "allow": {"groups": list(groups)},
-    }
+from switchboard_harness import jwtkit
+from switchboard_harness.catalog import ISSUER, echo_tool, setup_arguments, write_run
+from switchboard_harness.gateway import free_port
 
 
 def state_validate_tool(bin_dir: Path, tenant_root: Path) -> dict:
@@ -143,13 +114,7 @@ def conformance_tools(here: Path) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--bin", required=True, type=Path, help="the folder holding switchboard-tool")
-    args = ap.parse_args()
-    out: Path = args.out.resolve()
-    bin_dir: Path = args.bin.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out, bin_dir = setup_arguments()
     jwtkit.generate(out / "keys")
 
     port = free_port()
@@ -180,8 +145,6 @@ def main() -> None:
         },
         "tools": tools,
     }
-    # JSON is YAML; no YAML library needed.
-    (out / "catalog.yaml").write_text(json.dumps(catalog, indent=2))
     run = {
         "base": base,
         "mcp": public_url,
@@ -190,8 +153,7 @@ def main() -> None:
         "keys": str(out / "keys"),
         "proxy_port": proxy_port,
     }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
-    print(json.dumps(run))
+    write_run(out, catalog, run)
 
 
 if __name__ == "__main__":

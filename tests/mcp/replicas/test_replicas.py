@@ -9,8 +9,8 @@ import subprocess
 import threading
 import time
 
-from harness import rawhttp
-from harness.rawhttp import LEGACY
+from switchboard_harness import rawhttp
+from switchboard_harness.rawhttp import LEGACY
 
 INIT = {
     "jsonrpc": "2.0",

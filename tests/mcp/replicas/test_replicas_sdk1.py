@@ -9,7 +9,7 @@ import logging
 from importlib.metadata import version
 
 import httpx
-from harness import rawhttp
+from switchboard_harness import rawhttp
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 

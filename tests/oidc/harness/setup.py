@@ -9,11 +9,11 @@ the tests read DIR/run.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import secrets
-import socket
-from pathlib import Path
+
+from switchboard_harness.catalog import echo_tool, setup_arguments, write_run
+from switchboard_harness.gateway import free_port
 
 from . import keys
 
@@ -26,42 +26,8 @@ SCOPE = "mcp:tools"
 OTHER_RESOURCE = "https://other.switchboard.test/mcp"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def echo_tool(bin_dir: Path) -> dict:
-    return {
-        "name": "echo",
-        "title": "Echo",
-        "description": "Returns the message it is given.",
-        "input_schema": {
-            "type": "object",
-            "properties": {"message": {"type": "string", "maxLength": 4096}},
-            "required": ["message"],
-            "additionalProperties": False,
-        },
-        "backend": "local",
-        "local": {"command": [str(bin_dir / "switchboard-tool"), "echo"]},
-        "timeout_seconds": 20,
-        "memory_mb": 128,
-        "ephemeral_storage_mb": 16,
-        # Client-credentials clients get it through their group, people through the scope they
-        # consented to.
-        "allow": {"groups": ["dev"], "scopes": [SCOPE]},
-    }
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--bin", required=True, type=Path, help="the folder holding switchboard-tool")
-    args = ap.parse_args()
-    out: Path = args.out.resolve()
-    bin_dir: Path = args.bin.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out, bin_dir = setup_arguments()
 
     as_port, gw_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{as_port}"
@@ -108,11 +74,10 @@ def main() -> None:
                 "required_typ": "at+jwt",
             },
         },
-        "tools": [echo_tool(bin_dir)],
+        # Client-credentials clients get echo through their group, people through the scope they
+        # consented to.
+        "tools": [echo_tool(bin_dir, scopes=(SCOPE,))],
     }
-    # JSON is YAML; no YAML library needed.
-    (out / "catalog.yaml").write_text(json.dumps(catalog, indent=2))
-
     run = {
         "base": base,
         "mcp": mcp,
@@ -130,8 +95,7 @@ def main() -> None:
         "provider_pid_file": str(out / "provider.pid"),
         "gateway_log": str(out / "gateway.log"),
     }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
-    print(json.dumps(run))
+    write_run(out, catalog, run)
 
 
 if __name__ == "__main__":

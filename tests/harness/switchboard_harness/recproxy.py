@@ -1,8 +1,8 @@
 """A recording reverse proxy: forwards every HTTP request to one upstream and keeps a copy of each
 exchange (request method, path, headers and body; response status, headers and body).
 
-The end-to-end suite puts it between the gateway and LocalStack (the gateway's
-AWS_ENDPOINT_URL points here), so the tests can read the STS and Lambda calls on the wire.
+The Lambda end-to-end suite (tests/lambda/e2e) puts it between the gateway and LocalStack (the
+gateway's AWS_ENDPOINT_URL points here), so the tests can read the STS and Lambda calls on the wire.
 Standard library only; one thread per client connection; HTTP/1.1 keep-alive on both sides of the
 client connection, one upstream connection per request; each answer goes back to the client in
 one write with TCP_NODELAY, so that the proxy adds no delayed-ACK wait to the client's time.
@@ -20,13 +20,14 @@ connection is closed without one). faults.py builds such faults by operation (te
 
 Run by hand (prints each exchange's summary; writes the whole exchanges as JSON lines to --out):
 
-    python recproxy.py --upstream http://127.0.0.1:4566 [--listen 127.0.0.1:0] [--out wire.jsonl]
+    python -m switchboard_harness.recproxy --upstream http://127.0.0.1:4566 [--listen 127.0.0.1:0] [--out wire.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import http.server
 import json
@@ -36,6 +37,8 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
 
 # Headers that belong to one connection, not to the message (RFC 9110 7.6.1), plus the ones the
 # proxy sets itself: the body is always forwarded whole with a Content-Length. Accept-Encoding is
@@ -161,6 +164,12 @@ class RecordingProxy:
         with self._lock:
             return list(self._exchanges)
 
+    def write_jsonl(self, path: Path) -> None:
+        """Every exchange so far to `path`, one JSON line each (`Exchange.to_json`)."""
+        with open(path, "w", encoding="utf-8") as out:
+            for exchange in self.exchanges():
+                out.write(json.dumps(exchange.to_json()) + "\n")
+
     def on_exchange(self, callback) -> None:
         """Calls `callback(exchange)` after each exchange (from the proxy's threads)."""
         self._on_exchange = callback
@@ -180,6 +189,18 @@ class RecordingProxy:
         with self._lock:
             self._seq += 1
             return self._seq
+
+
+@contextlib.contextmanager
+def recording(upstream: str, wire: Path) -> Iterator[RecordingProxy]:
+    """A started proxy to `upstream`; at the end it is stopped and every exchange goes to `wire`
+    (JSON lines; the emulators' throwaway credentials included: that is what was on the wire)."""
+    proxy = RecordingProxy(upstream).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        proxy.write_jsonl(wire)
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-import awswire
 import pytest
-from recproxy import Exchange, RecordingProxy
+
+from . import awswire
+from .recproxy import Exchange, RecordingProxy
 
 
 def gateways_own(exchange: Exchange) -> bool:

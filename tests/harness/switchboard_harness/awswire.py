@@ -17,7 +17,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from recproxy import Exchange
+from .recproxy import Exchange
 
 STS_JSON_TARGET = "AWSSecurityTokenServiceV20110615."
 # S3's operations by method, for a request on an object (`/<bucket>/<key>`, path style) that does

@@ -27,8 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import awswire
-from recproxy import Exchange
+from . import awswire
+from .recproxy import Exchange
 
 REPO = Path(__file__).resolve().parents[3]
 OUT_ENV = "BENCH_AWS_OUT"
