@@ -28,7 +28,8 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_session_arn: Option<String>,
     /// ok, tool_error, invalid_arguments, unknown_tool, denied, cancelled, deadline_exceeded,
-    /// shutdown, busy, start_failed, start_timeout, unit_failed, forged_result, not_configured.
+    /// shutdown, busy, start_failed, start_timeout, unit_failed, forged_result, not_configured,
+    /// approval_required, approval_refused, approval_denied, approval_unavailable.
     pub outcome: &'static str,
     /// Why a call did not complete, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +37,15 @@ pub struct AuditRecord {
     pub duration_ms: u64,
     pub bytes_in: usize,
     pub bytes_out: usize,
+    /// The approval the call ran under, for a tool that needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// Who approved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// When they did, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
 }
 
 /// Where audit lines go.
@@ -75,6 +85,16 @@ impl AuditSink {
 
     /// Writes one record as one line and flushes it. A write failure is logged, never hidden.
     pub fn record(&self, record: &AuditRecord) {
+        self.write_line(record, &record.invocation_id);
+    }
+
+    /// Writes a line that is not a call's (an approval's request or decision: its `event`
+    /// field says which), the same way.
+    pub fn event<T: Serialize>(&self, event: &T, id: &str) {
+        self.write_line(event, id);
+    }
+
+    fn write_line<T: Serialize>(&self, record: &T, id: &str) {
         let mut line = match serde_json::to_vec(record) {
             Ok(l) => l,
             Err(e) => {
@@ -88,7 +108,7 @@ impl AuditSink {
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-            tracing::error!(error = %e, invocation = %record.invocation_id, "audit write failed");
+            tracing::error!(error = %e, id, "audit write failed");
         }
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! Modules, in the order a call meets them: [`http`] (Host/Origin, body limits, bearer token),
 //! [`auth`] (JWT verification), [`mcp`] (the MCP handler: list, authorize with [`authz`],
-//! validate with [`validate`], dispatch), [`backend`] (execution units), [`audit`], [`metrics`].
+//! validate with [`validate`], ask for a person's approval with [`approval`], dispatch),
+//! [`backend`] (execution units), [`audit`], [`metrics`].
 //! [`catalog`] is the tool catalog; [`preflight`] the rules `check` and `serve` share; [`serve`]
 //! and [`cli`] wire it all together; [`telemetry`] sets up logs and traces.
 
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod authz;

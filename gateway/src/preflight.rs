@@ -9,7 +9,10 @@
 //!   deadline ([`crate::credentials::check_session_policy_fits`]);
 //! - the catalog's auth section names keys the gateway may fetch
 //!   ([`crate::auth::setup::check_settings`]), unless `serve --dev` replaces it;
-//! - the bindings, when given, match the catalog ([`crate::bindings::check`]).
+//! - the bindings, when given, match the catalog ([`crate::bindings::check`]);
+//! - a tool that asks for approval is served by `serve --dev` only: the approval page's sign-in
+//!   through the authorization server is not built yet (docs/approvals.md). A catalog with an
+//!   auth section is one to be served without `--dev`, so `check` refuses it there.
 
 use std::fmt;
 
@@ -38,6 +41,10 @@ pub enum Problem {
     /// The deployment differs from the catalog.
     #[error("{0}")]
     Binding(bindings::Problem),
+    #[error(
+        "tool {0:?}: approval needs the approval page's sign-in, which this version has only with `serve --dev` (sign-in through the authorization server is not built yet)"
+    )]
+    ApprovalOutsideDev(String),
 }
 
 impl Problem {
@@ -119,6 +126,15 @@ pub fn check(
     {
         problems.push(Problem::Auth(e));
     }
+    if auth == AuthFrom::Catalog && catalog.gateway.auth.is_some() {
+        problems.extend(
+            catalog
+                .tools
+                .iter()
+                .filter(|t| t.approval.is_some())
+                .map(|t| Problem::ApprovalOutsideDev(t.name.clone())),
+        );
+    }
     if let Some(bindings) = bindings
         && let Err(mismatch) = bindings::check(catalog, bindings)
     {
@@ -128,5 +144,43 @@ pub fn check(
         Ok(())
     } else {
         Err(Refusal { problems })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const WITH_APPROVAL: &str = r#"
+version: 1
+tools:
+  - name: apply
+    description: Applies.
+    input_schema: {type: object}
+    backend: local
+    local: {command: [/bin/cat]}
+    allow: {groups: [dev]}
+    approval: {groups: [approvers]}
+"#;
+
+    #[test]
+    fn a_tool_that_needs_approval_is_refused_where_the_catalogs_auth_would_serve_it() {
+        let dev_only = crate::catalog::parse(Path::new("c.yaml"), WITH_APPROVAL).expect("catalog");
+        check(&dev_only, None, AuthFrom::Catalog).expect("no auth section: served by --dev only");
+        check(&dev_only, None, AuthFrom::DevKey).expect("--dev serves it");
+        let production = WITH_APPROVAL.replace(
+            "version: 1\n",
+            "version: 1\ngateway:\n  auth: {issuer: https://i, jwks: {url: https://i/jwks}}\n",
+        );
+        let production = crate::catalog::parse(Path::new("c.yaml"), &production).expect("catalog");
+        let refusal = check(&production, None, AuthFrom::Catalog).expect_err("refused");
+        let report = refusal.report(None);
+        assert!(
+            report.contains("tool \"apply\": approval needs"),
+            "{report}"
+        );
+        check(&production, None, AuthFrom::DevKey).expect("--dev serves it");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{ApprovalSettings, Approvals, MemoryStore};
 use crate::audit::AuditSink;
 use crate::auth::dev::DevKey;
 use crate::auth::{SettingsError, Verifier, setup};
@@ -167,7 +168,21 @@ pub async fn prepare(
         .unwrap_or_else(|| format!("http://{bound}/mcp"));
     let (verifier, authorization_servers) =
         authentication(opts, &catalog, &catalog_dir, &resource)?;
-    let gateway = build_gateway(opts, &catalog, &catalog_dir, backends).await?;
+    let sessions = sessions()?;
+    let audit = match &opts.audit_log {
+        Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
+        None => AuditSink::stdout(),
+    };
+    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit);
+    let gateway = build_gateway(
+        opts,
+        &catalog,
+        &catalog_dir,
+        backends,
+        audit,
+        approvals.clone(),
+    )
+    .await?;
     let allowed_hosts = allowed_hosts(&catalog, &resource, bound);
     let limits = &catalog.gateway.limits;
     let state = AppState {
@@ -181,7 +196,8 @@ pub async fn prepare(
         max_json_depth: limits.max_json_depth,
         requests: RequestLimit::for_calls(limits.max_in_flight),
         mcp_shutdown: CancellationToken::new(),
-        sessions: Arc::new(sessions()?),
+        sessions: Arc::new(sessions),
+        approvals,
     };
     Ok(Prepared {
         state,
@@ -239,7 +255,29 @@ fn authentication(
     Ok((verifier, setup::authorization_servers(auth)))
 }
 
-/// Step 3: the gateway: the AWS side when there are bindings, the backends (`backends` when
+/// Step 3: the approvals, when a tool asks for them: kept in this process (`--dev`, the only
+/// mode that serves such tools for now: [`preflight`]), sealed with a key every replica holding
+/// the session key derives alike.
+fn approvals(
+    opts: &ServeOptions,
+    catalog: &Catalog,
+    sessions: &Sessions,
+    resource: &str,
+    audit: &AuditSink,
+) -> Option<Approvals> {
+    if !catalog.tools.iter().any(|t| t.approval.is_some()) {
+        return None;
+    }
+    Some(Approvals::new(ApprovalSettings {
+        store: Arc::new(MemoryStore::new()),
+        key: sessions.ids.derive_key("approvals"),
+        resource: resource.to_owned(),
+        dev_sign_in: opts.dev,
+        audit: audit.clone(),
+    }))
+}
+
+/// Step 4: the gateway: the AWS side when there are bindings, the backends (`backends` when
 /// given, else those the catalog needs), the credential broker when a tool has a work role, the
 /// audit sink and the metrics.
 async fn build_gateway(
@@ -247,6 +285,8 @@ async fn build_gateway(
     catalog: &Catalog,
     catalog_dir: &Path,
     backends: Option<Backends>,
+    audit: AuditSink,
+    approvals: Option<Approvals>,
 ) -> Result<Gateway, ServeError> {
     let aws = match opts.bindings.clone() {
         Some(bindings) => Some(Aws::load(bindings).await),
@@ -264,10 +304,6 @@ async fn build_gateway(
         let config = aws.as_ref().map(|a| &a.config);
         config.map(|c| Broker::with_client(aws_sdk_sts::Client::new(c)))
     };
-    let audit = match &opts.audit_log {
-        Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
-        None => AuditSink::stdout(),
-    };
     let metrics = Metrics::with_registered(&aws_errors, |r| backends.register_metrics(r));
     Gateway::new(
         catalog,
@@ -278,12 +314,13 @@ async fn build_gateway(
             max_in_flight: catalog.gateway.limits.max_in_flight,
             work_roles,
             broker,
+            approvals,
         },
     )
     .map_err(ServeError::Gateway)
 }
 
-/// Step 4: the `Host` values accepted: the catalog's, the resource's own and the bound address.
+/// Step 5: the `Host` values accepted: the catalog's, the resource's own and the bound address.
 fn allowed_hosts(catalog: &Catalog, resource: &str, bound: SocketAddr) -> Vec<String> {
     let mut allowed_hosts = catalog.gateway.allowed_hosts.clone();
     if let Some(host) = authority_of(resource) {
@@ -293,7 +330,7 @@ fn allowed_hosts(catalog: &Catalog, resource: &str, bound: SocketAddr) -> Vec<St
     allowed_hosts
 }
 
-/// Step 5: the sessions, from the environment, saying whether other replicas can verify them.
+/// Step 6: the sessions, from the environment, saying whether other replicas can verify them.
 fn sessions() -> Result<Sessions, ServeError> {
     let sessions = Sessions::from_env()?;
     if sessions.ids.shared_key() {

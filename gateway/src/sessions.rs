@@ -138,6 +138,16 @@ impl SessionIds {
         self.shared_key
     }
 
+    /// A 32-byte key for another use of the session key (`label` names the use), so that
+    /// replicas holding the same session key share it too and no two uses share a key.
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"switchboard derived key v1\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The MAC over an id's payload and the subject it was minted for.
     #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     fn mac(&self, payload: &[u8], subject: &str) -> HmacSha256 {

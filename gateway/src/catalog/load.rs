@@ -199,7 +199,35 @@ fn check_tool_definition(tool: &Tool) -> Result<(), FieldProblem> {
     check_name_and_limits(tool)?;
     check_allow_and_tags(tool)?;
     check_permissions(tool)?;
+    check_approval(tool)?;
     check_unit(tool)
+}
+
+/// An approval names who decides, expires in a sane time, and lets no caller approve its own
+/// call of a tool that holds AWS permissions.
+fn check_approval(tool: &Tool) -> Result<(), FieldProblem> {
+    let Some(approval) = &tool.approval else {
+        return Ok(());
+    };
+    if approval.groups.is_empty() || approval.groups.iter().any(|g| g.trim().is_empty()) {
+        return Err((
+            "approval.groups",
+            "must name at least one group, none empty".into(),
+        ));
+    }
+    if !(60..=86_400).contains(&approval.expires_seconds) {
+        return Err((
+            "approval.expires_seconds",
+            "must be between 60 and 86400".into(),
+        ));
+    }
+    if approval.approver_may_be_caller && !tool.permissions.is_empty() {
+        return Err((
+            "approval.approver_may_be_caller",
+            "may not be true for a tool with AWS permissions: its caller must not approve its own call".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The name, description, schemas, timeout, memory and ephemeral storage (for its backend).
@@ -568,6 +596,47 @@ tools:
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn an_approval_names_its_approvers_and_a_sane_expiry() {
+        let with = |approval: &str| {
+            GOOD.replace(
+                "allow: {groups: [dev]}",
+                &format!("allow: {{groups: [dev]}}\n    approval: {approval}"),
+            )
+        };
+        let c = parse(Path::new("c.yaml"), &with("{groups: [approvers]}")).expect("valid");
+        let approval = c.tools[0].approval.as_ref().expect("approval");
+        assert_eq!(approval.expires_seconds, 900);
+        assert!(!approval.approver_may_be_caller);
+        let e = err(&with("{groups: []}"));
+        assert!(e.contains("approval.groups"), "{e}");
+        let e = err(&with("{groups: [\"\"]}"));
+        assert!(e.contains("approval.groups"), "{e}");
+        let e = err(&with("{groups: [a], expires_seconds: 59}"));
+        assert!(e.contains("approval.expires_seconds"), "{e}");
+        let e = err(&with("{groups: [a], expires_seconds: 86401}"));
+        assert!(e.contains("approval.expires_seconds"), "{e}");
+        let e = err(&with("{groups: [a], whoever: true}"));
+        assert!(e.contains("whoever"), "{e}");
+    }
+
+    #[test]
+    fn a_caller_may_not_approve_its_own_call_of_a_tool_with_aws_permissions() {
+        let self_approved = "approval: {groups: [a], approver_may_be_caller: true}";
+        let ok = GOOD.replace(
+            "allow: {groups: [dev]}",
+            &format!("allow: {{groups: [dev]}}\n    {self_approved}"),
+        );
+        parse(Path::new("c.yaml"), &ok).expect("no AWS permissions: allowed");
+        let e = err(&GOOD.replace(
+            "allow: {groups: [dev]}",
+            &format!(
+                "allow: {{groups: [dev]}}\n    {self_approved}\n    permissions: [{{actions: [s3:GetObject], resources: [\"arn:aws:s3:::b/*\"]}}]"
+            ),
+        ));
+        assert!(e.contains("approval.approver_may_be_caller"), "{e}");
     }
 
     #[test]

@@ -242,6 +242,27 @@ pub struct Allow {
     pub scopes: Vec<String>,
 }
 
+/// A person must approve each call of the tool before it runs (docs/approvals.md): a member of
+/// one of `groups` who is not the caller, in the gateway's approval page.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Groups (from the approver's token) whose members may decide. At least one.
+    pub groups: Vec<String>,
+    /// How long a request for approval, and an approval not yet used, stays valid, in seconds
+    /// (60 to 86400).
+    #[serde(default = "default_approval_expiry")]
+    pub expires_seconds: u32,
+    /// Whether the caller may approve its own call. Off by default, and refused for a tool
+    /// with AWS permissions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approver_may_be_caller: bool,
+}
+
+fn default_approval_expiry() -> u32 {
+    900
+}
+
 /// One IAM statement of a tool's work role. Strings may use `${aws:PrincipalTag/tenant}` and
 /// friends, which IAM fills from the session tags of the call.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -429,6 +450,9 @@ pub struct Tool {
     /// What the tool's work role may do. Empty: the tool gets no AWS credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<Permission>,
+    /// A person must approve each call before it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalUnit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,8 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::Approvals;
+use crate::approval::page::{self, PageState};
 use crate::auth::Verifier;
 use crate::mcp::Gateway;
 use crate::sessions::Sessions;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub mcp_shutdown: CancellationToken,
     /// Sessions of the 2025-11-25 revision: ids any replica verifies, peers told of cancels.
     pub sessions: Arc<Sessions>,
+    /// The approvals, when a tool asks for them: their page is served under `/approvals/`.
+    pub approvals: Option<Approvals>,
 }
 
 /// How many POSTs to the MCP endpoint may be handled at once. Each one being handled holds
@@ -118,8 +122,20 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), guard::authenticate))
         .layer(from_fn_with_state(state.clone(), guard::body_limits))
         .layer(from_fn_with_state(state.clone(), guard::shed));
-    Router::new()
-        .merge(mcp)
+    let mut router = Router::new().merge(mcp);
+    if let Some(approvals) = &state.approvals {
+        // Behind the Host and Origin guard like everything but the health checks; the page
+        // authenticates its own visitors (a signed-in cookie, not a bearer token).
+        router = router.nest_service(
+            "/approvals",
+            page::router(PageState {
+                approvals: approvals.clone(),
+                verifier: state.verifier.clone(),
+                origin: origin_of(&state.resource).unwrap_or_default(),
+            }),
+        );
+    }
+    router
         .route(
             "/.well-known/oauth-protected-resource",
             get(ops::resource_metadata),

@@ -1,5 +1,5 @@
 //! One `tools/call`, as named steps read top to bottom:
-//! authorize → validate → admit → mint credentials → dispatch → answer → audit.
+//! authorize → validate → admit → approval → mint credentials → dispatch → answer → audit.
 //!
 //! Each step either hands the next one what it needs or ends the call with a [`Failure`]; the
 //! [`Outcome`] alone decides what the client gets and what the audit line and the metrics say.
@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ProgressNotificationParam,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use sha2::{Digest, Sha256};
@@ -18,7 +20,8 @@ use tracing::Instrument as _;
 
 use super::content::to_call_result;
 use super::handler::{Gateway, ToolEntry};
-use super::outcome::{Failure, Outcome};
+use super::outcome::{AskBy, Failure, Outcome};
+use crate::approval::{Gate, Granted, Refusal, StoreError};
 use crate::audit::AuditRecord;
 use crate::auth::Caller;
 use crate::authz;
@@ -50,6 +53,10 @@ struct Call<'a> {
     arguments: serde_json::Value,
     record: AuditRecord,
     ctx: &'a RequestContext<RoleServer>,
+    /// What the client echoed from an earlier `InputRequiredResult` (2026-07-28).
+    request_state: Option<String>,
+    /// Whether it answered the approval elicitation with decline or cancel.
+    declined: bool,
 }
 
 impl Gateway {
@@ -58,7 +65,7 @@ impl Gateway {
         &self,
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let caller = super::handler::caller_of(&ctx)?;
         let mut call = Call::begin(caller, request, &ctx);
@@ -92,6 +99,7 @@ impl Gateway {
             .record("switchboard.backend", entry.def.backend.as_str());
         validate_arguments(entry, &call.arguments)?;
         let _admitted = self.admit()?;
+        let granted = self.approval(entry, call).await?;
         let backend = self.backend_of(entry)?;
         let deadline = Deadline::after(Duration::from_secs(u64::from(entry.def.timeout_seconds)));
         let mut invocation = self.invocation(entry, call, &deadline);
@@ -108,6 +116,9 @@ impl Gateway {
                     entry.def.timeout_seconds,
                 ));
             }
+        }
+        if let Some(granted) = &granted {
+            self.spend_approval(granted).await?;
         }
         let dispatched = match self
             .dispatch(entry, &backend, call, invocation, deadline, watch)
@@ -132,6 +143,62 @@ impl Gateway {
             Some(_) => Err(Failure::Denied),
             None => Err(Failure::UnknownTool),
         }
+    }
+
+    /// Approval: a tool whose catalog asks for one runs only under an approval a person granted
+    /// for this exact call. Without one the client is told where to get it; the approval is
+    /// spent only once the call's credentials are minted ([`Self::spend_approval`]), so a call
+    /// that fails before that loses nothing.
+    async fn approval(
+        &self,
+        entry: &ToolEntry,
+        call: &mut Call<'_>,
+    ) -> Result<Option<Granted>, Failure> {
+        if entry.def.approval.is_none() {
+            return Ok(None);
+        }
+        let Some(approvals) = self.inner().approvals.as_ref() else {
+            return Err(Failure::Approval(Refusal::Store(StoreError::Unavailable(
+                "this gateway has no approval store".into(),
+            ))));
+        };
+        let step = step_span!(
+            &call.trace.span,
+            "approval",
+            call.trace.invocation_id,
+            call.name
+        );
+        let gate = approvals
+            .gate(
+                &entry.def,
+                &call.arguments,
+                &call.caller,
+                call.request_state.as_deref(),
+                call.declined,
+            )
+            .instrument(step)
+            .await;
+        match gate {
+            Gate::Run(granted) => {
+                call.record.approval_id = Some(granted.id.clone());
+                call.record.approver = Some(granted.approver.clone());
+                call.record.approved_at = Some(granted.approved_at.clone());
+                Ok(Some(granted))
+            }
+            Gate::Ask(ask) => {
+                call.record.approval_id = Some(ask.approval_id.clone());
+                Err(Failure::ApprovalNeeded(ask, ask_by(call.ctx)))
+            }
+            Gate::Refuse(refusal) => Err(Failure::Approval(refusal)),
+        }
+    }
+
+    /// Marks the call's approval used, once: of two calls racing with one approval, one runs.
+    async fn spend_approval(&self, granted: &Granted) -> Result<(), Failure> {
+        let Some(approvals) = self.inner().approvals.as_ref() else {
+            return Ok(());
+        };
+        approvals.spend(granted).await.map_err(Failure::Approval)
     }
 
     /// Admit: no new call while shutting down, none past the in-flight limit.
@@ -375,6 +442,14 @@ impl<'a> Call<'a> {
                 let headers = parts.map_or(&empty, |p| &p.headers);
                 CallTrace::begin(new_invocation_id(), name.clone(), headers)
             });
+        let declined = request
+            .input_responses
+            .as_ref()
+            .and_then(|r| r.get("approval"))
+            .and_then(|r| r.get("action"))
+            .and_then(|a| a.as_str())
+            .is_some_and(|a| a == "decline" || a == "cancel");
+        let request_state = request.request_state;
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let raw = serde_json::to_vec(&arguments).unwrap_or_default();
         let record = AuditRecord {
@@ -396,6 +471,9 @@ impl<'a> Call<'a> {
             duration_ms: 0,
             bytes_in: raw.len(),
             bytes_out: 0,
+            approval_id: None,
+            approver: None,
+            approved_at: None,
         };
         Self {
             caller,
@@ -404,7 +482,25 @@ impl<'a> Call<'a> {
             arguments,
             record,
             ctx,
+            request_state,
+            declined,
         }
+    }
+}
+
+/// How this client can be asked for an approval: by the 2026-07-28 `InputRequiredResult` or the
+/// 2025-11-25 URL-elicitation error when it declared URL elicitation, else by a tool error.
+fn ask_by(ctx: &RequestContext<RoleServer>) -> AskBy {
+    let url = ctx
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.url.is_some());
+    if !url {
+        return AskBy::ToolError;
+    }
+    match ctx.protocol_version() {
+        Some(v) if !v.has_initialize() => AskBy::InputRequired,
+        _ => AskBy::UrlElicitationError,
     }
 }
 

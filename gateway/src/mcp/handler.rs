@@ -14,6 +14,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::Approvals;
 use crate::audit::AuditSink;
 use crate::auth::Caller;
 use crate::authz;
@@ -56,6 +57,8 @@ pub struct GatewayConfig {
     pub work_roles: HashMap<String, String>,
     /// Mints them; required when `work_roles` is not empty.
     pub broker: Option<Broker>,
+    /// Where approvals are kept and asked for; required when a tool asks for approval.
+    pub approvals: Option<Approvals>,
 }
 
 /// Why the gateway cannot be built from a catalog.
@@ -63,6 +66,8 @@ pub struct GatewayConfig {
 pub enum GatewayError {
     #[error("tools have work roles but no credential broker is configured")]
     NoBroker,
+    #[error("tool {0:?} asks for approval but the gateway has no approval store")]
+    NoApprovals(String),
     #[error("tool {tool:?}: {error}")]
     Backend {
         tool: String,
@@ -88,6 +93,7 @@ pub(super) struct Inner {
     pub(super) slots: Arc<Semaphore>,
     pub(super) max_in_flight: usize,
     pub(super) broker: Option<Broker>,
+    pub(super) approvals: Option<Approvals>,
     /// Cancelled when shutdown begins: new calls are refused.
     pub(super) draining: CancellationToken,
     /// Cancelled when the shutdown grace period ends: running calls are stopped.
@@ -104,6 +110,9 @@ impl Gateway {
         let mut tools = Vec::new();
         let mut by_name = HashMap::new();
         for def in &catalog.tools {
+            if def.approval.is_some() && config.approvals.is_none() {
+                return Err(GatewayError::NoApprovals(def.name.clone()));
+            }
             config
                 .backends
                 .get(def.backend)
@@ -118,7 +127,11 @@ impl Gateway {
                 })?;
             let schema = def.input_schema.as_object().cloned().unwrap_or_default();
             let mut listed =
-                rmcp::model::Tool::new(def.name.clone(), def.description.clone(), Arc::new(schema));
+                rmcp::model::Tool::new(def.name.clone(), listed_description(def), Arc::new(schema));
+            if def.approval.is_some() {
+                listed = listed
+                    .with_annotations(rmcp::model::ToolAnnotations::default().destructive(true));
+            }
             if let Some(title) = &def.title {
                 listed = listed.with_title(title.clone());
             }
@@ -143,6 +156,7 @@ impl Gateway {
                 slots: Arc::new(Semaphore::new(config.max_in_flight)),
                 max_in_flight: config.max_in_flight,
                 broker: config.broker,
+                approvals: config.approvals,
                 draining: CancellationToken::new(),
                 stop_calls: CancellationToken::new(),
             }),
@@ -220,6 +234,18 @@ impl Gateway {
             .by_name
             .get(name)
             .and_then(|&i| self.inner.tools.get(i))
+    }
+}
+
+/// The tool's description as listed: a tool that needs approval says so, and who approves.
+fn listed_description(def: &Tool) -> String {
+    match &def.approval {
+        None => def.description.clone(),
+        Some(approval) => format!(
+            "{} Each call needs a person's approval before it runs: a member of {} who is not the caller approves it in the gateway's approval page.",
+            def.description.trim_end(),
+            approval.groups.join(", ")
+        ),
     }
 }
 
@@ -318,6 +344,6 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request, ctx).await.map(Into::into)
+        self.call(request, ctx).await
     }
 }

@@ -3,8 +3,12 @@
 //! agent can read (`isError: true`) or a JSON-RPC error.
 
 use rmcp::ErrorData;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ErrorCode,
+    InputRequest, InputRequests, InputRequiredResult,
+};
 
+use crate::approval::{Ask, Refusal};
 use crate::backend::BackendError;
 use crate::credentials::CredentialError;
 
@@ -47,7 +51,30 @@ pub enum Failure {
     /// Any other failure of the backend or its unit.
     #[error("{0}")]
     Backend(BackendError),
+    /// The tool needs a person's approval, which the call does not have yet: the client is
+    /// told where to get it, as its capabilities allow.
+    #[error("waiting for approval {}", .0.approval_id)]
+    ApprovalNeeded(Ask, AskBy),
+    /// The call's approval does not let it run.
+    #[error("{0}")]
+    Approval(Refusal),
 }
+
+/// How a client is asked to have a call approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskBy {
+    /// 2026-07-28 with URL elicitation: an `InputRequiredResult` holding a URL-mode
+    /// `elicitation/create` and the sealed `requestState`.
+    InputRequired,
+    /// 2025-11-25 with URL elicitation: the URL-elicitation-required error (-32042).
+    UrlElicitationError,
+    /// No URL elicitation: a tool error saying where to approve and that the call can be
+    /// retried.
+    ToolError,
+}
+
+/// The JSON-RPC code of the 2025-11-25 revision's URL-elicitation-required error.
+pub const URL_ELICITATION_REQUIRED: i32 = -32042;
 
 impl Outcome {
     /// The label of audit lines and of the `outcome` metric label.
@@ -69,10 +96,11 @@ impl Outcome {
     }
 
     /// What the client gets for a call of tool `name`.
-    pub fn into_response(self, name: &str) -> Result<CallToolResult, ErrorData> {
+    pub fn into_response(self, name: &str) -> Result<CallToolResponse, ErrorData> {
         match self {
-            Self::Answered(result) => Ok(result),
-            Self::Failed(failure) => failure.into_response(name),
+            Self::Answered(result) => Ok(result.into()),
+            Self::Failed(Failure::ApprovalNeeded(ask, by)) => ask_response(ask, by),
+            Self::Failed(failure) => failure.into_response(name).map(Into::into),
         }
     }
 }
@@ -90,6 +118,8 @@ impl Failure {
             Self::Cancelled => "cancelled",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Backend(e) => e.outcome(),
+            Self::ApprovalNeeded(..) => "approval_required",
+            Self::Approval(refusal) => refusal.label(),
         }
     }
 
@@ -121,11 +151,48 @@ impl Failure {
                 format!("tool {name:?}: no credentials for this call: {e}"),
                 None,
             )),
+            Self::Approval(Refusal::Store(ref e)) => Err(ErrorData::internal_error(
+                format!("tool {name:?}: {e}"),
+                None,
+            )),
+            Self::Approval(refusal) => tool_error(format!("tool {name:?} did not run: {refusal}")),
+            Self::ApprovalNeeded(ask, _) => tool_error(ask.message),
             Self::Cancelled | Self::Shutdown | Self::Backend(_) => Err(ErrorData::internal_error(
                 format!("tool {name:?}: {self}"),
                 None,
             )),
         }
+    }
+}
+
+/// What a client is sent to have a call approved.
+fn ask_response(ask: Ask, by: AskBy) -> Result<CallToolResponse, ErrorData> {
+    match by {
+        AskBy::InputRequired => {
+            let elicit = ElicitRequest::new(ElicitRequestParams::UrlElicitationParams {
+                meta: None,
+                message: ask.message,
+                url: ask.url,
+                // The 2026-07-28 revision has no elicitation id: the request state names it.
+                elicitation_id: String::new(),
+            });
+            let mut requests = InputRequests::new();
+            requests.insert("approval".into(), InputRequest::Elicitation(elicit));
+            Ok(InputRequiredResult::new(Some(requests), Some(ask.request_state)).into())
+        }
+        AskBy::UrlElicitationError => Err(ErrorData::new(
+            ErrorCode(URL_ELICITATION_REQUIRED),
+            "this call needs a person's approval before it runs",
+            Some(serde_json::json!({
+                "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": ask.approval_id,
+                    "url": ask.url,
+                    "message": ask.message,
+                }]
+            })),
+        )),
+        AskBy::ToolError => Ok(CallToolResult::error(vec![ContentBlock::text(ask.message)]).into()),
     }
 }
 

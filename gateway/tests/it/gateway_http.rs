@@ -9,6 +9,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use switchboard_gateway::approval::{ApprovalSettings, Approvals, MemoryStore};
 use switchboard_gateway::audit::{AuditSink, MemoryAudit};
 use switchboard_gateway::auth::Verifier;
 use switchboard_gateway::auth::dev::{DEV_ISSUER, DevClaims, DevKey};
@@ -27,8 +28,8 @@ use tower::ServiceExt;
 
 use crate::support::mcp::last_message;
 
-const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
-const V_NEW: &str = "2026-07-28";
+pub(crate) const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+pub(crate) const V_NEW: &str = "2026-07-28";
 
 const CATALOG: &str = r#"
 version: 1
@@ -62,12 +63,24 @@ tools:
     backend: local
     local: {command: [unused]}
     allow: {groups: [ops]}
+  - name: apply
+    description: Changes something; a person approves each call.
+    input_schema:
+      type: object
+      properties:
+        message: {type: string}
+      required: [message]
+      additionalProperties: false
+    backend: local
+    local: {command: [unused]}
+    allow: {groups: [deployers]}
+    approval: {groups: [approvers], expires_seconds: 600}
 "#;
 
 /// A backend that answers in process: echoes, sleeps, fails on request, records invocations.
 #[derive(Debug, Default)]
-struct TestBackend {
-    seen: Mutex<Vec<Invocation>>,
+pub(crate) struct TestBackend {
+    pub(crate) seen: Mutex<Vec<Invocation>>,
 }
 
 #[async_trait]
@@ -141,16 +154,16 @@ impl Backend for TestBackend {
     }
 }
 
-struct Harness {
+pub(crate) struct Harness {
     _dir: tempfile::TempDir,
-    key: DevKey,
+    pub(crate) key: DevKey,
     /// Built once, so that MCP sessions live across requests.
-    router: axum::Router,
-    audit: MemoryAudit,
-    backend: Arc<TestBackend>,
+    pub(crate) router: axum::Router,
+    pub(crate) audit: MemoryAudit,
+    pub(crate) backend: Arc<TestBackend>,
 }
 
-fn harness() -> Harness {
+pub(crate) fn harness() -> Harness {
     harness_with(RequestLimit::for_calls(8))
 }
 
@@ -193,6 +206,13 @@ fn replica(
     let catalog = catalog::parse(std::path::Path::new("test.yaml"), CATALOG).expect("catalog");
     let backend = Arc::new(TestBackend::default());
     let audit = MemoryAudit::default();
+    let approvals = Approvals::new(ApprovalSettings {
+        store: Arc::new(MemoryStore::new()),
+        key: sessions.ids.derive_key("approvals"),
+        resource: RESOURCE.into(),
+        dev_sign_in: true,
+        audit: AuditSink::writer(Box::new(audit.clone())),
+    });
     let gateway = Gateway::new(
         &catalog,
         GatewayConfig {
@@ -202,6 +222,7 @@ fn replica(
             max_in_flight: 8,
             work_roles: Default::default(),
             broker: None,
+            approvals: Some(approvals.clone()),
         },
     )
     .expect("gateway");
@@ -231,6 +252,7 @@ fn replica(
         requests,
         mcp_shutdown: CancellationToken::new(),
         sessions: Arc::new(sessions),
+        approvals: Some(approvals),
     };
     Harness {
         _dir: dir,
@@ -242,6 +264,18 @@ fn replica(
 }
 
 impl Harness {
+    /// A token of `subject` in `groups`, tenant `acme`.
+    pub(crate) fn token_of(&self, subject: &str, groups: &[&str]) -> String {
+        let mut c = DevClaims::new(
+            RESOURCE,
+            subject,
+            groups.iter().map(|g| g.to_string()).collect(),
+            600,
+        );
+        c.tenant = Some("acme".into());
+        self.key.mint(&c).expect("mint")
+    }
+
     fn token(&self, groups: &[&str]) -> String {
         let mut c = DevClaims::new(
             RESOURCE,
@@ -253,7 +287,10 @@ impl Harness {
         self.key.mint(&c).expect("mint")
     }
 
-    async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, http::HeaderMap, String) {
         let response = self
             .router
             .clone()
@@ -278,11 +315,22 @@ impl Harness {
         method: &str,
         params: Value,
     ) -> (StatusCode, http::HeaderMap, Value) {
+        self.rpc_with(token, method, params, json!({})).await
+    }
+
+    /// [`Self::rpc`] from a client declaring `capabilities`.
+    pub(crate) async fn rpc_with(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        params: Value,
+        capabilities: Value,
+    ) -> (StatusCode, http::HeaderMap, Value) {
         let mut params = params;
         params["_meta"] = json!({
             "io.modelcontextprotocol/protocolVersion": V_NEW,
             "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
         });
         let name = params
             .get("name")
@@ -305,7 +353,7 @@ impl Harness {
     }
 }
 
-fn post() -> http::request::Builder {
+pub(crate) fn post() -> http::request::Builder {
     Request::post("/mcp")
         .header("Host", "127.0.0.1:8080")
         .header("Content-Type", "application/json")
@@ -852,8 +900,13 @@ async fn metrics_count_calls_by_tool_and_outcome() {
 
 /// Initializes a 2025-11-25 session and returns its id.
 async fn legacy_session(h: &Harness, token: &str) -> String {
+    legacy_session_with(h, token, json!({})).await
+}
+
+/// [`legacy_session`] of a client declaring `capabilities`.
+pub(crate) async fn legacy_session_with(h: &Harness, token: &str, capabilities: Value) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        "protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}});
     let req = post()
         .header("Authorization", format!("Bearer {token}"))
         .body(Body::from(init.to_string()))

@@ -16,6 +16,7 @@
     reason = "test code: a failed expectation is the test failing, with its message"
 )]
 
+mod approvals;
 mod broker_localstack;
 mod catalog_files;
 mod gateway_http;
