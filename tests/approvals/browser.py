@@ -1,0 +1,74 @@
+"""A person at the approval page, played by headless Chromium (Debian's chromium and chromedriver,
+driven by Selenium; nothing is downloaded): signs in with a dev token, reads the page, approves or
+denies, and keeps a screenshot of what they saw."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def new_browser() -> webdriver.Chrome:
+    """A fresh headless Chromium with its own profile (no cookie of another test)."""
+    # Selenium must not look for, or fetch, a driver or browser of its own.
+    os.environ["SE_OFFLINE"] = "true"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1000"):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+
+
+class Approver:
+    """One person with one browser."""
+
+    def __init__(self, token: str, shots: Path):
+        self.token = token
+        self.shots = shots
+        self.driver = new_browser()
+
+    def close(self) -> None:
+        self.driver.quit()
+
+    def wait(self, condition, timeout: float = 15):
+        return WebDriverWait(self.driver, timeout).until(condition)
+
+    def open(self, url: str) -> None:
+        """Opens an approval page, signing in first when the page asks for it."""
+        self.driver.get(url)
+        if "/approvals/sign-in" in self.driver.current_url:
+            box = self.wait(ec.presence_of_element_located((By.ID, "token")))
+            box.send_keys(self.token)
+            self.driver.find_element(By.ID, "sign-in").click()
+            self.wait(ec.presence_of_element_located((By.ID, "status")))
+        assert self.driver.current_url == url, self.driver.current_url
+
+    def text(self, element_id: str) -> str:
+        return self.driver.find_element(By.ID, element_id).text
+
+    def has(self, element_id: str) -> bool:
+        return bool(self.driver.find_elements(By.ID, element_id))
+
+    def screenshot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def decide(self, url: str, decision: str, reason: str = "", shot: str | None = None) -> str:
+        """Opens `url`, decides ("approve" or "deny") with `reason`; returns the status shown after."""
+        self.open(url)
+        if shot:
+            self.screenshot(shot)
+        if reason:
+            self.driver.find_element(By.ID, "reason-input").send_keys(reason)
+        self.driver.find_element(By.ID, decision).click()
+        self.wait(lambda d: "Waiting" not in d.find_element(By.ID, "status").text)
+        return self.text("status")
