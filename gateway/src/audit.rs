@@ -29,7 +29,7 @@ pub struct AuditRecord {
     pub role_session_arn: Option<String>,
     /// ok, tool_error, invalid_arguments, unknown_tool, denied, cancelled, deadline_exceeded,
     /// shutdown, busy, start_failed, start_timeout, unit_failed, forged_result, not_configured,
-    /// approval_required, approval_refused, approval_denied, approval_unavailable.
+    /// approval_required, approval_refused, approval_denied, approval_unavailable, turned_off.
     pub outcome: &'static str,
     /// Why a call did not complete, in words.
     #[serde(skip_serializing_if = "Option::is_none")]

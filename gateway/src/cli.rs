@@ -49,6 +49,11 @@ pub enum Command {
         /// SWITCHBOARD_BINDINGS (the document itself, or a path).
         #[arg(long, value_name = "FILE")]
         bindings: Option<PathBuf>,
+        /// Serve the catalog's tool NAME turned off: listed, its unit never started or checked,
+        /// each call answered with a tool error saying WHY (repeat for more). `scripts/dev` turns
+        /// off the tools a machine cannot run, such as terraform_plan without Terraform.
+        #[arg(long = "tool-off", value_name = "NAME=WHY", value_parser = parse_tool_off)]
+        tools_off: Vec<(String, String)>,
     },
     /// Check a catalog file, and that the deployment's bindings match it when there are any;
     /// every error names the file, the tool and the field.
@@ -285,6 +290,16 @@ fn assume_role_json(request: &AssumeRoleRequest) -> serde_json::Value {
     })
 }
 
+/// `NAME=WHY` of `serve --tool-off`.
+fn parse_tool_off(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, why)) if !name.is_empty() && !why.trim().is_empty() => {
+            Ok((name.to_owned(), why.trim().to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAME=WHY")),
+    }
+}
+
 /// Mints a dev token (the body of `dev-token`).
 pub fn dev_token(
     key_path: &std::path::Path,
@@ -333,6 +348,32 @@ mod tests {
             panic!("not serve: {cli:?}");
         };
         assert_eq!(bindings, Some(PathBuf::from("b.json")));
+    }
+
+    #[test]
+    fn serve_takes_tools_turned_off_with_a_reason() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "serve",
+            "--catalog",
+            "c.yaml",
+            "--tool-off",
+            "terraform_plan=no Terraform here",
+        ])
+        .expect("parses");
+        let Command::Serve { tools_off, .. } = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert_eq!(
+            tools_off,
+            vec![("terraform_plan".to_owned(), "no Terraform here".to_owned())]
+        );
+        for bad in ["terraform_plan", "=why", "terraform_plan= "] {
+            let e =
+                Cli::try_parse_from(["switchboard", "serve", "--catalog", "c", "--tool-off", bad])
+                    .expect_err("refused");
+            assert!(e.to_string().contains("NAME=WHY"), "{e}");
+        }
     }
 
     #[test]

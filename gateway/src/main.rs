@@ -30,6 +30,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             audit_log,
             log_json,
             bindings,
+            tools_off,
         } => {
             let bindings = Bindings::from_env_or_file(bindings.as_deref())?;
             // Before the runtime: the trace exporter's HTTP client is a blocking one.
@@ -42,6 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dev_key,
                 audit_log,
                 bindings,
+                tools_off,
             }));
             drop(runtime);
             // After the gateway stopped, whatever the outcome: the last calls' spans are sent.

@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub dev_key: PathBuf,
     pub audit_log: Option<PathBuf>,
     pub bindings: Option<crate::bindings::Bindings>,
+    /// Tools served turned off, each with why (`--tool-off NAME=WHY`).
+    pub tools_off: Vec<(String, String)>,
 }
 
 /// Why the gateway could not start. A variant holding another error shows it in its own message
@@ -46,6 +48,8 @@ pub enum ServeError {
     Catalog(#[from] catalog::CatalogError),
     #[error("{0}")]
     Refused(Refusal),
+    #[error("--tool-off {0}: the catalog has no such tool")]
+    UnknownToolOff(String),
     #[error("--dev refuses to listen on {0}: development mode serves loopback addresses only")]
     DevNotLoopback(SocketAddr),
     #[error("{0}: gateway.auth is missing: give the catalog an auth section or run with --dev")]
@@ -292,9 +296,25 @@ async fn build_gateway(
         Some(bindings) => Some(Aws::load(bindings).await),
         None => None,
     };
+    let tools_off: std::collections::HashMap<String, String> =
+        opts.tools_off.iter().cloned().collect();
+    if let Some(name) = tools_off
+        .keys()
+        .find(|n| !catalog.tools.iter().any(|t| &t.name == *n))
+    {
+        return Err(ServeError::UnknownToolOff(name.clone()));
+    }
+    for (name, why) in &tools_off {
+        tracing::warn!(tool = %name, why = %why, "tool turned off: its calls answer why");
+    }
     let backends = match backends {
         Some(b) => b,
-        None => backends_for(catalog, catalog_dir, aws.as_ref())?,
+        // The units of tools turned off are neither built nor checked.
+        None => {
+            let mut served = catalog.clone();
+            served.tools.retain(|t| !tools_off.contains_key(&t.name));
+            backends_for(&served, catalog_dir, aws.as_ref())?
+        }
     };
     let aws_errors = aws.as_ref().map(|a| a.errors.clone()).unwrap_or_default();
     let work_roles = aws.as_ref().map(Aws::work_roles).unwrap_or_default();
@@ -315,6 +335,7 @@ async fn build_gateway(
             work_roles,
             broker,
             approvals,
+            tools_off,
         },
     )
     .map_err(ServeError::Gateway)

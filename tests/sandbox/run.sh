@@ -192,6 +192,39 @@ if ls -d "${TMPDIR:-/tmp}"/switchboard-dev-aws-* >/dev/null 2>&1; then
 fi
 echo "scripts/dev served echo, state_validate, terraform_plan and secret_lookup, and left nothing after Ctrl-C"
 
+# --- scripts/dev on a machine without Terraform --------------------------------------------------
+# A fresh Debian machine has no Terraform: scripts/dev serves every other tool, says at start that
+# terraform_plan is off and how to turn it on, and terraform_plan answers each call with that.
+echo "--- scripts/dev without Terraform"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url=http://127.0.0.1:$port/mcp
+TERRAFORM=/nonexistent/terraform SWITCHBOARD_LISTEN=127.0.0.1:$port setsid scripts/dev --dev-key "$key" \
+  >"$work/dev.out" 2>"$work/dev.err" &
+dev=$!
+for _ in $(seq 600); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$dev" 2>/dev/null || dev_fail "without Terraform: exited before the gateway answered"
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || dev_fail "without Terraform: the gateway did not answer /healthz"
+grep -q "Turned off: terraform_plan (terraform is not on PATH" "$work/dev.err" ||
+  dev_fail "without Terraform: the start did not say terraform_plan is off"
+grep -q "To turn it on: install Terraform 1.5 or later" "$work/dev.err" ||
+  dev_fail "without Terraform: the start did not say how to turn terraform_plan on"
+token=$(target/release/switchboard dev-token --dev-key "$key" --sub me --group dev --tenant acme --audience "$url")
+answer=$(call echo '{"message":"no terraform"}')
+grep -q '"text":"no terraform"' <<<"$answer" || dev_fail "without Terraform: echo answered: $answer"
+answer=$(call terraform_plan '{"project":"storefront"}')
+grep -q '"isError":true' <<<"$answer" && grep -q 'turned off on this gateway: terraform is not on PATH' <<<"$answer" &&
+  grep -q 'install Terraform 1.5 or later' <<<"$answer" || dev_fail "without Terraform: terraform_plan answered: $answer"
+kill -INT -- "-$dev"
+for _ in $(seq 100); do kill -0 "$dev" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$dev" 2>/dev/null; then dev_fail "without Terraform: still running 10 s after Ctrl-C"; fi
+wait "$dev" 2>/dev/null || true
+left=$(ps -o pid=,args= -g "$dev" || true)
+[ -z "$left" ] || dev_fail "without Terraform: left running after Ctrl-C: $left"
+echo "scripts/dev without Terraform served echo, said terraform_plan is off and how to turn it on, and its calls say so"
+
 # --- Leftovers of a killed gateway -------------------------------------------------------------
 # A gateway killed with SIGKILL cannot remove its control groups (its switchboard-<pid> folder and
 # the per-call groups in it) or its stage folder; the next gateway removes them and says so.

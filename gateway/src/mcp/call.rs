@@ -93,6 +93,9 @@ impl Gateway {
             .entered();
             self.authorize(&call.name, &call.caller)?
         };
+        if let Some(why) = entry.off() {
+            return Err(Failure::TurnedOff(why.to_owned()));
+        }
         call.record.backend = Some(entry.def.backend.as_str());
         call.trace
             .span

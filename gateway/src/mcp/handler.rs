@@ -32,12 +32,19 @@ pub struct ToolEntry {
     validator: jsonschema::Validator,
     /// The role assumed per call, from the bindings; `None`: the tool gets no credentials.
     work_role: Option<String>,
+    /// Why the tool is turned off on this gateway, when it is: its calls answer this.
+    off: Option<String>,
 }
 
 impl ToolEntry {
     /// The tool's work role, when it gets credentials.
     pub fn work_role(&self) -> Option<&str> {
         self.work_role.as_deref()
+    }
+
+    /// Why the tool is turned off, when it is.
+    pub fn off(&self) -> Option<&str> {
+        self.off.as_deref()
     }
 
     /// The tool's input schema, compiled at start.
@@ -59,6 +66,8 @@ pub struct GatewayConfig {
     pub broker: Option<Broker>,
     /// Where approvals are kept and asked for; required when a tool asks for approval.
     pub approvals: Option<Approvals>,
+    /// Tools served turned off, by name, with why: no backend is needed for them.
+    pub tools_off: HashMap<String, String>,
 }
 
 /// Why the gateway cannot be built from a catalog.
@@ -113,21 +122,27 @@ impl Gateway {
             if def.approval.is_some() && config.approvals.is_none() {
                 return Err(GatewayError::NoApprovals(def.name.clone()));
             }
-            config
-                .backends
-                .get(def.backend)
-                .map_err(|error| GatewayError::Backend {
-                    tool: def.name.clone(),
-                    error,
-                })?;
+            let off = config.tools_off.get(&def.name).cloned();
+            if off.is_none() {
+                config
+                    .backends
+                    .get(def.backend)
+                    .map_err(|error| GatewayError::Backend {
+                        tool: def.name.clone(),
+                        error,
+                    })?;
+            }
             let validator =
                 validate::compile(&def.input_schema).map_err(|message| GatewayError::Schema {
                     tool: def.name.clone(),
                     message,
                 })?;
             let schema = def.input_schema.as_object().cloned().unwrap_or_default();
-            let mut listed =
-                rmcp::model::Tool::new(def.name.clone(), listed_description(def), Arc::new(schema));
+            let mut listed = rmcp::model::Tool::new(
+                def.name.clone(),
+                listed_description(def, off.as_deref()),
+                Arc::new(schema),
+            );
             if def.approval.is_some() {
                 listed = listed
                     .with_annotations(rmcp::model::ToolAnnotations::default().destructive(true));
@@ -144,6 +159,7 @@ impl Gateway {
                 listed,
                 validator,
                 work_role: config.work_roles.get(&def.name).cloned(),
+                off,
             });
         }
         Ok(Self {
@@ -237,16 +253,20 @@ impl Gateway {
     }
 }
 
-/// The tool's description as listed: a tool that needs approval says so, and who approves.
-fn listed_description(def: &Tool) -> String {
-    match &def.approval {
-        None => def.description.clone(),
-        Some(approval) => format!(
-            "{} Each call needs a person's approval before it runs: a member of {} who is not the caller approves it in the gateway's approval page.",
-            def.description.trim_end(),
+/// The tool's description as listed: a tool that needs approval says so, and who approves; a
+/// tool turned off says so, and why.
+fn listed_description(def: &Tool, off: Option<&str>) -> String {
+    let mut description = def.description.trim_end().to_owned();
+    if let Some(approval) = &def.approval {
+        description.push_str(&format!(
+            " Each call needs a person's approval before it runs: a member of {} who is not the caller approves it in the gateway's approval page.",
             approval.groups.join(", ")
-        ),
+        ));
     }
+    if let Some(why) = off {
+        description.push_str(&format!(" Turned off on this gateway: {why}"));
+    }
+    description
 }
 
 /// The error for a tool that does not exist or that the caller may not use: the same, to the

@@ -58,6 +58,9 @@ pub enum Failure {
     /// The call's approval does not let it run.
     #[error("{0}")]
     Approval(Refusal),
+    /// The tool is turned off on this gateway (`serve --tool-off`), for this reason.
+    #[error("the tool is turned off on this gateway: {0}")]
+    TurnedOff(String),
 }
 
 /// How a client is asked to have a call approved.
@@ -119,6 +122,7 @@ impl Failure {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Backend(e) => e.outcome(),
             Self::ApprovalNeeded(..) => "approval_required",
+            Self::TurnedOff(_) => "turned_off",
             Self::Approval(refusal) => refusal.label(),
         }
     }
@@ -157,6 +161,7 @@ impl Failure {
             )),
             Self::Approval(refusal) => tool_error(format!("tool {name:?} did not run: {refusal}")),
             Self::ApprovalNeeded(ask, _) => tool_error(ask.message),
+            Self::TurnedOff(_) => tool_error(format!("tool {name:?}: {self}")),
             Self::Cancelled | Self::Shutdown | Self::Backend(_) => Err(ErrorData::internal_error(
                 format!("tool {name:?}: {self}"),
                 None,

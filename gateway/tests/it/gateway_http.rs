@@ -223,6 +223,7 @@ fn replica(
             work_roles: Default::default(),
             broker: None,
             approvals: Some(approvals.clone()),
+            tools_off: Default::default(),
         },
     )
     .expect("gateway");

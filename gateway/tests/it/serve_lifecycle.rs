@@ -77,6 +77,7 @@ async fn start(grace: u64) -> Running {
         dev_key: dir.path().join("dev.pem"),
         audit_log: Some(audit.clone()),
         bindings: None,
+        tools_off: vec![],
     };
     let backends = Backends::new().with(BackendKind::Local, Arc::new(Sleeper));
     let prepared = prepare(&opts, Some(backends)).await.expect("prepare");
@@ -130,6 +131,7 @@ async fn dev_mode_refuses_a_non_loopback_listen_address() {
         dev_key: dir.path().join("dev.pem"),
         audit_log: None,
         bindings: None,
+        tools_off: vec![],
     };
     let err = prepare(
         &opts,
@@ -156,6 +158,7 @@ async fn no_auth_section_without_dev_is_refused() {
         dev_key: dir.path().join("dev.pem"),
         audit_log: None,
         bindings: None,
+        tools_off: vec![],
     };
     let err = prepare(&opts, None).await.expect_err("must refuse");
     assert!(err.to_string().contains("gateway.auth is missing"), "{err}");
@@ -234,4 +237,118 @@ async fn a_stateless_client_that_hangs_up_cancels_its_call() {
     assert!(audit.contains(r#""outcome":"cancelled""#), "{audit}");
     r.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), r.server).await;
+}
+
+/// A catalog whose one tool's program does not exist on this machine (as terraform_plan's
+/// Terraform on a fresh machine).
+const MISSING_PROGRAM: &str = r#"
+version: 1
+tools:
+  - name: needs_terraform
+    description: Needs a program this machine lacks.
+    input_schema: {type: object}
+    backend: local
+    local: {command: [/nonexistent/terraform-here]}
+    allow: {groups: [dev]}
+"#;
+
+fn options_off(dir: &std::path::Path, tools_off: Vec<(String, String)>) -> ServeOptions {
+    let catalog_path = dir.join("catalog.yaml");
+    std::fs::write(&catalog_path, MISSING_PROGRAM).expect("write");
+    ServeOptions {
+        catalog: catalog_path,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        dev: true,
+        dev_key: dir.join("dev.pem"),
+        audit_log: Some(dir.join("audit.jsonl")),
+        bindings: None,
+        tools_off,
+    }
+}
+
+#[tokio::test]
+async fn a_tool_turned_off_is_served_listed_and_answers_why_without_its_unit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Without --tool-off the gateway refuses to start: the tool's program is missing.
+    let err = prepare(&options_off(dir.path(), vec![]), None)
+        .await
+        .expect_err("missing program");
+    assert!(
+        err.to_string().contains("/nonexistent/terraform-here"),
+        "{err}"
+    );
+    let why = "Terraform is not installed here; install it and restart".to_owned();
+    let opts = options_off(dir.path(), vec![("needs_terraform".into(), why.clone())]);
+    let prepared = prepare(&opts, None)
+        .await
+        .expect("starts with the tool off");
+    let addr = prepared.listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/mcp");
+    let (key, _) = DevKey::load_or_create(&opts.dev_key).expect("key");
+    let token = key
+        .mint(&DevClaims::new(&url, "bob", vec!["dev".into()], 600))
+        .expect("token");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(run(prepared, shutdown.clone()));
+    let rpc = |method: &'static str, params: Value| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let mut params = params;
+            params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}});
+            let mut request = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(&token)
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", "2026-07-28")
+                .header("Mcp-Method", method);
+            if let Some(name) = params.get("name").and_then(Value::as_str) {
+                request = request.header("Mcp-Name", name.to_owned());
+            }
+            let text = request
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("body");
+            crate::support::mcp::last_message(&text)
+        }
+    };
+    let list = rpc("tools/list", json!({})).await;
+    let description = list["result"]["tools"][0]["description"]
+        .as_str()
+        .expect("listed")
+        .to_owned();
+    assert!(description.contains(&why), "{description}");
+    let answer = rpc(
+        "tools/call",
+        json!({"name": "needs_terraform", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .expect("text");
+    assert!(
+        text.contains("turned off on this gateway") && text.contains(&why),
+        "{text}"
+    );
+    shutdown.cancel();
+    server.await.expect("join").expect("served");
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
+    assert!(audit.contains(r#""outcome":"turned_off""#), "{audit}");
+}
+
+#[tokio::test]
+async fn turning_off_a_tool_the_catalog_lacks_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options_off(dir.path(), vec![("nonesuch".into(), "why".into())]);
+    let err = prepare(&opts, None).await.expect_err("refused");
+    assert!(
+        matches!(err, ServeError::UnknownToolOff(ref n) if n == "nonesuch"),
+        "{err}"
+    );
 }

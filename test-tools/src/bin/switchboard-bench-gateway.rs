@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         dev_key: PathBuf::from(dev_key),
         audit_log: Some(PathBuf::from(audit)),
         bindings: None,
+        tools_off: vec![],
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
