@@ -120,6 +120,9 @@ pub enum Command {
         /// The call's invocation id; default: a new one, as the gateway makes.
         #[arg(long)]
         invocation: Option<String>,
+        /// Who approved the call (its `approver` tag), for a tool with `approval`.
+        #[arg(long)]
+        approver: Option<String>,
     },
 }
 
@@ -230,6 +233,8 @@ pub struct SessionCall<'a> {
     /// When the call must be over; `None`: the tool's timeout from now, as for a call starting
     /// now.
     pub deadline: Option<&'a Deadline>,
+    /// Who approved the call, for a tool with `approval`.
+    pub approver: Option<&'a str>,
 }
 
 /// The body of `session-request`: the catalog and bindings checked as `serve` checks them at
@@ -267,6 +272,7 @@ pub fn session_request(
         invocation_id: call.invocation_id,
         caller: call.caller,
         deadline: call.deadline.unwrap_or(&from_now),
+        approver: call.approver,
     })
     .map_err(SessionRequestError::Refused)?;
     Ok(assume_role_json(&request))
@@ -567,6 +573,7 @@ tools:
             caller: &caller,
             invocation_id,
             deadline: Some(&deadline),
+            approver: None,
         };
         let printed =
             session_request(&file, Some(Source::EnvDocument(doc)), call).expect("printed");
@@ -583,6 +590,7 @@ tools:
                 invocation_id,
                 caller: &caller,
                 deadline: &deadline,
+                approver: None,
             })
             .await
             .expect("minted");
@@ -626,6 +634,7 @@ tools:
             caller: &caller,
             invocation_id: "0b9e2c4e-4a57-4bb2-9a4c-6f0f1c1d2e3f",
             deadline: None,
+            approver: None,
         };
         let e =
             session_request(&file, Some(Source::EnvDocument(doc)), call).expect_err("no tenant");

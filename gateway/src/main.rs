@@ -82,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             principal,
             tenant,
             invocation,
+            approver,
         } => {
             let caller = Caller {
                 subject: principal,
@@ -95,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 caller: &caller,
                 invocation_id: &invocation_id,
                 deadline: None,
+                approver: approver.as_deref(),
             };
             let request =
                 cli::session_request(&catalog, Source::locate(bindings.as_deref()), call)?;

@@ -298,6 +298,12 @@ fn check_allow_and_tags(tool: &Tool) -> Result<(), FieldProblem> {
     if !tool.session_tags.iter().all(|t| tags.insert(*t)) {
         return Err(("session_tags", "a tag is listed twice".into()));
     }
+    if tags.contains(&crate::catalog::SessionTag::Approver) && tool.approval.is_none() {
+        return Err((
+            "session_tags",
+            "`approver` names who approved the call: only a tool with `approval` has one".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -620,6 +626,21 @@ tools:
         assert!(e.contains("approval.expires_seconds"), "{e}");
         let e = err(&with("{groups: [a], whoever: true}"));
         assert!(e.contains("whoever"), "{e}");
+    }
+
+    #[test]
+    fn only_a_tool_with_approval_may_tag_its_approver() {
+        let tagged = GOOD.replace(
+            "allow: {groups: [dev]}",
+            "allow: {groups: [dev]}\n    session_tags: [tool, approver]",
+        );
+        let e = err(&tagged);
+        assert!(e.contains("session_tags") && e.contains("approver"), "{e}");
+        let approved = tagged.replace(
+            "session_tags: [tool, approver]",
+            "session_tags: [tool, approver]\n    approval: {groups: [a]}",
+        );
+        parse(Path::new("c.yaml"), &approved).expect("a tool with approval may");
     }
 
     #[test]

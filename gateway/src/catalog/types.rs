@@ -210,6 +210,9 @@ pub enum SessionTag {
     Principal,
     /// The invocation id.
     Invocation,
+    /// Who approved the call (docs/approvals.md): only for a tool with `approval`, never by
+    /// default. Work-role policies may require it.
+    Approver,
 }
 
 impl SessionTag {
@@ -219,6 +222,7 @@ impl SessionTag {
             Self::Tenant => "tenant",
             Self::Principal => "principal",
             Self::Invocation => "invocation",
+            Self::Approver => "approver",
         }
     }
 }

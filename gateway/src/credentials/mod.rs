@@ -82,6 +82,8 @@ pub struct MintRequest<'a> {
     pub caller: &'a Caller,
     /// When the call must be over.
     pub deadline: &'a Deadline,
+    /// Who approved the call, for a tool with `approval` (its `approver` session tag).
+    pub approver: Option<&'a str>,
 }
 
 /// Credentials for one call. `Debug` hides the secrets.
@@ -174,10 +176,11 @@ pub fn assume_role_request(
         invocation_id,
         caller,
         deadline,
+        approver,
     } = *request;
     let name = tool.name.as_str();
     tags::check_session_name(name, invocation_id)?;
-    let session_tags = tags::session_tags(wanted, name, caller, invocation_id)?;
+    let session_tags = tags::session_tags(wanted, name, caller, invocation_id, approver)?;
     Ok(AssumeRoleRequest {
         role_arn: role_arn.to_owned(),
         role_session_name: invocation_id.to_owned(),
@@ -212,6 +215,16 @@ pub enum CredentialError {
          (SourceIdentity still names the caller)"
     )]
     PrincipalTooLong { tool: String, chars: usize },
+    #[error(
+        "tool {tool} tags its credentials with who approved the call, and the call has no \
+         approval"
+    )]
+    MissingApprover { tool: String },
+    #[error(
+        "tool {tool} tags its credentials with who approved the call, whose subject is {chars} \
+         characters, over the limit of {MAX_PRINCIPAL_CHARS}"
+    )]
+    ApproverTooLong { tool: String, chars: usize },
     #[error("tool {tool}: {count} session tags, over STS's limit of {MAX_TAGS}")]
     TooManyTags { tool: String, count: usize },
     #[error(
@@ -290,6 +303,8 @@ impl CredentialError {
             Self::BadTenant { .. } => "bad_tenant",
             Self::MissingTenant { .. } => "missing_tenant",
             Self::PrincipalTooLong { .. } => "principal_too_long",
+            Self::MissingApprover { .. } => "missing_approver",
+            Self::ApproverTooLong { .. } => "approver_too_long",
             Self::TooManyTags { .. } => "too_many_tags",
             Self::TagKeyTooLong { .. } => "tag_key_too_long",
             Self::TagValueTooLong { .. } => "tag_value_too_long",

@@ -30,7 +30,8 @@ const SOURCE_IDENTITY_PREFIX_CHARS: usize = 40;
 const SOURCE_IDENTITY_HASH_HEX: usize = 16;
 
 /// The session tags of a call: one per requested key, `tool` = the tool's name, `tenant` = the
-/// caller's tenant claim, `principal` = the caller's subject, `invocation` = the invocation id.
+/// caller's tenant claim, `principal` = the caller's subject, `invocation` = the invocation id,
+/// `approver` = the subject of who approved the call (a tool with `approval`; refused without).
 ///
 /// Refused (before STS is asked): a requested `tenant` when the caller has none or when it is
 /// not 1 to 63 characters of `a-z`, `0-9`, `-` starting with a letter or digit; a tag over STS's
@@ -46,6 +47,7 @@ pub fn session_tags(
     tool: &str,
     caller: &Caller,
     invocation_id: &str,
+    approver: Option<&str>,
 ) -> Result<BTreeMap<String, String>, CredentialError> {
     let mut out = BTreeMap::new();
     for tag in tags {
@@ -70,6 +72,18 @@ pub fn session_tags(
                 caller.subject.clone()
             }
             SessionTag::Invocation => invocation_id.to_owned(),
+            SessionTag::Approver => {
+                let approver = approver
+                    .ok_or_else(|| CredentialError::MissingApprover { tool: tool.into() })?;
+                let chars = approver.chars().count();
+                if chars > MAX_PRINCIPAL_CHARS {
+                    return Err(CredentialError::ApproverTooLong {
+                        tool: tool.into(),
+                        chars,
+                    });
+                }
+                approver.to_owned()
+            }
         };
         out.insert(tag.as_str().to_owned(), value);
     }
@@ -230,6 +244,48 @@ fn shorten(text: &str) -> String {
 }
 
 #[cfg(test)]
+mod approver_tests {
+    use super::*;
+
+    fn alice() -> Caller {
+        Caller {
+            subject: "alice".into(),
+            tenant: Some("acme".into()),
+            groups: vec![],
+            scopes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_approver_tag_names_who_approved_and_is_refused_without_an_approval() {
+        let id = "0190a6a8-0000-7000-8000-000000000000";
+        let tags = session_tags(&[SessionTag::Approver], "apply", &alice(), id, Some("bob"))
+            .expect("tags");
+        assert_eq!(tags.get("approver").map(String::as_str), Some("bob"));
+        assert!(matches!(
+            session_tags(&[SessionTag::Approver], "apply", &alice(), id, None),
+            Err(CredentialError::MissingApprover { .. })
+        ));
+        let long = "b".repeat(MAX_PRINCIPAL_CHARS + 1);
+        assert!(matches!(
+            session_tags(&[SessionTag::Approver], "apply", &alice(), id, Some(&long)),
+            Err(CredentialError::ApproverTooLong { .. })
+        ));
+        // An approver outside STS's character set is refused, not rewritten.
+        assert!(matches!(
+            session_tags(
+                &[SessionTag::Approver],
+                "apply",
+                &alice(),
+                id,
+                Some("bob|1")
+            ),
+            Err(CredentialError::BadTag { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -254,7 +310,13 @@ mod tests {
         subject: &str,
         tenant: Option<&str>,
     ) -> Result<BTreeMap<String, String>, CredentialError> {
-        session_tags(&ALL, "tenant-files", &caller(subject, tenant), INVOCATION)
+        session_tags(
+            &ALL,
+            "tenant-files",
+            &caller(subject, tenant),
+            INVOCATION,
+            None,
+        )
     }
 
     fn refusal(tenant: &str) -> CredentialError {
@@ -280,6 +342,7 @@ mod tests {
             "echo",
             &caller("alice", Some("acme")),
             INVOCATION,
+            None,
         )
         .expect("valid tags");
         assert_eq!(some.keys().collect::<Vec<_>>(), ["invocation", "tool"]);
@@ -371,6 +434,7 @@ mod tests {
             "echo",
             &caller("alice", None),
             INVOCATION,
+            None,
         )
         .expect("no tenant needed");
         assert!(!tags.contains_key("tenant"));
@@ -380,6 +444,7 @@ mod tests {
             "echo",
             &caller("alice", Some("ACME/x")),
             INVOCATION,
+            None,
         );
         assert!(tags.is_ok());
     }

@@ -131,6 +131,7 @@ async fn mint_with(
             invocation_id: INVOCATION,
             caller: &caller,
             deadline,
+            approver: None,
         })
         .await
 }
@@ -234,6 +235,7 @@ async fn never_sleeps_past_the_deadline() {
             invocation_id: INVOCATION,
             caller: &caller,
             deadline: &deadline,
+            approver: None,
         })
         .await
         .expect_err("throttled until the deadline");

@@ -252,6 +252,7 @@ impl Gateway {
                     SessionTag::Tenant => call.caller.tenant.clone(),
                     SessionTag::Principal => Some(call.caller.subject.clone()),
                     SessionTag::Invocation => Some(call.record.invocation_id.clone()),
+                    SessionTag::Approver => call.record.approver.clone(),
                 };
                 if let Some(v) = value {
                     session_tags.insert(tag.as_str().to_owned(), v);
@@ -302,6 +303,7 @@ impl Gateway {
                 invocation_id: &invocation.invocation_id,
                 caller: &call.caller,
                 deadline,
+                approver: call.record.approver.as_deref(),
             })
             .instrument(step)
             .await

@@ -206,6 +206,18 @@ async fn approved_in_the_page_the_retried_call_runs_once() {
         "{answer}"
     );
     assert_eq!(ran(&h), 1);
+    // The unit's session tags name the approver beside the caller.
+    let seen = h.backend.seen.lock().expect("lock")[0].session_tags.clone();
+    assert_eq!(
+        seen.get("approver").map(String::as_str),
+        Some("bob"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.get("principal").map(String::as_str),
+        Some("alice"),
+        "{seen:?}"
+    );
     // The call's audit line names the approval and the approver; the approval's own lines say
     // who asked and who decided.
     let records = h.audit.records();

@@ -302,6 +302,7 @@ async fn mint(
             invocation_id,
             caller: &caller,
             deadline,
+            approver: None,
         })
         .await
 }

@@ -75,6 +75,7 @@ tools:
     local: {command: [unused]}
     allow: {groups: [deployers]}
     approval: {groups: [approvers], expires_seconds: 600}
+    session_tags: [tool, principal, approver]
 "#;
 
 /// A backend that answers in process: echoes, sleeps, fails on request, records invocations.

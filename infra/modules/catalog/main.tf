@@ -9,7 +9,9 @@ locals {
   dir = dirname(var.catalog_path)
 
   default_session_tags = ["tool", "tenant", "principal", "invocation"]
-  known_endpoints      = ["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager"]
+  # `approver` (who approved the call) only for a tool with `approval`, never by default.
+  known_session_tags = concat(local.default_session_tags, ["approver"])
+  known_endpoints    = ["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager"]
 
   # A Fargate task pulls its image, ships its logs and fetches its invocation through its own
   # network interface: it always reaches ECR, S3 (image layers, presigned hand-over URLs) and
@@ -280,9 +282,15 @@ resource "terraform_data" "valid" {
     }
     precondition {
       condition = alltrue(flatten([
-        for t in concat(values(local.tools), values(local.local_work_roles)) : [for g in t.session_tags : contains(local.default_session_tags, g)]
+        for t in concat(values(local.tools), values(local.local_work_roles)) : [for g in t.session_tags : contains(local.known_session_tags, g)]
       ]))
-      error_message = "${var.catalog_path}: session_tags may only be tool, tenant, principal, invocation."
+      error_message = "${var.catalog_path}: session_tags may only be tool, tenant, principal, invocation, approver."
+    }
+    precondition {
+      condition = alltrue([
+        for t in local.raw.tools : !contains(try(t.session_tags, []), "approver") || try(t.approval, null) != null
+      ])
+      error_message = "${var.catalog_path}: only a tool with approval may tag its credentials with `approver`."
     }
   }
 }
