@@ -251,18 +251,27 @@ async fn sign_in(
         .approvals
         .sealer()
         .seal(Purpose::PageSession, &session);
+    let to = safe_next(Some(&form.next)).unwrap_or_else(|| "/approvals/sign-in".into());
+    with_cookie(
+        &state,
+        Redirect::to(&to).into_response(),
+        &sealed,
+        SESSION_SECONDS,
+    )
+}
+
+/// `response` setting the page's session cookie to `value` for `seconds` (0: removing it).
+fn with_cookie(state: &PageState, mut response: Response, value: &str, seconds: u64) -> Response {
     let secure = state.approvals.secure_cookie();
-    let cookie = cookie::Cookie::build((cookie_name(&state.approvals), sealed))
+    let cookie = cookie::Cookie::build((cookie_name(&state.approvals), value))
         .path(if secure { "/" } else { "/approvals" })
         .http_only(true)
         .secure(secure)
         .same_site(cookie::SameSite::Strict)
         .max_age(cookie::time::Duration::seconds(
-            i64::try_from(SESSION_SECONDS).unwrap_or(1800),
+            i64::try_from(seconds).unwrap_or(0),
         ))
         .build();
-    let to = safe_next(Some(&form.next)).unwrap_or_else(|| "/approvals/sign-in".into());
-    let mut response = Redirect::to(&to).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -289,19 +298,12 @@ async fn sign_out(
             "This form was sent from another site.",
         );
     }
-    let secure = state.approvals.secure_cookie();
-    let cookie = cookie::Cookie::build((cookie_name(&state.approvals), ""))
-        .path(if secure { "/" } else { "/approvals" })
-        .http_only(true)
-        .secure(secure)
-        .same_site(cookie::SameSite::Strict)
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
-    let mut response = message(StatusCode::OK, "Signed out", "You are signed out.");
-    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
+    with_cookie(
+        &state,
+        message(StatusCode::OK, "Signed out", "You are signed out."),
+        "",
+        0,
+    )
 }
 
 /// Whether the signed-in person may decide approval `a`; why not, when not.

@@ -588,3 +588,38 @@ async fn sign_in_sends_the_browser_on_to_an_approval_page_only() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers["location"], "/approvals/sign-in");
 }
+
+#[tokio::test]
+async fn sign_out_needs_the_sessions_csrf_token_and_clears_the_cookie() {
+    let h = harness();
+    let alice = h.token_of("alice", &["deployers"]);
+    let (url, _) = ask(&h, &alice, "x").await;
+    let id = id_of(&url);
+    let cookie = sign_in(&h, "bob", &["approvers"], &format!("/approvals/{id}")).await;
+    let (_, _, body) = page(&h, &id, Some(&cookie)).await;
+    let csrf = csrf_of(&body);
+    let (status, headers, _) = h
+        .send(form(
+            "/approvals/sign-out",
+            Some(&cookie),
+            ORIGIN,
+            form_encode(&[("csrf", "wrong")]),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers.get("set-cookie").is_none());
+    let (status, headers, _) = h
+        .send(form(
+            "/approvals/sign-out",
+            Some(&cookie),
+            ORIGIN,
+            form_encode(&[("csrf", &csrf)]),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let set = headers["set-cookie"].to_str().expect("ascii");
+    assert!(
+        set.starts_with("switchboard_approver=;") && set.contains("Max-Age=0"),
+        "{set}"
+    );
+}
