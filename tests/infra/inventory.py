@@ -42,7 +42,6 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
             r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules()["SecurityGroupRules"]
         ],
         "ec2 route tables": [t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]],
-        "ec2 network acls": [a["NetworkAclId"] for a in ec2.describe_network_acls()["NetworkAcls"]],
         "ec2 internet gateways": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]],
         # A deleted endpoint stays listed in state "deleted" for a while, as on AWS.
         "ec2 vpc endpoints": [
