@@ -351,7 +351,7 @@ destroy_start=$SECONDS
 # not count ACLs: moto keeps a deleted VPC's default ACL.)
 mapfile -t acl_rules < <(tf state list | grep -F 'aws_network_acl_rule.')
 if [ ${#acl_rules[@]} -gt 0 ]; then
-  tf state rm "${acl_rules[@]}" >"$work/destroy-acl-rules.log" 2>&1 ||
+  tf state rm -backup="$work/destroy-acl-rules.tfstate.backup" "${acl_rules[@]}" >"$work/destroy-acl-rules.log" 2>&1 ||
     { tail -n 40 "$work/destroy-acl-rules.log"; die "terraform state rm of the network ACL rules failed"; }
 fi
 echo "network ACL rules left to their ACL's deletion: ${#acl_rules[@]}"
