@@ -275,7 +275,7 @@ fn approvals(
     Some(Approvals::new(ApprovalSettings {
         store: Arc::new(MemoryStore::new()),
         key: sessions.ids.derive_key("approvals"),
-        resource: resource.to_owned(),
+        origin: crate::http::origin_of(resource).unwrap_or_else(|| resource.to_owned()),
         dev_sign_in: opts.dev,
         audit: audit.clone(),
     }))

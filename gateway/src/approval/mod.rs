@@ -160,16 +160,16 @@ pub struct ApprovalSettings {
     pub store: Arc<dyn Store>,
     /// From the session key ([`crate::sessions::Sessions::derive_key`]), so replicas share it.
     pub key: [u8; 32],
-    /// The MCP endpoint's canonical URL; the page is at its origin's `/approvals/`.
-    pub resource: String,
+    /// `scheme://authority` of the MCP endpoint's canonical URL: the page is at its
+    /// `/approvals/`.
+    pub origin: String,
     pub dev_sign_in: bool,
     pub audit: AuditSink,
 }
 
 impl Approvals {
     pub fn new(settings: ApprovalSettings) -> Self {
-        let origin =
-            crate::http::origin_of(&settings.resource).unwrap_or_else(|| settings.resource.clone());
+        let origin = settings.origin;
         Self {
             inner: Arc::new(Inner {
                 store: settings.store,

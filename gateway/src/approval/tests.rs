@@ -12,7 +12,7 @@ fn approvals() -> (Approvals, MemoryAudit) {
     let approvals = Approvals::new(ApprovalSettings {
         store: Arc::new(MemoryStore::new()),
         key: [3; 32],
-        resource: "http://127.0.0.1:8080/mcp".into(),
+        origin: "http://127.0.0.1:8080".into(),
         dev_sign_in: true,
         audit: AuditSink::writer(Box::new(audit.clone())),
     });
@@ -201,7 +201,7 @@ fn approvals_with_key(key: [u8; 32]) -> (Approvals, MemoryAudit) {
     let approvals = Approvals::new(ApprovalSettings {
         store: Arc::new(MemoryStore::new()),
         key,
-        resource: "http://127.0.0.1:8080/mcp".into(),
+        origin: "http://127.0.0.1:8080".into(),
         dev_sign_in: true,
         audit: AuditSink::writer(Box::new(audit.clone())),
     });

@@ -210,7 +210,7 @@ fn replica(
     let approvals = Approvals::new(ApprovalSettings {
         store: Arc::new(MemoryStore::new()),
         key: sessions.ids.derive_key("approvals"),
-        resource: RESOURCE.into(),
+        origin: "http://127.0.0.1:8080".into(),
         dev_sign_in: true,
         audit: AuditSink::writer(Box::new(audit.clone())),
     });
