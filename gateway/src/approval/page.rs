@@ -171,6 +171,15 @@ fn safe_next(next: Option<&str>) -> Option<String> {
     ok.then(|| format!("/approvals/{id}"))
 }
 
+/// Outside `--dev` the page has no sign-in yet (docs/approvals.md).
+fn sign_in_unavailable() -> Response {
+    message(
+        StatusCode::NOT_IMPLEMENTED,
+        "Sign-in not available",
+        "Sign-in through the authorization server is not available in this version of the gateway.",
+    )
+}
+
 #[derive(Debug, Deserialize)]
 struct NextQuery {
     next: Option<String>,
@@ -178,11 +187,7 @@ struct NextQuery {
 
 async fn sign_in_form(State(state): State<PageState>, Query(q): Query<NextQuery>) -> Response {
     if !state.approvals.dev_sign_in() {
-        return message(
-            StatusCode::NOT_IMPLEMENTED,
-            "Sign-in not available",
-            "Sign-in through the authorization server is not available in this version of the gateway.",
-        );
+        return sign_in_unavailable();
     }
     let next = safe_next(q.next.as_deref()).unwrap_or_default();
     page(
@@ -215,11 +220,7 @@ async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Response {
     if !state.approvals.dev_sign_in() {
-        return message(
-            StatusCode::NOT_IMPLEMENTED,
-            "Sign-in not available",
-            "Sign-in through the authorization server is not available in this version of the gateway.",
-        );
+        return sign_in_unavailable();
     }
     if !same_origin(&state, &headers) {
         return message(

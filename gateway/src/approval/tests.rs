@@ -8,15 +8,7 @@ use super::*;
 use crate::audit::MemoryAudit;
 
 fn approvals() -> (Approvals, MemoryAudit) {
-    let audit = MemoryAudit::default();
-    let approvals = Approvals::new(ApprovalSettings {
-        store: Arc::new(MemoryStore::new()),
-        key: [3; 32],
-        origin: "http://127.0.0.1:8080".into(),
-        dev_sign_in: true,
-        audit: AuditSink::writer(Box::new(audit.clone())),
-    });
-    (approvals, audit)
+    approvals_with_key([3; 32])
 }
 
 /// The tool `apply`, which needs approval by `approvers`.

@@ -100,19 +100,32 @@ async fn start(grace: u64) -> Running {
 }
 
 async fn call(url: String, token: String, sleep_ms: u64) -> reqwest::Result<String> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "sleep", "arguments": {"sleep_ms": sleep_ms},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}});
-    reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&token)
+    rpc(
+        &url,
+        &token,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"sleep_ms": sleep_ms}}),
+    )
+    .await
+}
+
+/// A 2026-07-28 request of `method` with `params` (its `_meta` and headers added), as text.
+async fn rpc(url: &str, token: &str, method: &str, params: Value) -> reqwest::Result<String> {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
         .header("Accept", "application/json, text/event-stream")
         .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "sleep")
-        .json(&body)
+        .header("Mcp-Method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("Mcp-Name", name.to_owned());
+    }
+    request
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
         .send()
         .await?
         .text()
@@ -293,27 +306,7 @@ async fn a_tool_turned_off_is_served_listed_and_answers_why_without_its_unit() {
     let rpc = |method: &'static str, params: Value| {
         let (url, token) = (url.clone(), token.clone());
         async move {
-            let mut params = params;
-            params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {}});
-            let mut request = reqwest::Client::new()
-                .post(&url)
-                .bearer_auth(&token)
-                .header("Accept", "application/json, text/event-stream")
-                .header("MCP-Protocol-Version", "2026-07-28")
-                .header("Mcp-Method", method);
-            if let Some(name) = params.get("name").and_then(Value::as_str) {
-                request = request.header("Mcp-Name", name.to_owned());
-            }
-            let text = request
-                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-                .send()
-                .await
-                .expect("send")
-                .text()
-                .await
-                .expect("body");
+            let text = rpc(&url, &token, method, params).await.expect("answer");
             crate::support::mcp::last_message(&text)
         }
     };
