@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -39,7 +40,10 @@ class Approver:
         self.driver.quit()
 
     def wait(self, condition, timeout: float = 15):
-        return WebDriverWait(self.driver, timeout).until(condition)
+        """Waits until `condition` holds. An element of the page being left (a click navigates)
+        can go stale between finding and reading it: that is "not yet", not a failure."""
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=ignored).until(condition)
 
     def open(self, url: str) -> None:
         """Opens an approval page, signing in first when the page asks for it."""
