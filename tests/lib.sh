@@ -33,6 +33,21 @@ venv() {
   "$root/scripts/ensure-venv" --harness "$1" "$2" "${3:-python3}"
 }
 
+# needs_chromium: Debian's chromium and chromedriver (the browser of the approval page's tests;
+# Selenium drives them and downloads nothing), installed with apt when missing and run as root.
+needs_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/$suite_name: chromium and chromedriver are missing (apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+  say "installing chromium and chromium-driver (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 # pinned_npm DIR SOURCE PACKAGE: `npm ci` of SOURCE's package.json and package-lock.json into DIR,
 # again only when the lock changes or DIR/node_modules/PACKAGE is missing.
 pinned_npm() {

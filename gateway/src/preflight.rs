@@ -10,9 +10,9 @@
 //! - the catalog's auth section names keys the gateway may fetch
 //!   ([`crate::auth::setup::check_settings`]), unless `serve --dev` replaces it;
 //! - the bindings, when given, match the catalog ([`crate::bindings::check`]);
-//! - a tool that asks for approval is served by `serve --dev` only: the approval page's sign-in
-//!   through the authorization server is not built yet (docs/approvals.md). A catalog with an
-//!   auth section is one to be served without `--dev`, so `check` refuses it there.
+//! - a tool that asks for approval needs a sign-in for the approval page: `serve --dev`'s own,
+//!   or through the authorization server (`gateway.auth.approval_sign_in`). A catalog with an
+//!   auth section is one to be served without `--dev`, so `check` wants the latter there.
 
 use std::fmt;
 
@@ -42,9 +42,9 @@ pub enum Problem {
     #[error("{0}")]
     Binding(bindings::Problem),
     #[error(
-        "tool {0:?}: approval needs the approval page's sign-in, which this version has only with `serve --dev` (sign-in through the authorization server is not built yet)"
+        "tool {0:?}: approval needs a sign-in for the approval page: set gateway.auth.approval_sign_in (the page's own client at the authorization server), or serve with --dev"
     )]
-    ApprovalOutsideDev(String),
+    ApprovalWithoutSignIn(String),
 }
 
 impl Problem {
@@ -126,13 +126,19 @@ pub fn check(
     {
         problems.push(Problem::Auth(e));
     }
-    if auth == AuthFrom::Catalog && catalog.gateway.auth.is_some() {
+    if auth == AuthFrom::Catalog
+        && catalog
+            .gateway
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.approval_sign_in.is_none())
+    {
         problems.extend(
             catalog
                 .tools
                 .iter()
                 .filter(|t| t.approval.is_some())
-                .map(|t| Problem::ApprovalOutsideDev(t.name.clone())),
+                .map(|t| Problem::ApprovalWithoutSignIn(t.name.clone())),
         );
     }
     if let Some(bindings) = bindings
@@ -166,7 +172,7 @@ tools:
 "#;
 
     #[test]
-    fn a_tool_that_needs_approval_is_refused_where_the_catalogs_auth_would_serve_it() {
+    fn a_tool_that_needs_approval_is_refused_where_the_catalogs_auth_has_no_page_sign_in() {
         let dev_only = crate::catalog::parse(Path::new("c.yaml"), WITH_APPROVAL).expect("catalog");
         check(&dev_only, None, AuthFrom::Catalog).expect("no auth section: served by --dev only");
         check(&dev_only, None, AuthFrom::DevKey).expect("--dev serves it");
@@ -182,5 +188,11 @@ tools:
             "{report}"
         );
         check(&production, None, AuthFrom::DevKey).expect("--dev serves it");
+        let signed_in = WITH_APPROVAL.replace(
+            "version: 1\n",
+            "version: 1\ngateway:\n  auth: {issuer: https://i, jwks: {url: https://i/jwks}, approval_sign_in: {client_id: page}}\n",
+        );
+        let signed_in = crate::catalog::parse(Path::new("c.yaml"), &signed_in).expect("catalog");
+        check(&signed_in, None, AuthFrom::Catalog).expect("the page has a sign-in");
     }
 }

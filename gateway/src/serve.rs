@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::approval::{ApprovalSettings, Approvals, MemoryStore};
+use crate::approval::sign_in::OidcSignIn;
+use crate::approval::{ApprovalSettings, Approvals, MemoryStore, PageSignIn};
 use crate::audit::AuditSink;
 use crate::auth::dev::DevKey;
 use crate::auth::{SettingsError, Verifier, setup};
@@ -83,6 +84,8 @@ pub enum ServeError {
     Io(std::io::Error),
     #[error("sessions: {0}")]
     Sessions(#[from] crate::sessions::SessionSettingsError),
+    #[error("{0}")]
+    ApprovalSignIn(#[from] crate::approval::sign_in::MissingSecret),
 }
 
 /// A gateway built and bound, not yet serving.
@@ -177,7 +180,7 @@ pub async fn prepare(
         Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
         None => AuditSink::stdout(),
     };
-    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit);
+    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit)?;
     let gateway = build_gateway(
         opts,
         &catalog,
@@ -259,26 +262,39 @@ fn authentication(
     Ok((verifier, setup::authorization_servers(auth)))
 }
 
-/// Step 3: the approvals, when a tool asks for them: kept in this process (`--dev`, the only
-/// mode that serves such tools for now: [`preflight`]), sealed with a key every replica holding
-/// the session key derives alike.
+/// Step 3: the approvals, when a tool asks for them: kept in this process, sealed with a key
+/// every replica holding the session key derives alike; the page's sign-in is the dev form with
+/// `--dev`, else through the authorization server (`gateway.auth.approval_sign_in`, which
+/// [`preflight`] requires of such a catalog).
 fn approvals(
     opts: &ServeOptions,
     catalog: &Catalog,
     sessions: &Sessions,
     resource: &str,
     audit: &AuditSink,
-) -> Option<Approvals> {
+) -> Result<Option<Approvals>, ServeError> {
     if !catalog.tools.iter().any(|t| t.approval.is_some()) {
-        return None;
+        return Ok(None);
     }
-    Some(Approvals::new(ApprovalSettings {
+    let origin = crate::http::origin_of(resource).unwrap_or_else(|| resource.to_owned());
+    let auth = catalog.gateway.auth.as_ref();
+    let sign_in = match auth.and_then(|a| a.approval_sign_in.as_ref().map(|s| (a, s))) {
+        _ if opts.dev => PageSignIn::Dev,
+        Some((auth, settings)) => PageSignIn::Oidc(Arc::new(OidcSignIn::new(
+            settings,
+            &auth.issuer,
+            resource,
+            &origin,
+        )?)),
+        None => PageSignIn::Unavailable,
+    };
+    Ok(Some(Approvals::new(ApprovalSettings {
         store: Arc::new(MemoryStore::new()),
         key: sessions.ids.derive_key("approvals"),
-        origin: crate::http::origin_of(resource).unwrap_or_else(|| resource.to_owned()),
-        dev_sign_in: opts.dev,
+        origin,
+        sign_in,
         audit: audit.clone(),
-    }))
+    })))
 }
 
 /// Step 4: the gateway: the AWS side when there are bindings, the backends (`backends` when

@@ -16,7 +16,7 @@ import pytest
 from switchboard_harness import gateway
 from switchboard_harness.catalog import echo_tool
 
-from browser import Approver
+from switchboard_harness.browser import Approver, with_dev_token
 
 BIN = Path(os.environ["SB_APPROVALS_BIN"])
 WORK = Path(os.environ["SB_APPROVALS_WORK"])
@@ -78,7 +78,7 @@ def run():
 @pytest.fixture
 def approver(run):
     """bob, of the approvers group, at his own browser."""
-    person = Approver(run.token("bob", "approvers"), run.shots)
+    person = Approver(with_dev_token(run.token("bob", "approvers")), run.shots)
     try:
         yield person
     finally:

@@ -21,15 +21,7 @@ if ! command -v bwrap >/dev/null; then
   echo "tests/approvals: bubblewrap is missing: run scripts/install-deps" >&2
   exit 1
 fi
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "tests/approvals: chromium and chromedriver are missing (apt-get install chromium chromium-driver)" >&2
-    exit 1
-  fi
-  say "installing chromium and chromium-driver (Debian)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-fi
+needs_chromium
 
 python=${APPROVALS_PYTHON:-python3}
 venv "$work/sdk2" "$here/requirements-sdk2.txt" "$python"

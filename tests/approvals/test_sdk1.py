@@ -15,7 +15,7 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from browser import Approver
+from switchboard_harness.browser import Approver
 
 TOOL = "guarded_echo"
 

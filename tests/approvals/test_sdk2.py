@@ -15,7 +15,7 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from browser import Approver
+from switchboard_harness.browser import Approver, with_dev_token
 
 MESSAGE_ARGS = "guarded_echo"
 
@@ -124,7 +124,7 @@ def test_planted_html_and_script_in_the_arguments_do_not_run(run, approver: Appr
 def test_the_caller_cannot_approve_its_own_call_in_the_browser(run):
     # alice is in the approvers group too: still not hers to approve.
     token = run.token("alice", "deployers", "approvers")
-    alice = Approver(token, run.shots)
+    alice = Approver(with_dev_token(token), run.shots)
     seen = {}
 
     def on_url(url: str, _message: str) -> str:

@@ -4,8 +4,9 @@
 //   node provider.mjs CONFIG.json
 //
 // CONFIG (written by harness/setup.py) names the issuer and port, the key file, the resource
-// servers (RFC 8707 resource indicators) with their scopes, the client-credentials clients and the
-// accounts of the login page, each with the groups its tokens carry.
+// servers (RFC 8707 resource indicators) with their scopes, the client-credentials clients, the
+// approval page's web client and the accounts of the login page, each with the groups its tokens
+// carry.
 //
 // Key rotation is a restart of the provider with a new `jwks` configuration: on SIGHUP the key file
 // is read again and a new Provider is built from it and the same configuration, and it answers
@@ -35,14 +36,26 @@ function build() {
   const { keys } = JSON.parse(readFileSync(config.keys_file, 'utf8'));
   const provider = new Provider(config.issuer, {
     jwks: { keys },
-    clients: config.clients.map((c) => ({
-      client_id: c.client_id,
-      client_secret: c.client_secret,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: 'client_secret_post',
-    })),
+    clients: [
+      ...config.clients.map((c) => ({
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      })),
+      // The gateway's approval page: a web client signing people in with authorization code +
+      // PKCE, authenticated at the token endpoint with HTTP Basic.
+      ...(config.page_clients ?? []).map((c) => ({
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: c.redirect_uris,
+        token_endpoint_auth_method: 'client_secret_basic',
+      })),
+    ],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],

@@ -21,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 suite_init oidc "${OIDC_BIN_DIR:-}"
 
 needs_binaries tests/oidc "$bin" switchboard switchboard-tool
+needs_chromium
 
 # --- the authorization server and the Node.js 22 it runs on, from the npm registry, pinned ---
 nodedir="$work/node"
@@ -55,6 +56,9 @@ echo "${pids[-1]}" >"$run/provider.pid"
 wait_answering "$py" "$issuer/.well-known/openid-configuration" "${pids[-1]}" "$run/provider.log"
 
 say "starting switchboard serve on $listen (JWKS from $issuer/jwks)"
+# The approval page client's secret reaches the gateway in its environment only.
+page_secret_env=$(field page_secret_env)
+export "$page_secret_env=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["page_client"]["client_secret"])' "$run/run.json")"
 RUST_LOG=${RUST_LOG:-info} serve_gateway "$py" "$run/gateway.log" "$listen" --catalog "$run/catalog.yaml"
 
 say "pytest with mcp $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')"

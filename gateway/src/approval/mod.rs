@@ -10,6 +10,7 @@
 
 pub mod page;
 pub mod seal;
+pub mod sign_in;
 mod store;
 
 use std::sync::Arc;
@@ -149,9 +150,19 @@ struct Inner {
     sealer: Sealer,
     /// `<origin>/approvals`, from the gateway's public URL.
     page_base: String,
-    /// `serve --dev`: the page's sign-in takes a token the gateway verifies (loopback only).
-    dev_sign_in: bool,
+    sign_in: PageSignIn,
     audit: AuditSink,
+}
+
+/// How a person signs in to the approval page.
+#[derive(Debug, Clone)]
+pub enum PageSignIn {
+    /// `serve --dev`: a form takes a token the gateway verifies (loopback only).
+    Dev,
+    /// Through the authorization server (`gateway.auth.approval_sign_in`).
+    Oidc(Arc<sign_in::OidcSignIn>),
+    /// None: nobody can sign in (`serve` refuses such a catalog; see `crate::preflight`).
+    Unavailable,
 }
 
 /// The settings [`Approvals::new`] takes.
@@ -163,7 +174,7 @@ pub struct ApprovalSettings {
     /// `scheme://authority` of the MCP endpoint's canonical URL: the page is at its
     /// `/approvals/`.
     pub origin: String,
-    pub dev_sign_in: bool,
+    pub sign_in: PageSignIn,
     pub audit: AuditSink,
 }
 
@@ -175,7 +186,7 @@ impl Approvals {
                 store: settings.store,
                 sealer: Sealer::new(settings.key),
                 page_base: format!("{origin}/approvals"),
-                dev_sign_in: settings.dev_sign_in,
+                sign_in: settings.sign_in,
                 audit: settings.audit,
             }),
         }
@@ -194,8 +205,8 @@ impl Approvals {
         self.inner.store.as_ref()
     }
 
-    pub(crate) fn dev_sign_in(&self) -> bool {
-        self.inner.dev_sign_in
+    pub(crate) fn sign_in(&self) -> &PageSignIn {
+        &self.inner.sign_in
     }
 
     /// Whether the page's cookie must be `Secure`: everywhere but plain http (a loopback

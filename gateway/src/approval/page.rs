@@ -10,8 +10,12 @@
 //! ([`Store::decide`](super::Store::decide) is conditional).
 //!
 //! Sign-in: with `--dev`, a form takes a token the gateway verifies as it verifies callers
-//! (`switchboard dev-token`); sign-in through the authorization server is not built yet, and
-//! `serve` refuses a catalog with approval tools outside `--dev` (docs/approvals.md).
+//! (`switchboard dev-token`); otherwise through the authorization server
+//! ([`super::sign_in`]): `/approvals/sign-in` sends the browser there, `/approvals/callback`
+//! takes it back. The sign-in's state travels in a cookie of its own, `SameSite=Lax` (it must
+//! come back with the authorization server's redirect); the session cookie stays `Strict`, so
+//! the callback answers a page that moves on by itself (a redirect chain that passed through
+//! another site would not carry it).
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -22,7 +26,10 @@ use maud::{DOCTYPE, Markup, html};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Approval, Approvals, AuditEvent, Decision, Purpose, StoreError, now_unix, rfc3339};
+use super::sign_in::{Callback, OidcSignIn, Pending};
+use super::{
+    Approval, Approvals, AuditEvent, Decision, PageSignIn, Purpose, StoreError, now_unix, rfc3339,
+};
 use crate::auth::Verifier;
 
 /// What the page's routes share.
@@ -65,15 +72,61 @@ pub fn router(state: PageState) -> Router {
         .route("/style.css", get(style))
         .route("/sign-in", get(sign_in_form).post(sign_in))
         .route("/sign-out", axum::routing::post(sign_out))
+        .route("/callback", get(callback))
         .route("/{id}", get(show).post(decide))
         .with_state(state)
 }
 
-fn cookie_name(approvals: &Approvals) -> &'static str {
-    if approvals.secure_cookie() {
-        "__Host-switchboard_approver"
-    } else {
-        "switchboard_approver"
+/// The page's two cookies.
+#[derive(Debug, Clone, Copy)]
+enum Jar {
+    /// The signed-in approver ([`PageSession`]), `SameSite=Strict`.
+    Session,
+    /// A sign-in under way through the authorization server ([`Pending`]), `SameSite=Lax`.
+    SignIn,
+}
+
+impl Jar {
+    fn name(self, approvals: &Approvals) -> &'static str {
+        match (self, approvals.secure_cookie()) {
+            (Self::Session, true) => "__Host-switchboard_approver",
+            (Self::Session, false) => "switchboard_approver",
+            (Self::SignIn, true) => "__Host-switchboard_sign_in",
+            (Self::SignIn, false) => "switchboard_sign_in",
+        }
+    }
+
+    fn same_site(self) -> cookie::SameSite {
+        match self {
+            Self::Session => cookie::SameSite::Strict,
+            Self::SignIn => cookie::SameSite::Lax,
+        }
+    }
+
+    fn purpose(self) -> Purpose {
+        match self {
+            Self::Session => Purpose::PageSession,
+            Self::SignIn => Purpose::SignIn,
+        }
+    }
+
+    /// What the request's cookie of this jar holds, opened, if it is there and intact.
+    fn read<T: serde::de::DeserializeOwned>(
+        self,
+        state: &PageState,
+        headers: &HeaderMap,
+    ) -> Option<T> {
+        let name = self.name(&state.approvals);
+        let value = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)?
+            .value()
+            .to_owned();
+        state.approvals.sealer().open(self.purpose(), &value).ok()
     }
 }
 
@@ -126,21 +179,7 @@ async fn style() -> Response {
 
 /// The signed-in approver, if the cookie holds a live session.
 fn session(state: &PageState, headers: &HeaderMap) -> Option<PageSession> {
-    let name = cookie_name(&state.approvals);
-    let value = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)?
-        .value()
-        .to_owned();
-    let session: PageSession = state
-        .approvals
-        .sealer()
-        .open(Purpose::PageSession, &value)
-        .ok()?;
+    let session: PageSession = Jar::Session.read(state, headers)?;
     (session.exp > now_unix()).then_some(session)
 }
 
@@ -171,12 +210,12 @@ fn safe_next(next: Option<&str>) -> Option<String> {
     ok.then(|| format!("/approvals/{id}"))
 }
 
-/// Outside `--dev` the page has no sign-in yet (docs/approvals.md).
+/// A gateway whose page has no sign-in (`serve` refuses to start so; see `crate::preflight`).
 fn sign_in_unavailable() -> Response {
     message(
         StatusCode::NOT_IMPLEMENTED,
         "Sign-in not available",
-        "Sign-in through the authorization server is not available in this version of the gateway.",
+        "This gateway has no sign-in for its approval page (gateway.auth.approval_sign_in).",
     )
 }
 
@@ -186,10 +225,15 @@ struct NextQuery {
 }
 
 async fn sign_in_form(State(state): State<PageState>, Query(q): Query<NextQuery>) -> Response {
-    if !state.approvals.dev_sign_in() {
-        return sign_in_unavailable();
-    }
     let next = safe_next(q.next.as_deref()).unwrap_or_default();
+    match state.approvals.sign_in() {
+        PageSignIn::Dev => dev_sign_in_form(&next),
+        PageSignIn::Oidc(oidc) => start_sign_in(&state, oidc, next).await,
+        PageSignIn::Unavailable => sign_in_unavailable(),
+    }
+}
+
+fn dev_sign_in_form(next: &str) -> Response {
     page(
         StatusCode::OK,
         "Sign in to approve",
@@ -207,6 +251,90 @@ async fn sign_in_form(State(state): State<PageState>, Query(q): Query<NextQuery>
     )
 }
 
+/// Sends the browser to the authorization server, keeping the sign-in's state in its cookie.
+async fn start_sign_in(state: &PageState, oidc: &OidcSignIn, next: String) -> Response {
+    match oidc.start(next, now_unix()).await {
+        Ok((url, pending)) => {
+            let sealed = state.approvals.sealer().seal(Purpose::SignIn, &pending);
+            let mut response = Redirect::to(&url).into_response();
+            secure_headers(response.headers_mut(), "text/plain; charset=utf-8");
+            with_cookie(
+                state,
+                response,
+                Jar::SignIn,
+                &sealed,
+                super::sign_in::PENDING_SECONDS,
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "approval page sign-in could not start");
+            message(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in unavailable",
+                &e.to_string(),
+            )
+        }
+    }
+}
+
+/// `/approvals/callback`: the authorization server sends the browser back here.
+async fn callback(
+    State(state): State<PageState>,
+    headers: HeaderMap,
+    Query(answer): Query<Callback>,
+) -> Response {
+    let PageSignIn::Oidc(oidc) = state.approvals.sign_in() else {
+        return sign_in_unavailable();
+    };
+    let pending: Option<Pending> = Jar::SignIn
+        .read(&state, &headers)
+        .filter(|p: &Pending| p.exp > now_unix());
+    let outcome = match &pending {
+        Some(pending) => oidc.finish(pending, &answer, &state.verifier).await,
+        None => Err(super::sign_in::SignInError::NoPending),
+    };
+    let response = match outcome {
+        Ok(caller) => {
+            let next = pending.and_then(|p| safe_next(Some(&p.next)));
+            let moving_on = html! {
+                @if let Some(next) = &next {
+                    meta http-equiv="refresh" content={ "0;url=" (next) };
+                    h1 { "Signed in" }
+                    p { "Signed in as " (caller.subject) ". " a id="continue" href=(next) { "Continue to the approval" } }
+                } @else {
+                    h1 { "Signed in" }
+                    p { "Signed in as " (caller.subject) ". Open the approval's link again." }
+                }
+            };
+            let response = page(StatusCode::OK, "Signed in", moving_on);
+            start_session(&state, response, &caller)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "approval page sign-in refused");
+            message(StatusCode::UNAUTHORIZED, "Sign-in refused", &e.to_string())
+        }
+    };
+    // A sign-in's state serves one callback.
+    with_cookie(&state, response, Jar::SignIn, "", 0)
+}
+
+/// `response` with a new session for `caller` (its cookie set).
+fn start_session(state: &PageState, response: Response, caller: &crate::auth::Caller) -> Response {
+    let csrf: [u8; 32] = rand::random();
+    let session = PageSession {
+        sub: caller.subject.clone(),
+        groups: caller.groups.clone(),
+        exp: now_unix() + SESSION_SECONDS,
+        csrf: hex::encode(csrf),
+    };
+    tracing::info!(approver = %caller.subject, "approval page sign-in");
+    let sealed = state
+        .approvals
+        .sealer()
+        .seal(Purpose::PageSession, &session);
+    with_cookie(state, response, Jar::Session, &sealed, SESSION_SECONDS)
+}
+
 #[derive(Debug, Deserialize)]
 struct SignIn {
     token: String,
@@ -214,13 +342,18 @@ struct SignIn {
     next: String,
 }
 
+/// The `--dev` sign-in form's post.
 async fn sign_in(
     State(state): State<PageState>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
-    if !state.approvals.dev_sign_in() {
-        return sign_in_unavailable();
+    if !matches!(state.approvals.sign_in(), PageSignIn::Dev) {
+        return message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Sign in through the authorization server",
+            "This gateway signs approvers in through its authorization server, not with a token.",
+        );
     }
     if !same_origin(&state, &headers) {
         return message(
@@ -240,41 +373,30 @@ async fn sign_in(
             );
         }
     };
-    let csrf: [u8; 32] = rand::random();
-    let session = PageSession {
-        sub: caller.subject.clone(),
-        groups: caller.groups.clone(),
-        exp: now_unix() + SESSION_SECONDS,
-        csrf: hex::encode(csrf),
-    };
-    tracing::info!(approver = %caller.subject, "approval page sign-in");
-    let sealed = state
-        .approvals
-        .sealer()
-        .seal(Purpose::PageSession, &session);
     let to = safe_next(Some(&form.next)).unwrap_or_else(|| "/approvals/sign-in".into());
-    with_cookie(
-        &state,
-        Redirect::to(&to).into_response(),
-        &sealed,
-        SESSION_SECONDS,
-    )
+    start_session(&state, Redirect::to(&to).into_response(), &caller)
 }
 
-/// `response` setting the page's session cookie to `value` for `seconds` (0: removing it).
-fn with_cookie(state: &PageState, mut response: Response, value: &str, seconds: u64) -> Response {
+/// `response` setting cookie `jar` to `value` for `seconds` (0: removing it).
+fn with_cookie(
+    state: &PageState,
+    mut response: Response,
+    jar: Jar,
+    value: &str,
+    seconds: u64,
+) -> Response {
     let secure = state.approvals.secure_cookie();
-    let cookie = cookie::Cookie::build((cookie_name(&state.approvals), value))
+    let cookie = cookie::Cookie::build((jar.name(&state.approvals), value))
         .path(if secure { "/" } else { "/approvals" })
         .http_only(true)
         .secure(secure)
-        .same_site(cookie::SameSite::Strict)
+        .same_site(jar.same_site())
         .max_age(cookie::time::Duration::seconds(
             i64::try_from(seconds).unwrap_or(0),
         ))
         .build();
     if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
@@ -302,6 +424,7 @@ async fn sign_out(
     with_cookie(
         &state,
         message(StatusCode::OK, "Signed out", "You are signed out."),
+        Jar::Session,
         "",
         0,
     )

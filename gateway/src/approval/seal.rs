@@ -17,6 +17,9 @@ pub enum Purpose {
     RequestState,
     /// The approval page's session cookie.
     PageSession,
+    /// The cookie of a sign-in through the authorization server, between the redirect there and
+    /// the callback (state, nonce, PKCE verifier).
+    SignIn,
 }
 
 impl Purpose {
@@ -24,6 +27,7 @@ impl Purpose {
         match self {
             Self::RequestState => b"switchboard approval request state v1",
             Self::PageSession => b"switchboard approval page session v1",
+            Self::SignIn => b"switchboard approval page sign-in v1",
         }
     }
 }

@@ -194,7 +194,7 @@ fn approvals_with_key(key: [u8; 32]) -> (Approvals, MemoryAudit) {
         store: Arc::new(MemoryStore::new()),
         key,
         origin: "http://127.0.0.1:8080".into(),
-        dev_sign_in: true,
+        sign_in: PageSignIn::Dev,
         audit: AuditSink::writer(Box::new(audit.clone())),
     });
     (approvals, audit)

@@ -37,6 +37,7 @@ pub fn dev_settings(key: &DevKey) -> AuthSettings {
         max_token_lifetime_seconds: None,
         required_typ: None,
         split_string_groups: false,
+        approval_sign_in: None,
     }
 }
 

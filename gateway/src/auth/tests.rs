@@ -19,6 +19,7 @@ fn settings() -> AuthSettings {
         max_token_lifetime_seconds: None,
         required_typ: None,
         split_string_groups: false,
+        approval_sign_in: None,
     }
 }
 
@@ -440,4 +441,96 @@ fn concurrent_creation_yields_one_key() {
             .collect()
     });
     assert!(kids.iter().all(|k| k == &kids[0]), "{kids:?}");
+}
+
+/// An ID token of the approval page's sign-in, as the issuer would sign it.
+fn id_token(key: &DevKey, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "iss": DEV_ISSUER, "aud": "approval-page", "sub": "bob", "nonce": "n-123",
+        "iat": now, "exp": now + 300,
+    });
+    change(&mut claims);
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(key.kid());
+    key.sign(&header, &claims).expect("sign")
+}
+
+#[tokio::test]
+async fn an_id_token_for_the_page_with_its_nonce_names_its_subject() {
+    let (_d, key, v) = setup();
+    let token = id_token(&key, |_| {});
+    let sub = v
+        .verify_id_token(&token, "approval-page", "n-123")
+        .await
+        .expect("valid");
+    assert_eq!(sub, "bob");
+    // Several audiences: valid when the page is the authorized party.
+    let token = id_token(&key, |c| {
+        c["aud"] = serde_json::json!(["approval-page", "other"]);
+        c["azp"] = "approval-page".into();
+    });
+    v.verify_id_token(&token, "approval-page", "n-123")
+        .await
+        .expect("azp is the page");
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_is_refused() {
+    let (_d, key, v) = setup();
+    for nonce in [Some("n-124"), None] {
+        let token = id_token(&key, |c| match nonce {
+            Some(n) => c["nonce"] = n.into(),
+            None => {
+                c.as_object_mut().expect("object").remove("nonce");
+            }
+        });
+        let e = v
+            .verify_id_token(&token, "approval-page", "n-123")
+            .await
+            .expect_err("nonce");
+        assert!(matches!(e, AuthError::Claim("nonce")), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_client_is_refused() {
+    let (_d, key, v) = setup();
+    // Another client's ID token, and the gateway's own access token (audience: the gateway).
+    for aud in [serde_json::json!("another-client"), serde_json::json!(AUD)] {
+        let token = id_token(&key, |c| c["aud"] = aud.clone());
+        let e = v
+            .verify_id_token(&token, "approval-page", "n-123")
+            .await
+            .expect_err("audience");
+        assert!(matches!(e, AuthError::Invalid(_)), "{e}");
+    }
+    let token = id_token(&key, |c| {
+        c["aud"] = serde_json::json!(["approval-page", "other"]);
+        c["azp"] = "other".into();
+    });
+    let e = v
+        .verify_id_token(&token, "approval-page", "n-123")
+        .await
+        .expect_err("azp");
+    assert!(matches!(e, AuthError::Claim("azp")), "{e}");
+}
+
+#[tokio::test]
+async fn an_expired_or_foreign_id_token_is_refused() {
+    let (_d, key, v) = setup();
+    let expired = id_token(&key, |c| {
+        c["exp"] = (c["iat"].as_u64().expect("iat") - 60).into()
+    });
+    let foreign = id_token(&key, |c| c["iss"] = "https://another-issuer.example".into());
+    for token in [expired, foreign] {
+        let e = v
+            .verify_id_token(&token, "approval-page", "n-123")
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, AuthError::Invalid(_)), "{e}");
+    }
 }

@@ -160,6 +160,9 @@ fn check(file: &Path, catalog: &Catalog) -> Result<(), CatalogError> {
                 "must be 1 to 64 characters".into(),
             ));
         }
+        if let Some(sign_in) = &auth.approval_sign_in {
+            check_approval_sign_in(sign_in).map_err(|(field, message)| top(field, message))?;
+        }
     }
     let limits = &catalog.gateway.limits;
     if limits.max_json_depth == 0 || limits.max_json_depth > 512 {
@@ -520,6 +523,45 @@ fn arn_names_any_account(resource: &str) -> bool {
     fields
         .nth(3)
         .is_some_and(|account| !account.starts_with("${") && account.contains(['*', '?']))
+}
+
+/// `gateway.auth.approval_sign_in`: a client id the authorization server can have issued, an
+/// environment variable name, scopes that are single scope tokens (RFC 6749 3.3).
+fn check_approval_sign_in(
+    sign_in: &crate::catalog::ApprovalSignIn,
+) -> Result<(), (&'static str, String)> {
+    let printable = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 255
+            && s.chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    };
+    if !printable(&sign_in.client_id) {
+        return Err((
+            "gateway.auth.approval_sign_in.client_id",
+            "must be 1 to 255 printable ASCII characters, without spaces, quotes or backslashes"
+                .into(),
+        ));
+    }
+    if let Some(name) = &sign_in.client_secret_env {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err((
+                "gateway.auth.approval_sign_in.client_secret_env",
+                format!("{name:?} is not an environment variable name (letters, digits, _)"),
+            ));
+        }
+    }
+    if let Some(bad) = sign_in.scopes.iter().find(|s| !printable(s)) {
+        return Err((
+            "gateway.auth.approval_sign_in.scopes",
+            format!("{bad:?} is not one scope (printable ASCII, no spaces)"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,6 +83,30 @@ pub struct AuthSettings {
     /// grants `admin`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub split_string_groups: bool,
+    /// How a person signs in to the approval page (docs/approvals.md): the gateway is an OpenID
+    /// Connect client of this issuer for its page only. Needed when a tool has `approval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_sign_in: Option<ApprovalSignIn>,
+}
+
+/// The approval page's sign-in through the authorization server: authorization code with PKCE
+/// (S256), `state` and `nonce` checked, for a client registered with the redirect URI
+/// `<origin of public_url>/approvals/callback`. The endpoints come from the issuer's discovery
+/// document (`<issuer>/.well-known/openid-configuration`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSignIn {
+    /// The page's own client id at the authorization server (not one of the MCP clients').
+    pub client_id: String,
+    /// The environment variable holding the client's secret, sent with HTTP Basic
+    /// authentication to the token endpoint. Unset: a public client (PKCE alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// Scopes asked for besides `openid`, which is always asked for. The access token the
+    /// sign-in gets is for the gateway (`resource` is its canonical URI) and is verified as a
+    /// caller's; the approver's groups are read from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 /// A JWKS location.

@@ -211,7 +211,7 @@ fn replica(
         store: Arc::new(MemoryStore::new()),
         key: sessions.ids.derive_key("approvals"),
         origin: "http://127.0.0.1:8080".into(),
-        dev_sign_in: true,
+        sign_in: switchboard_gateway::approval::PageSignIn::Dev,
         audit: AuditSink::writer(Box::new(audit.clone())),
     });
     let gateway = Gateway::new(
@@ -240,6 +240,7 @@ fn replica(
         max_token_lifetime_seconds: None,
         required_typ: None,
         split_string_groups: false,
+        approval_sign_in: None,
     };
     let verifier = Verifier::new(&settings, RESOURCE.into(), key.key_source()).expect("verifier");
     let state = AppState {

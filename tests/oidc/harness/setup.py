@@ -24,6 +24,17 @@ CACHE_SECONDS = 3
 SCOPE = "mcp:tools"
 # A resource server the authorization server also knows, which is not this gateway.
 OTHER_RESOURCE = "https://other.switchboard.test/mcp"
+# The environment variable holding the approval page client's secret.
+PAGE_SECRET_ENV = "SB_OIDC_APPROVAL_PAGE_SECRET"
+
+
+def guarded_echo(bin_dir) -> dict:
+    """The echo tool under another name, for the deployers group, each call approved by a member
+    of approvers who is not the caller."""
+    tool = echo_tool(bin_dir, name="guarded_echo", groups=("deployers",))
+    tool["description"] = "Returns the message it is given, once a person has approved the call."
+    tool["approval"] = {"groups": ["approvers"], "expires_seconds": 600}
+    return tool
 
 
 def main() -> None:
@@ -44,6 +55,15 @@ def main() -> None:
         "dev": {"client_id": "ci-dev", "client_secret": secrets.token_urlsafe(24), "groups": ["dev"]},
         # a valid client of the same server whose tokens grant no tool of the gateway
         "nobody": {"client_id": "ci-nobody", "client_secret": secrets.token_urlsafe(24), "groups": []},
+        # may call guarded_echo, whose every call a person approves
+        "deployer": {"client_id": "ci-deployer", "client_secret": secrets.token_urlsafe(24), "groups": ["deployers"]},
+    }
+    # The approval page's own client: a confidential web client, authorization code + PKCE, its
+    # secret given to the gateway in the environment (run.sh), never in the catalog.
+    page_client = {
+        "client_id": "switchboard-approvals",
+        "client_secret": secrets.token_urlsafe(32),
+        "redirect_uris": [f"{base}/approvals/callback"],
     }
     provider = {
         "issuer": issuer,
@@ -54,9 +74,10 @@ def main() -> None:
         "access_token_ttl": 600,
         "resources": {mcp: {"scope": SCOPE}, OTHER_RESOURCE: {"scope": SCOPE}},
         "clients": list(clients.values()),
+        "page_clients": [page_client],
         # The login page's accounts. alice belongs to no group: what she may use comes from the
-        # scope she consents to.
-        "accounts": {"alice": {"groups": []}},
+        # scope she consents to. bob approves guarded_echo's calls.
+        "accounts": {"alice": {"groups": []}, "bob": {"groups": ["approvers"]}},
     }
     (out / "provider.json").write_text(json.dumps(provider, indent=2))
 
@@ -72,11 +93,16 @@ def main() -> None:
                 # oidc-provider's JWT access tokens are RFC 9068 tokens (typ at+jwt); requiring
                 # the type keeps its ID tokens, signed by the same keys, out.
                 "required_typ": "at+jwt",
+                "approval_sign_in": {
+                    "client_id": page_client["client_id"],
+                    "client_secret_env": PAGE_SECRET_ENV,
+                    "scopes": [SCOPE],
+                },
             },
         },
         # Client-credentials clients get echo through their group, people through the scope they
-        # consented to.
-        "tools": [echo_tool(bin_dir, scopes=(SCOPE,))],
+        # consented to; guarded_echo is the deployers' and needs an approver's approval.
+        "tools": [echo_tool(bin_dir, scopes=(SCOPE,)), guarded_echo(bin_dir)],
     }
     run = {
         "base": base,
@@ -88,6 +114,8 @@ def main() -> None:
         "scope": SCOPE,
         "other_resource": OTHER_RESOURCE,
         "clients": clients,
+        "page_client": page_client,
+        "page_secret_env": PAGE_SECRET_ENV,
         "first_kid": first["kid"],
         "keys_file": str(keys_file),
         "provider_state": provider["state_file"],

@@ -1,10 +1,12 @@
 """A person at the approval page, played by headless Chromium (Debian's chromium and chromedriver,
-driven by Selenium; nothing is downloaded): signs in with a dev token, reads the page, approves or
-denies, and keeps a screenshot of what they saw."""
+driven by Selenium; nothing is downloaded): signs in (with a dev token, tests/approvals, or at the
+authorization server, tests/oidc), reads the page, approves or denies, and keeps a screenshot of
+what they saw. Only suites whose venv has Selenium import this module."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from selenium import webdriver
@@ -29,10 +31,11 @@ def new_browser() -> webdriver.Chrome:
 
 
 class Approver:
-    """One person with one browser."""
+    """One person with one browser. `sign_in` signs them in once the page has sent the browser to
+    its sign-in (the browser is then at the sign-in form, or at the authorization server)."""
 
-    def __init__(self, token: str, shots: Path):
-        self.token = token
+    def __init__(self, sign_in: Callable[["Approver"], None], shots: Path):
+        self.sign_in = sign_in
         self.shots = shots
         self.driver = new_browser()
 
@@ -48,11 +51,9 @@ class Approver:
     def open(self, url: str) -> None:
         """Opens an approval page, signing in first when the page asks for it."""
         self.driver.get(url)
-        if "/approvals/sign-in" in self.driver.current_url:
-            box = self.wait(ec.presence_of_element_located((By.ID, "token")))
-            box.send_keys(self.token)
-            self.driver.find_element(By.ID, "sign-in").click()
-            self.wait(ec.presence_of_element_located((By.ID, "status")))
+        if self.driver.current_url != url:
+            self.sign_in(self)
+            self.wait(lambda d: d.current_url == url and d.find_elements(By.ID, "status"))
         assert self.driver.current_url == url, self.driver.current_url
 
     def text(self, element_id: str) -> str:
@@ -76,3 +77,14 @@ class Approver:
         self.driver.find_element(By.ID, decision).click()
         self.wait(lambda d: "Waiting" not in d.find_element(By.ID, "status").text)
         return self.text("status")
+
+
+def with_dev_token(token: str) -> Callable[[Approver], None]:
+    """The `--dev` sign-in: the page's own form takes `token` (`switchboard dev-token`)."""
+
+    def sign_in(person: Approver) -> None:
+        box = person.wait(ec.presence_of_element_located((By.ID, "token")))
+        box.send_keys(token)
+        person.driver.find_element(By.ID, "sign-in").click()
+
+    return sign_in
