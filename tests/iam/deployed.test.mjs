@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
-import { CLAIMS, NEVER } from './claims.mjs'
+import { CLAIMS, NEVER, APPROVER } from './claims.mjs'
 
 const D = JSON.parse(readFileSync(process.env.DEPLOYED, 'utf8'))
 const { account: ACCOUNT, region: REGION, prefix: PREFIX, network: NET } = D
@@ -110,11 +110,14 @@ const DEPLOYED_CLAIMS = {
 }
 const SERVICE_ENDPOINT = { s3: 's3', secretsmanager: 'secretsmanager', sts: 'sts' }
 
-function toolRequest(tool, request, { tenant = 'acme', time, from }) {
+// `approver`: the approver tag's value where the tool's credentials carry one (null: left out, as
+// a gateway with a bug might); `withSessionPolicy: false`: the work role alone, as if the gateway
+// sent no session policy.
+function toolRequest(tool, request, { tenant = 'acme', time, from, approver = APPROVER, withSessionPolicy = true }) {
   const fill = (text) => text?.replaceAll('{tenant}', tenant).replaceAll('{account}', ACCOUNT)
   const work = role(`${tool}-work`)
-  const tags = catalogTools[tool].session_tags ?? DEFAULT_TAGS
-  const values = { tool, tenant: 'acme', principal: 'alice', invocation: '01a25000-0000-7000-8000-000000000000' }
+  const tags = (catalogTools[tool].session_tags ?? DEFAULT_TAGS).filter((t) => t !== 'approver' || approver !== null)
+  const values = { tool, tenant: 'acme', principal: 'alice', invocation: '01a25000-0000-7000-8000-000000000000', approver }
   const context = {
     'aws:PrincipalArn': work.arn,
     'aws:PrincipalAccount': ACCOUNT,
@@ -132,7 +135,7 @@ function toolRequest(tool, request, { tenant = 'acme', time, from }) {
     resource: fill(request.resource),
     context: { ...context, ...where.context },
     identity: Object.values(work.inline),
-    sessionPolicy: sessionPolicies[tool] ?? assert.fail(`no session policy for ${tool}`),
+    sessionPolicy: withSessionPolicy ? (sessionPolicies[tool] ?? assert.fail(`no session policy for ${tool}`)) : undefined,
     boundaryPolicy: D.managed[work.boundary],
     endpoint: where.endpoint
   }
@@ -175,6 +178,42 @@ for (const [tool, claims] of Object.entries(DEPLOYED_CLAIMS)) {
   for (const request of [...(claims.refused ?? []), ...NEVER]) {
     claim('call-ungranted', `${tool}: ${request.action} on ${request.resource}: refused`, () =>
       refused(toolRequest(tool, request, { time: during, from: home })))
+  }
+}
+
+// --- permissions that require approval: the deployed work role decides, whatever the gateway does
+
+const approvalTools = Object.entries(DEPLOYED_CLAIMS).filter(([, c]) => c.approval)
+test('the deployed catalog has a tool whose permission requires approval', () => {
+  assert.ok(approvalTools.some(([, c]) => c.allowed.some((r) => r.requires_approval)), 'no require_approval claim to decide')
+})
+for (const [tool, claims] of approvalTools) {
+  assert.ok((catalogTools[tool].session_tags ?? []).includes('approver'), `${tool}: its credentials carry no approver tag`)
+  const during = printedAt + 1000
+  const from = catalogTools[tool].backend !== 'local' ? 'tools' : 'internet'
+  for (const request of claims.allowed) {
+    const name = `${tool}: ${request.action} on ${request.resource}`
+    const ask = (options) => toolRequest(tool, request, { time: during, from, ...options })
+    if (request.requires_approval) {
+      // Also without the session policy: what the two refusals below take away is the tag alone.
+      claim('approval-granted', `${name}: allowed to a call whose credentials name its approver, with and without the session policy`, async () => {
+        await allowed(ask({}))
+        await allowed(ask({ withSessionPolicy: false }))
+      })
+      claim('approval-missing', `${name}: refused without an approver tag, by the work role alone (no session policy) and with it`, async () => {
+        await refused(ask({ approver: null, withSessionPolicy: false }))
+        await refused(ask({ approver: null }))
+      })
+      claim('approval-empty', `${name}: refused with an empty approver tag, by the work role alone and with the session policy`, async () => {
+        await refused(ask({ approver: '', withSessionPolicy: false }))
+        await refused(ask({ approver: '' }))
+      })
+    } else {
+      claim('approval-others', `${name}: a statement without require_approval needs no approver tag`, async () => {
+        await allowed(ask({ approver: null, withSessionPolicy: false }))
+        await allowed(ask({ approver: null }))
+      })
+    }
   }
 }
 
@@ -235,7 +274,7 @@ const gatewaySession = session(D.gateway.role, 'gateway-task')
 function mint(tool, action, { tags = {}, drop = [], transitive, sourceIdentity = 'alice-0123456789abcdef', as = gatewaySession, asRole = D.gateway.role } = {}) {
   const work = role(`${tool}-work`)
   const keys = catalogTools[tool].session_tags ?? DEFAULT_TAGS
-  const values = { tool, tenant: 'acme', principal: 'alice@example.com', invocation: '01a25000-0000-7000-8000-000000000000', ...tags }
+  const values = { tool, tenant: 'acme', principal: 'alice@example.com', invocation: '01a25000-0000-7000-8000-000000000000', approver: APPROVER, ...tags }
   const context = { 'aws:PrincipalArn': asRole, 'aws:PrincipalAccount': ACCOUNT }
   if (action === 'sts:TagSession') {
     const sent = keys.filter((k) => !drop.includes(k)).concat(Object.keys(tags).filter((k) => !keys.includes(k)))
@@ -292,6 +331,13 @@ for (const tool of Object.keys(DEPLOYED_CLAIMS).filter((t) => (catalogTools[t].s
   claim('mint-long-principal', `${tool}: the trust policy refuses a principal over 128 characters and takes one of 128`, async () => {
     await refused(mint(tool, 'sts:TagSession', { tags: { principal: 'p'.repeat(129) } }))
     await allowed(mint(tool, 'sts:TagSession', { tags: { principal: 'p'.repeat(128) } }))
+  })
+}
+for (const tool of Object.keys(DEPLOYED_CLAIMS).filter((t) => (catalogTools[t].session_tags ?? DEFAULT_TAGS).includes('approver'))) {
+  claim('mint-malformed-approver', `${tool}: the trust policy refuses an empty approver and one over 128 characters, and takes one of 128`, async () => {
+    await refused(mint(tool, 'sts:TagSession', { tags: { approver: '' } }))
+    await refused(mint(tool, 'sts:TagSession', { tags: { approver: 'b'.repeat(129) } }))
+    await allowed(mint(tool, 'sts:TagSession', { tags: { approver: 'b'.repeat(128) } }))
   })
 }
 for (const tool of Object.keys(DEPLOYED_CLAIMS).filter((t) => (catalogTools[t].session_tags ?? DEFAULT_TAGS).includes('invocation'))) {

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
-import { CLAIMS, NEVER } from './claims.mjs'
+import { CLAIMS, NEVER, APPROVER } from './claims.mjs'
 
 const ACCOUNT = '123456789012'
 const WIDEST_WORK_ROLE = {
@@ -22,7 +22,8 @@ const policies = JSON.parse(
   execFileSync(process.env.SWITCHBOARD_BIN, ['session-policies', process.env.CATALOG], { encoding: 'utf8' })
 )
 
-async function decide(tool, policy, request, tenant, time) {
+// `approver`: the value of the call's approver tag, or undefined for credentials without one.
+async function decide(tool, policy, request, tenant, time, approver) {
   const fill = (text) => text?.replaceAll('{tenant}', tenant).replaceAll('{account}', ACCOUNT)
   const context = {
     'aws:PrincipalTag/tenant': 'acme',
@@ -31,6 +32,7 @@ async function decide(tool, policy, request, tenant, time) {
     'aws:ResourceAccount': ACCOUNT,
     'aws:CurrentTime': new Date(time).toISOString()
   }
+  if (approver !== undefined) context['aws:PrincipalTag/approver'] = approver
   if (request.prefix !== undefined) context['s3:prefix'] = fill(request.prefix)
   const result = await runSimulation(
     {
@@ -62,23 +64,42 @@ for (const [tool, claims] of Object.entries(CLAIMS)) {
   // policies were printed.
   const during = printedAt + 1000
   const past = printedAt + claims.timeout_seconds * 1000 + 1000
+  // Every call of a tool that asks for approval is approved: its credentials name the approver.
+  const approver = claims.approval ? APPROVER : undefined
   for (const request of claims.allowed) {
     const name = `${tool}: ${request.action} on ${request.resource}${request.prefix ? ` (prefix ${request.prefix})` : ''}`
     test(`${name}: allowed for its own tenant during the call`, async () => {
-      assert.equal(await decide(tool, policy(), request, 'acme', during), 'Allowed')
+      assert.equal(await decide(tool, policy(), request, 'acme', during, approver), 'Allowed')
     })
     test(`${name}: refused past the ${claims.timeout_seconds} s deadline`, async () => {
-      assert.notEqual(await decide(tool, policy(), request, 'acme', past), 'Allowed')
+      assert.notEqual(await decide(tool, policy(), request, 'acme', past, approver), 'Allowed')
     })
     if ((request.resource + (request.prefix ?? '')).includes('{tenant}')) {
       test(`${name}: refused for another tenant`, async () => {
-        assert.notEqual(await decide(tool, policy(), request, 'globex', during), 'Allowed')
+        assert.notEqual(await decide(tool, policy(), request, 'globex', during, approver), 'Allowed')
+      })
+    }
+    if (request.requires_approval) {
+      // The permission has require_approval: the session policy alone refuses credentials that
+      // name no approver, whatever the work role grants.
+      test(`${name}: allowed with an approver tag (require_approval)`, async () => {
+        assert.equal(await decide(tool, policy(), request, 'acme', during, APPROVER), 'Allowed')
+      })
+      test(`${name}: refused without an approver tag (require_approval)`, async () => {
+        assert.notEqual(await decide(tool, policy(), request, 'acme', during, undefined), 'Allowed')
+      })
+      test(`${name}: refused with an empty approver tag (require_approval)`, async () => {
+        assert.notEqual(await decide(tool, policy(), request, 'acme', during, ''), 'Allowed')
+      })
+    } else if (claims.approval) {
+      test(`${name}: allowed without an approver tag (its permission does not require approval)`, async () => {
+        assert.equal(await decide(tool, policy(), request, 'acme', during, undefined), 'Allowed')
       })
     }
   }
   for (const request of [...(claims.refused ?? []), ...NEVER]) {
     test(`${tool}: ${request.action} on ${request.resource}: refused, whatever the work role grants`, async () => {
-      assert.notEqual(await decide(tool, policy(), request, 'acme', during), 'Allowed')
+      assert.notEqual(await decide(tool, policy(), request, 'acme', during, approver), 'Allowed')
     })
   }
 }

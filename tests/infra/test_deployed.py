@@ -224,7 +224,7 @@ def test_work_roles_pin_session_tag_keys_to_the_catalog_list(roles, prefix, aws_
 
 
 def test_work_role_permissions_are_the_catalogs_and_keep_principal_tag_scoping(roles, prefix, aws_tools):
-    scoped = 0
+    scoped = approved = 0
     for name, tool in aws_tools.items():
         role = roles.get(f"{prefix}-{name}-work")
         if role is None:
@@ -237,10 +237,19 @@ def test_work_role_permissions_are_the_catalogs_and_keep_principal_tag_scoping(r
             assert st["Effect"] == "Allow"
             assert sorted(as_list(st["Action"])) == sorted(p["actions"])
             assert sorted(as_list(st["Resource"])) == sorted(p["resources"])
-            if "condition" in p:
-                assert st["Condition"] == p["condition"]
+            expected = p.get("condition")
+            if p.get("require_approval"):
+                # Only for a call whose credentials name an approver (decided by tests/iam, [approval-*]).
+                own = expected or {}
+                expected = {**own, "StringLike": {**own.get("StringLike", {}), "aws:PrincipalTag/approver": "?*"}}
+                approved += 1
+            if expected is None:
+                assert "Condition" not in st, (name, st)
+            else:
+                assert st["Condition"] == expected, (name, st)
             scoped += any("${aws:PrincipalTag/tenant}" in r for r in as_list(st["Resource"]))
     assert scoped >= 2, "the example catalog's tenant scoping did not survive rendering"
+    assert approved >= 1, "the example catalog has no permission that requires approval"
 
 
 def test_in_vpc_tools_work_roles_deny_every_request_from_outside_the_tool_subnets(roles, prefix, aws_tools, vpc, ec2, outputs):

@@ -203,7 +203,50 @@ fn check_tool_definition(tool: &Tool) -> Result<(), FieldProblem> {
     check_allow_and_tags(tool)?;
     check_permissions(tool)?;
     check_approval(tool)?;
+    check_required_approvals(tool)?;
     check_unit(tool)
+}
+
+/// A permission that requires approval holds only for credentials that name an approver
+/// (`aws:PrincipalTag/approver`), so the tool must ask for approval and tag its credentials
+/// with the approver: without either, the statement could never be used.
+fn check_required_approvals(tool: &Tool) -> Result<(), FieldProblem> {
+    let Some((index, permission)) = tool
+        .permissions
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.require_approval)
+    else {
+        return Ok(());
+    };
+    let name = permission
+        .sid
+        .as_ref()
+        .map_or_else(|| format!("#{}", index + 1), |sid| format!("{sid:?}"));
+    if tool.approval.is_none() {
+        return Err((
+            "permissions",
+            format!(
+                "permission {name} has `require_approval: true`, but the tool has no `approval` \
+                 section: no call would ever be approved, so the statement could never be used \
+                 (add `approval: {{groups: [...]}}`, or drop `require_approval`)"
+            ),
+        ));
+    }
+    if !tool
+        .session_tags
+        .contains(&crate::catalog::SessionTag::Approver)
+    {
+        return Err((
+            "permissions",
+            format!(
+                "permission {name} has `require_approval: true`, but `session_tags` does not list \
+                 `approver`: the call's credentials would name no approver, so the statement \
+                 could never be used (add `approver` to `session_tags`)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An approval names who decides, expires in a sane time, and lets no caller approve its own
@@ -683,6 +726,73 @@ tools:
             "session_tags: [tool, approver]\n    approval: {groups: [a]}",
         );
         parse(Path::new("c.yaml"), &approved).expect("a tool with approval may");
+    }
+
+    /// GOOD with `extra` after its `allow` line and a permission that requires approval.
+    fn requiring_approval(extra: &str) -> String {
+        GOOD.replace(
+            "allow: {groups: [dev]}",
+            &format!(
+                "allow: {{groups: [dev]}}\n    {extra}\n    permissions:\n      \
+                 - {{sid: Read, actions: [s3:GetObject], resources: [\"arn:aws:s3:::b/*\"]}}\n      \
+                 - {{sid: Publish, actions: [s3:PutObject], resources: [\"arn:aws:s3:::b/*\"], \
+                 require_approval: true}}"
+            ),
+        )
+    }
+
+    #[test]
+    fn a_permission_may_require_approval_of_a_tool_that_asks_for_it_and_tags_the_approver() {
+        let c = parse(
+            Path::new("c.yaml"),
+            &requiring_approval(
+                "approval: {groups: [a]}\n    session_tags: [tool, tenant, approver]",
+            ),
+        )
+        .expect("valid");
+        let required: Vec<bool> = c.tools[0]
+            .permissions
+            .iter()
+            .map(|p| p.require_approval)
+            .collect();
+        assert_eq!(required, [false, true], "false by default");
+        // And it is written back only where it is set.
+        let written = serde_json::to_value(&c.tools[0].permissions).expect("serializes");
+        assert_eq!(written[0].get("require_approval"), None);
+        assert_eq!(written[1]["require_approval"], true);
+    }
+
+    #[test]
+    fn a_permission_that_requires_approval_is_refused_for_a_tool_without_approval() {
+        let e = err(&requiring_approval("session_tags: [tool, tenant]"));
+        assert!(
+            e.contains("tool \"echo\": field \"permissions\"")
+                && e.contains("permission \"Publish\"")
+                && e.contains("no `approval` section"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_permission_that_requires_approval_is_refused_when_the_approver_is_not_tagged() {
+        for tags in ["session_tags: [tool, tenant]", "# the default tags"] {
+            let e = err(&requiring_approval(&format!(
+                "approval: {{groups: [a]}}\n    {tags}"
+            )));
+            assert!(
+                e.contains("tool \"echo\": field \"permissions\"")
+                    && e.contains("permission \"Publish\"")
+                    && e.contains("does not list `approver`"),
+                "{tags}: {e}"
+            );
+        }
+        // A permission without a sid is named by its place.
+        let e = err(&GOOD.replace(
+            "allow: {groups: [dev]}",
+            "allow: {groups: [dev]}\n    approval: {groups: [a]}\n    permissions: \
+             [{actions: [s3:PutObject], resources: [\"*\"], require_approval: true}]",
+        ));
+        assert!(e.contains("permission #1"), "{e}");
     }
 
     #[test]

@@ -306,6 +306,12 @@ pub struct Permission {
     /// An IAM condition block, as IAM writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<BTreeMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// The statement holds only for an approved call: the session policy and the deployed work
+    /// role both add `StringLike: {aws:PrincipalTag/approver: "?*"}` to its condition, so a call
+    /// whose credentials name no approver cannot use it, even through a bug of the gateway
+    /// (docs/approvals.md). Needs `approval` and `approver` in `session_tags`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_approval: bool,
 }
 
 /// How the local backend starts the tool.

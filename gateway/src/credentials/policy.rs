@@ -11,6 +11,14 @@
 //! `${aws:PrincipalTag/tenant}` are left for IAM to fill from the session tags. A permission's own
 //! `Condition` is kept; when it already limits `aws:CurrentTime` under `DateLessThan`, the earlier
 //! of its time and the deadline stays, so the gateway never widens what the catalog wrote.
+//!
+//! A permission with `require_approval` also gets `StringLike: {aws:PrincipalTag/approver: "?*"}`
+//! (the call's credentials must name a non-empty approver; a missing key never matches a
+//! `StringLike`). When the catalog already wrote a `StringLike` pattern for that key, the two
+//! cannot sit side by side (one key per operator): the catalog's patterns are kept where each
+//! already needs a character, a pattern of `*` only becomes `?*`, an empty one is dropped, and
+//! one holding a policy variable (which may expand to nothing) is refused, so the result is
+//! exactly "the catalog's patterns, and not empty". `infra/modules/catalog` merges alike.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +39,11 @@ pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
 const LATEST_DEADLINE: &str = "9999-12-31T23:59:59Z";
 const DATE_LESS_THAN: &str = "DateLessThan";
 const CURRENT_TIME: &str = "aws:CurrentTime";
+const STRING_LIKE: &str = "StringLike";
+/// The session tag of who approved the call (`SessionTag::Approver`).
+const APPROVER_TAG: &str = "aws:PrincipalTag/approver";
+/// Any value of at least one character.
+const NOT_EMPTY: &str = "?*";
 
 type Condition = BTreeMap<String, BTreeMap<String, Value>>;
 
@@ -92,7 +105,7 @@ fn render(tool: &Tool, not_after: &str) -> Result<String, CredentialError> {
                 effect: "Allow",
                 action: &p.actions,
                 resource: &p.resources,
-                condition: expiring(tool, index, p, not_after)?,
+                condition: approved(tool, index, p, expiring(tool, index, p, not_after)?)?,
             })
         })
         .collect::<Result<Vec<_>, CredentialError>>()?;
@@ -127,6 +140,95 @@ fn expiring(
     Ok(condition)
 }
 
+/// A `require_approval` permission's condition with `StringLike: {aws:PrincipalTag/approver: "?*"}`
+/// merged in (the module's documentation says how a pattern of the catalog's own is narrowed); any
+/// other permission's as it is.
+fn approved(
+    tool: &Tool,
+    index: usize,
+    permission: &Permission,
+    mut condition: Condition,
+) -> Result<Condition, CredentialError> {
+    if !permission.require_approval {
+        return Ok(condition);
+    }
+    let block = condition.entry(STRING_LIKE.to_owned()).or_default();
+    // Condition keys are case-insensitive in IAM: `aws:principaltag/Approver` is the same key.
+    let existing = block
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(APPROVER_TAG))
+        .cloned()
+        .and_then(|k| block.remove(&k));
+    let patterns = match existing {
+        None => Value::String(NOT_EMPTY.to_owned()),
+        Some(existing) => not_empty(tool, index, permission, &existing)?,
+    };
+    block.insert(APPROVER_TAG.to_owned(), patterns);
+    Ok(condition)
+}
+
+/// The catalog's own `StringLike` patterns of the approver, narrowed to non-empty values.
+fn not_empty(
+    tool: &Tool,
+    index: usize,
+    permission: &Permission,
+    existing: &Value,
+) -> Result<Value, CredentialError> {
+    let bad = |reason: String| CredentialError::BadCondition {
+        tool: tool.name.clone(),
+        statement: statement_name(index, permission),
+        reason,
+    };
+    let not_patterns = || {
+        bad(format!(
+            "{STRING_LIKE} {APPROVER_TAG} must be one or more patterns, not {existing}"
+        ))
+    };
+    let texts: Vec<&str> = match existing {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(not_patterns)?,
+        _ => return Err(not_patterns()),
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for text in texts {
+        if text.contains("${") {
+            return Err(bad(format!(
+                "require_approval: the pattern {text:?} of {STRING_LIKE} {APPROVER_TAG} holds a policy \
+                 variable, which may expand to nothing and so admit an empty approver; write the \
+                 approvers without variables"
+            )));
+        }
+        let narrowed = match text {
+            "" => continue,
+            only_stars if only_stars.chars().all(|c| c == '*') => NOT_EMPTY.to_owned(),
+            pattern => pattern.to_owned(),
+        };
+        if !kept.contains(&narrowed) {
+            kept.push(narrowed);
+        }
+    }
+    match kept.len() {
+        0 => Err(bad(format!(
+            "require_approval: {STRING_LIKE} {APPROVER_TAG} admits no non-empty approver, so the \
+             statement could never be used"
+        ))),
+        1 => Ok(Value::String(kept.remove(0))),
+        _ => Ok(Value::Array(kept.into_iter().map(Value::String).collect())),
+    }
+}
+
+/// How a message names a permission: its sid, else its place in the tool's list (from 1).
+fn statement_name(index: usize, permission: &Permission) -> String {
+    permission
+        .sid
+        .clone()
+        .unwrap_or_else(|| format!("#{}", index + 1))
+}
+
 /// The earlier of the catalog's own `aws:CurrentTime` bound and the deadline. Several values
 /// are alternatives to IAM (any may match), so the latest of them is the catalog's bound.
 fn earlier(
@@ -138,10 +240,7 @@ fn earlier(
 ) -> Result<String, CredentialError> {
     let bad = || CredentialError::BadCondition {
         tool: tool.name.clone(),
-        statement: permission
-            .sid
-            .clone()
-            .unwrap_or_else(|| format!("#{}", index + 1)),
+        statement: statement_name(index, permission),
         reason: format!(
             "{DATE_LESS_THAN} {CURRENT_TIME} must be one or more RFC 3339 times, not {existing}"
         ),
@@ -356,6 +455,111 @@ mod tests {
             check_session_policy_fits(&tool(json!([]))).is_ok(),
             "no permissions: nothing to mint"
         );
+    }
+
+    #[test]
+    fn a_statement_that_requires_approval_needs_a_non_empty_approver_tag() {
+        let t = tool(json!([
+            {"sid": "Read", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]},
+            {"sid": "Publish", "actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"],
+             "require_approval": true},
+        ]));
+        let all = statements(&render(&t, AT).expect("renders"));
+        assert_eq!(
+            all[0]["Condition"],
+            json!({"DateLessThan": {"aws:CurrentTime": AT}}),
+            "a statement without require_approval is left alone"
+        );
+        assert_eq!(
+            all[1]["Condition"],
+            json!({"DateLessThan": {"aws:CurrentTime": AT},
+                   "StringLike": {"aws:PrincipalTag/approver": "?*"}})
+        );
+    }
+
+    #[test]
+    fn the_approver_condition_joins_the_catalogs_own_string_like_block() {
+        let t = tool(
+            json!([{"actions": ["s3:ListBucket"], "resources": ["arn:aws:s3:::b"],
+            "require_approval": true,
+            "condition": {"StringLike": {"s3:prefix": ["${aws:PrincipalTag/tenant}/*"]},
+                          "StringEquals": {"aws:PrincipalTag/approver": "bob"}}}]),
+        );
+        let all = statements(&render(&t, AT).expect("renders"));
+        assert_eq!(
+            all[0]["Condition"]["StringLike"],
+            json!({"s3:prefix": ["${aws:PrincipalTag/tenant}/*"],
+                   "aws:PrincipalTag/approver": "?*"})
+        );
+        // Another operator on the same key is another condition, and both must hold.
+        assert_eq!(
+            all[0]["Condition"]["StringEquals"],
+            json!({"aws:PrincipalTag/approver": "bob"})
+        );
+    }
+
+    #[test]
+    fn the_catalogs_own_approver_patterns_are_narrowed_to_non_empty_values() {
+        let narrowed = |patterns: Value| {
+            let t = tool(
+                json!([{"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"],
+                "require_approval": true,
+                "condition": {"StringLike": {"aws:principaltag/Approver": patterns}}}]),
+            );
+            let all = statements(&render(&t, AT).expect("renders"));
+            assert_eq!(
+                all[0]["Condition"]["StringLike"]
+                    .as_object()
+                    .expect("a block")
+                    .len(),
+                1,
+                "one key, whatever its case: {}",
+                all[0]["Condition"]
+            );
+            all[0]["Condition"]["StringLike"]["aws:PrincipalTag/approver"].clone()
+        };
+        assert_eq!(narrowed(json!("*@example.com")), json!("*@example.com"));
+        assert_eq!(narrowed(json!("*")), json!("?*"));
+        assert_eq!(narrowed(json!("**")), json!("?*"));
+        assert_eq!(
+            narrowed(json!(["", "alice", "*", "?*"])),
+            json!(["alice", "?*"])
+        );
+    }
+
+    #[test]
+    fn refuses_approver_patterns_that_cannot_be_narrowed() {
+        for (bad, why) in [
+            (json!("${aws:PrincipalTag/principal}"), "policy variable"),
+            (json!(["bob", "${aws:username}*"]), "policy variable"),
+            (json!(""), "no non-empty approver"),
+            (json!([""]), "no non-empty approver"),
+            (json!([]), "no non-empty approver"),
+            (json!(3), "patterns"),
+            (json!(["bob", 3]), "patterns"),
+        ] {
+            let t = tool(json!([{"sid": "Publish", "actions": ["s3:PutObject"],
+                "resources": ["arn:aws:s3:::b/*"], "require_approval": true,
+                "condition": {"StringLike": {"aws:PrincipalTag/approver": bad}}}]));
+            let e = check_session_policy_fits(&t).expect_err("refused");
+            let text = e.to_string();
+            assert_eq!(e.code(), "bad_condition", "{text}");
+            assert!(
+                text.contains("tenant-files") && text.contains("Publish") && text.contains(why),
+                "{bad}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_approver_condition_counts_toward_the_size_limit() {
+        let base = render(&sized(1, 100), AT).expect("renders").len();
+        let at_limit = sized(1, 100 + MAX_SESSION_POLICY_CHARS - base);
+        check_session_policy_fits(&at_limit).expect("fits without require_approval");
+        let mut approved = at_limit;
+        approved.permissions[0].require_approval = true;
+        let e = check_session_policy_fits(&approved).expect_err("the condition makes it too large");
+        assert_eq!(e.code(), "policy_too_large");
     }
 
     #[tokio::test]

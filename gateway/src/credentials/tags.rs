@@ -73,7 +73,9 @@ pub fn session_tags(
             }
             SessionTag::Invocation => invocation_id.to_owned(),
             SessionTag::Approver => {
+                // An empty approver names nobody: refused like none (so do the trust policies).
                 let approver = approver
+                    .filter(|a| !a.is_empty())
                     .ok_or_else(|| CredentialError::MissingApprover { tool: tool.into() })?;
                 let chars = approver.chars().count();
                 if chars > MAX_PRINCIPAL_CHARS {
@@ -264,6 +266,11 @@ mod approver_tests {
         assert_eq!(tags.get("approver").map(String::as_str), Some("bob"));
         assert!(matches!(
             session_tags(&[SessionTag::Approver], "apply", &alice(), id, None),
+            Err(CredentialError::MissingApprover { .. })
+        ));
+        // An empty approver names nobody (a `require_approval` statement would refuse it anyway).
+        assert!(matches!(
+            session_tags(&[SessionTag::Approver], "apply", &alice(), id, Some("")),
             Err(CredentialError::MissingApprover { .. })
         ));
         let long = "b".repeat(MAX_PRINCIPAL_CHARS + 1);

@@ -77,8 +77,37 @@ locals {
     } if t.backend == "local" && length(try(t.permissions, [])) > 0
   }
 
-  # The catalog's permissions of every tool as IAM statements.
-  statements_of = {
+  # A permission with require_approval holds only for a call whose credentials name an approver:
+  # its statement also gets StringLike {aws:PrincipalTag/approver: "?*"} (a missing key never
+  # matches), as the gateway's session policy does (gateway/src/credentials/policy.rs). A
+  # StringLike pattern of that key the catalog wrote itself (the key without case, as IAM reads
+  # it) is narrowed instead: kept when it needs a character, `?*` for a pattern of `*` only,
+  # dropped when empty; one holding a policy variable, or none left, is refused below.
+  approver_key = "aws:PrincipalTag/approver"
+  approvals_of = {
+    for t in local.raw.tools : t.name => [
+      for i, p in try(t.permissions, []) : {
+        name     = try(p.sid, null) != null ? p.sid : "#${i + 1}"
+        required = try(p.require_approval, false) == true
+        own_key  = length([for k in keys(try(p.condition.StringLike, {})) : k if lower(k) == lower(local.approver_key)]) > 0
+        own = flatten([
+          for k, v in try(p.condition.StringLike, {}) : v if lower(k) == lower(local.approver_key)
+        ])
+      }
+    ]
+  }
+  approver_patterns_of = {
+    for name, permissions in local.approvals_of : name => [
+      for a in permissions : (a.own_key
+        ? distinct([for pattern in a.own : replace(pattern, "*", "") == "" ? "?*" : pattern if pattern != ""])
+        : ["?*"]
+      )
+    ]
+  }
+
+  # The catalog's permissions of every tool as IAM statements, as the catalog wrote them (what the
+  # shared boundary holds).
+  written_of = {
     for t in local.raw.tools : t.name => [
       for i, p in try(t.permissions, []) : merge(
         {
@@ -91,6 +120,38 @@ locals {
       )
     ]
   }
+  # ... and as the tool's work role holds them: with the approver's condition where required.
+  statements_of = {
+    for t in local.raw.tools : t.name => [
+      for i, s in local.written_of[t.name] : merge(s, !local.approvals_of[t.name][i].required ? {} : {
+        Condition = merge(
+          { for op, block in try(s.Condition, {}) : op => block if op != "StringLike" },
+          {
+            StringLike = merge(
+              { for k, v in try(s.Condition.StringLike, {}) : k => v if lower(k) != lower(local.approver_key) },
+              {
+                (local.approver_key) = jsondecode(length(local.approver_patterns_of[t.name][i]) == 1
+                  ? jsonencode(local.approver_patterns_of[t.name][i][0])
+                : jsonencode(local.approver_patterns_of[t.name][i]))
+              }
+            )
+          }
+        )
+      })
+    ]
+  }
+  # Permissions with require_approval of a tool that cannot meet it: no approval, the approver not
+  # tagged, or patterns of the approver that cannot be narrowed.
+  approval_unmet = flatten([
+    for t in local.raw.tools : [
+      for i, a in local.approvals_of[t.name] : compact([
+        try(t.approval, null) == null ? "tool ${t.name}: permission ${a.name} has require_approval but the tool has no approval section" : "",
+        !contains(try(t.session_tags, local.default_session_tags), "approver") ? "tool ${t.name}: permission ${a.name} has require_approval but session_tags does not list approver" : "",
+        anytrue([for pattern in a.own : strcontains(pattern, "$${")]) ? "tool ${t.name}: permission ${a.name}: a StringLike pattern of ${local.approver_key} holds a policy variable, which may expand to nothing" : "",
+        a.own_key && length(local.approver_patterns_of[t.name][i]) == 0 ? "tool ${t.name}: permission ${a.name}: StringLike ${local.approver_key} admits no non-empty approver" : "",
+      ]) if a.required
+    ]
+  ])
 
   # The host the gateway fetches its token signing keys from (gateway.auth.jwks.url): a name the
   # gateway resolves, so the network's DNS Firewall must answer it when the gateway runs there.
@@ -110,9 +171,11 @@ locals {
     name => join("", [for w in split("-", replace(name, "_", "-")) : title(w)])
   }
 
+  # The boundary holds the statements as the catalog wrote them: the approver's condition is the
+  # work role's own (a boundary shared by every tool has no need of it, and little room).
   boundary_statements = flatten([
-    for name, statements in local.with_statements : [
-      for s in statements : merge(s, { Sid = "${local.sid_prefix[name]}${s.Sid}" })
+    for name in keys(local.with_statements) : [
+      for s in local.written_of[name] : merge(s, { Sid = "${local.sid_prefix[name]}${s.Sid}" })
     ]
   ])
 
@@ -291,6 +354,10 @@ resource "terraform_data" "valid" {
         for t in local.raw.tools : !contains(try(t.session_tags, []), "approver") || try(t.approval, null) != null
       ])
       error_message = "${var.catalog_path}: only a tool with approval may tag its credentials with `approver`."
+    }
+    precondition {
+      condition     = length(local.approval_unmet) == 0
+      error_message = "${var.catalog_path}: a permission with require_approval holds only for credentials that name an approver, so its tool needs an approval section and approver in its session_tags: ${join("; ", local.approval_unmet)}."
     }
   }
 }

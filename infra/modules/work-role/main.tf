@@ -44,6 +44,8 @@ resource "aws_iam_role" "this" {
       [for c in split("", "ABCDEFGHIJKLMNOPQRSTUVWXYZ") : "*${c}*"],
     )
     principal_too_long = "${join("", [for i in range(129) : "?"])}*"
+    # The approver is checked like the principal, and is never empty when the tag is sent.
+    approver_refused = ["", "${join("", [for i in range(129) : "?"])}*"]
   })
 
   tags = { "switchboard:tool" = var.tool_name, "switchboard:role" = "work" }
