@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::approval::{ApprovalSettings, Approvals, MemoryStore};
+use crate::approval::{ApprovalSettings, Approvals, DynamoStore, MemoryStore, Store};
 use crate::audit::AuditSink;
 use crate::auth::dev::DevKey;
 use crate::auth::{SettingsError, Verifier, setup};
@@ -177,7 +177,11 @@ pub async fn prepare(
         Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
         None => AuditSink::stdout(),
     };
-    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit);
+    let aws = match opts.bindings.clone() {
+        Some(bindings) => Some(Aws::load(bindings).await),
+        None => None,
+    };
+    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit, aws.as_ref());
     let gateway = build_gateway(
         opts,
         &catalog,
@@ -185,6 +189,7 @@ pub async fn prepare(
         backends,
         audit,
         approvals.clone(),
+        aws,
     )
     .await?;
     let allowed_hosts = allowed_hosts(&catalog, &resource, bound);
@@ -259,21 +264,37 @@ fn authentication(
     Ok((verifier, setup::authorization_servers(auth)))
 }
 
-/// Step 3: the approvals, when a tool asks for them: kept in this process (`--dev`, the only
-/// mode that serves such tools for now: [`preflight`]), sealed with a key every replica holding
-/// the session key derives alike.
+/// Step 3: the approvals, when a tool asks for them: kept in the bindings' DynamoDB table,
+/// which every replica shares ([`DynamoStore`]), or, for a gateway without bindings (`--dev`),
+/// in this process ([`MemoryStore`]); [`preflight`] refuses bindings without the table. Sealed
+/// with a key every replica holding the session key derives alike.
 fn approvals(
     opts: &ServeOptions,
     catalog: &Catalog,
     sessions: &Sessions,
     resource: &str,
     audit: &AuditSink,
+    aws: Option<&Aws>,
 ) -> Option<Approvals> {
     if !catalog.tools.iter().any(|t| t.approval.is_some()) {
         return None;
     }
+    let store: Arc<dyn Store> = match aws.and_then(|a| Some((a, a.bindings.approvals.as_ref()?))) {
+        Some((aws, table)) => {
+            tracing::info!(table = %table.table_name, "approvals are kept in DynamoDB, shared by every replica");
+            Arc::new(DynamoStore::new(
+                &aws.config,
+                &table.table_name,
+                aws.errors.clone(),
+            ))
+        }
+        None => {
+            tracing::info!("approvals are kept in this process: a restart forgets them");
+            Arc::new(MemoryStore::new())
+        }
+    };
     Some(Approvals::new(ApprovalSettings {
-        store: Arc::new(MemoryStore::new()),
+        store,
         key: sessions.ids.derive_key("approvals"),
         origin: crate::http::origin_of(resource).unwrap_or_else(|| resource.to_owned()),
         dev_sign_in: opts.dev,
@@ -281,7 +302,7 @@ fn approvals(
     }))
 }
 
-/// Step 4: the gateway: the AWS side when there are bindings, the backends (`backends` when
+/// Step 4: the gateway: the AWS side (`aws`, when there are bindings), the backends (`backends` when
 /// given, else those the catalog needs), the credential broker when a tool has a work role, the
 /// audit sink and the metrics.
 async fn build_gateway(
@@ -291,11 +312,8 @@ async fn build_gateway(
     backends: Option<Backends>,
     audit: AuditSink,
     approvals: Option<Approvals>,
+    aws: Option<Aws>,
 ) -> Result<Gateway, ServeError> {
-    let aws = match opts.bindings.clone() {
-        Some(bindings) => Some(Aws::load(bindings).await),
-        None => None,
-    };
     let tools_off: std::collections::HashMap<String, String> =
         opts.tools_off.iter().cloned().collect();
     if let Some(name) = tools_off

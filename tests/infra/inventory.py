@@ -32,6 +32,7 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
     resolver = client("route53resolver", localstack)
     secrets = client("secretsmanager", localstack)
     ecs, discovery = client("ecs", moto), client("servicediscovery", moto)
+    dynamodb = client("dynamodb", moto)
     inv = {
         "iam roles": [r["Arn"] for r in iam.list_roles()["Roles"]],
         "iam policies": [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]],
@@ -94,6 +95,8 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
         "secretsmanager secrets": [s["ARN"] for s in secrets.list_secrets()["SecretList"]],
         "servicediscovery namespaces": [n["Id"] for n in discovery.list_namespaces()["Namespaces"]],
         "servicediscovery services": [s["Id"] for s in discovery.list_services()["Services"]],
+        # The gateway's approvals table.
+        "dynamodb tables": dynamodb.list_tables()["TableNames"],
     }
     return {k: sorted(v) for k, v in inv.items()}
 
