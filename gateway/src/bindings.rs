@@ -35,6 +35,10 @@ pub struct Bindings {
     /// Where Fargate invocations and results go; null when no tool runs on Fargate.
     #[serde(default)]
     pub invocation_bucket: Option<InvocationBucket>,
+    /// Where approvals are kept: the DynamoDB table every replica shares. Needed when a tool of
+    /// the catalog asks for approval.
+    #[serde(default)]
+    pub approvals: Option<ApprovalsTable>,
     /// Catalog tools Terraform did not deploy (backend `local`).
     #[serde(default, deserialize_with = "null_as_empty")]
     pub local_tools: Vec<String>,
@@ -48,6 +52,14 @@ pub struct Bindings {
 pub struct InvocationBucket {
     pub name: String,
     pub prefix: String,
+}
+
+/// The approvals' table (`infra/modules/gateway`: `aws_dynamodb_table.approvals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsTable {
+    #[serde(deserialize_with = "required_non_empty")]
+    pub table_name: String,
 }
 
 /// What the gateway needs to dispatch one tool (one entry of `tools`).
@@ -108,6 +120,18 @@ where
         )),
         other => Ok(other),
     }
+}
+
+/// A string that is not empty.
+fn required_non_empty<'de, D>(deserializer: D) -> Result<String, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let s = String::deserialize(deserializer)?;
+    if s.trim().is_empty() {
+        return Err(serde::de::Error::custom("must not be empty"));
+    }
+    Ok(s)
 }
 
 /// Why a bindings document could not be read.
@@ -287,6 +311,9 @@ impl fmt::Display for BindingsMismatch {
 ///   when present, is checked like the others (backend, session tags, work role).
 /// - A binding, or a `local_tools` entry, naming a tool the catalog does not have (or, for
 ///   `local_tools`, naming a tool that is not local) means the deployment is stale.
+/// - A tool with `approval` needs the document's `approvals` table: a deployed gateway runs as
+///   replicas, and approvals kept in one replica's memory would be neither shared nor kept
+///   across a restart (only a gateway without bindings, `serve --dev`, keeps them in memory).
 pub fn check(catalog: &Catalog, bindings: &Bindings) -> Result<(), BindingsMismatch> {
     let mut problems = Vec::new();
     let mut problem = |tool: &str, message: String| {
@@ -311,6 +338,17 @@ pub fn check(catalog: &Catalog, bindings: &Bindings) -> Result<(), BindingsMisma
         };
         for message in binding_differences(tool, binding, bindings) {
             problem(&tool.name, message);
+        }
+    }
+    if bindings.approvals.is_none() {
+        for tool in catalog.tools.iter().filter(|t| t.approval.is_some()) {
+            problem(
+                &tool.name,
+                "asks for approval but the bindings have no approvals table (approvals.table_name): \
+                 the replicas would neither share decisions nor keep them across a restart \
+                 (stale deployment: terraform apply)"
+                    .into(),
+            );
         }
     }
     for name in bindings.tools.keys() {
@@ -437,6 +475,7 @@ mod tests {
   "account_id": "123456789012",
   "gateway_role_arn": "arn:aws:iam::123456789012:role/switchboard/switchboard/switchboard-gateway",
   "invocation_bucket": { "name": "switchboard-invocations-123456789012-eu-west-1", "prefix": "invocations/" },
+  "approvals": { "table_name": "switchboard-approvals" },
   "local_tools": [],
   "tools": {
     "echo": {
@@ -531,6 +570,10 @@ tools:
         assert_eq!(
             b.invocation_bucket.as_ref().map(|i| i.prefix.as_str()),
             Some("invocations/")
+        );
+        assert_eq!(
+            b.approvals.as_ref().map(|a| a.table_name.as_str()),
+            Some("switchboard-approvals")
         );
     }
 
@@ -787,6 +830,39 @@ tools:
         let doc = serde_json::json!({"version": 1, "region": "r", "account_id": "a",
             "tools": tools, "local_tools": local_tools});
         Bindings::from_json(&doc.to_string(), "b.json").expect("parses")
+    }
+
+    #[test]
+    fn a_tool_that_asks_for_approval_needs_the_approvals_table() {
+        let approved = LOCAL_WITH_PERMISSIONS.replace(
+            "    allow: {groups: [dev]}\n",
+            "    allow: {groups: [dev]}\n    approval: {groups: [approvers]}\n",
+        );
+        let without = bindings_with(serde_json::json!({}), serde_json::json!(["report"]));
+        let p = problems(&approved, &without);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "\"report\": asks for approval but the bindings have no approvals table"
+            ),
+            "{p:?}"
+        );
+        let mut with = without.clone();
+        with.approvals = Some(ApprovalsTable {
+            table_name: "switchboard-approvals".into(),
+        });
+        check(&catalog(&approved), &with).expect("the table is bound");
+        // A table and no tool that asks for approval: fine (Terraform always makes the table).
+        check(&catalog(LOCAL_WITH_PERMISSIONS), &with).expect("unused table");
+    }
+
+    #[test]
+    fn an_empty_approvals_table_name_is_refused_naming_its_path() {
+        let e = parse_err(&README_EXAMPLE.replace(
+            r#""table_name": "switchboard-approvals""#,
+            r#""table_name": " ""#,
+        ));
+        assert!(e.contains("field `approvals.table_name`"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   deadline ([`crate::credentials::check_session_policy_fits`]);
 //! - the catalog's auth section names keys the gateway may fetch
 //!   ([`crate::auth::setup::check_settings`]), unless `serve --dev` replaces it;
-//! - the bindings, when given, match the catalog ([`crate::bindings::check`]);
+//! - the bindings, when given, match the catalog ([`crate::bindings::check`]), the approvals'
+//!   table included when a tool asks for approval (a gateway with bindings is a deployed one, run
+//!   as replicas: approvals in one process's memory would be neither shared nor kept);
 //! - a tool that asks for approval needs a sign-in for the approval page: `serve --dev`'s own,
 //!   or through the authorization server (`gateway.auth.approval_sign_in`). A catalog with an
 //!   auth section is one to be served without `--dev`, so `check` wants the latter there.

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::sign_in::OidcSignIn;
-use crate::approval::{ApprovalSettings, Approvals, MemoryStore, PageSignIn};
+use crate::approval::{
+    ApprovalSettings, Approvals, DynamoStore, MemoryStore, PageSignIn, Store,
+};
 use crate::audit::AuditSink;
 use crate::auth::dev::DevKey;
 use crate::auth::{SettingsError, Verifier, setup};
@@ -180,7 +182,11 @@ pub async fn prepare(
         Some(p) => AuditSink::file(p).map_err(|e| ServeError::Audit(p.clone(), e))?,
         None => AuditSink::stdout(),
     };
-    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit)?;
+    let aws = match opts.bindings.clone() {
+        Some(bindings) => Some(Aws::load(bindings).await),
+        None => None,
+    };
+    let approvals = approvals(opts, &catalog, &sessions, &resource, &audit, aws.as_ref())?;
     let gateway = build_gateway(
         opts,
         &catalog,
@@ -188,6 +194,7 @@ pub async fn prepare(
         backends,
         audit,
         approvals.clone(),
+        aws,
     )
     .await?;
     let allowed_hosts = allowed_hosts(&catalog, &resource, bound);
@@ -262,16 +269,19 @@ fn authentication(
     Ok((verifier, setup::authorization_servers(auth)))
 }
 
-/// Step 3: the approvals, when a tool asks for them: kept in this process, sealed with a key
-/// every replica holding the session key derives alike; the page's sign-in is the dev form with
-/// `--dev`, else through the authorization server (`gateway.auth.approval_sign_in`, which
-/// [`preflight`] requires of such a catalog).
+/// Step 3: the approvals, when a tool asks for them: kept in the bindings' DynamoDB table,
+/// which every replica shares ([`DynamoStore`]), or, for a gateway without bindings (`--dev`),
+/// in this process ([`MemoryStore`]); [`preflight`] refuses bindings without the table. Sealed
+/// with a key every replica holding the session key derives alike. The page's sign-in is the dev
+/// form with `--dev`, else through the authorization server (`gateway.auth.approval_sign_in`,
+/// which [`preflight`] requires of such a catalog).
 fn approvals(
     opts: &ServeOptions,
     catalog: &Catalog,
     sessions: &Sessions,
     resource: &str,
     audit: &AuditSink,
+    aws: Option<&Aws>,
 ) -> Result<Option<Approvals>, ServeError> {
     if !catalog.tools.iter().any(|t| t.approval.is_some()) {
         return Ok(None);
@@ -288,8 +298,22 @@ fn approvals(
         )?)),
         None => PageSignIn::Unavailable,
     };
+    let store: Arc<dyn Store> = match aws.and_then(|a| Some((a, a.bindings.approvals.as_ref()?))) {
+        Some((aws, table)) => {
+            tracing::info!(table = %table.table_name, "approvals are kept in DynamoDB, shared by every replica");
+            Arc::new(DynamoStore::new(
+                &aws.config,
+                &table.table_name,
+                aws.errors.clone(),
+            ))
+        }
+        None => {
+            tracing::info!("approvals are kept in this process: a restart forgets them");
+            Arc::new(MemoryStore::new())
+        }
+    };
     Ok(Some(Approvals::new(ApprovalSettings {
-        store: Arc::new(MemoryStore::new()),
+        store,
         key: sessions.ids.derive_key("approvals"),
         origin,
         sign_in,
@@ -297,7 +321,7 @@ fn approvals(
     })))
 }
 
-/// Step 4: the gateway: the AWS side when there are bindings, the backends (`backends` when
+/// Step 4: the gateway: the AWS side (`aws`, when there are bindings), the backends (`backends` when
 /// given, else those the catalog needs), the credential broker when a tool has a work role, the
 /// audit sink and the metrics.
 async fn build_gateway(
@@ -307,11 +331,8 @@ async fn build_gateway(
     backends: Option<Backends>,
     audit: AuditSink,
     approvals: Option<Approvals>,
+    aws: Option<Aws>,
 ) -> Result<Gateway, ServeError> {
-    let aws = match opts.bindings.clone() {
-        Some(bindings) => Some(Aws::load(bindings).await),
-        None => None,
-    };
     let tools_off: std::collections::HashMap<String, String> =
         opts.tools_off.iter().cloned().collect();
     if let Some(name) = tools_off

@@ -14,6 +14,8 @@ locals {
     lambda = anytrue([for t in values(module.catalog.tools) : t.backend == "lambda"])
     ecs    = module.catalog.has_fargate
     s3     = module.catalog.has_fargate
+    # The approvals table, which every deployment has.
+    dynamodb = true
   }
   gateway_endpoints = { for e, used in local.gateway_uses : e => module.gateway.endpoint_actions[e] if used }
 
@@ -27,6 +29,7 @@ locals {
       name   = module.gateway.invocation_bucket.name
       prefix = module.gateway.invocation_bucket.prefix
     } : null
+    approvals = { table_name = module.gateway.approvals_table.name }
     tools = merge(
       {
         for name, t in module.tool : name => merge(
@@ -70,7 +73,8 @@ module "network" {
   log_kms_key_arn = module.log_key.arn
   az_count        = var.az_count
   # The tools' endpoints, and those the gateway's own calls need (its role works only from this
-  # VPC): STS when a tool has a work role, Lambda for Lambda tools, ECS for Fargate tools. The
+  # VPC): STS when a tool has a work role, Lambda for Lambda tools, ECS for Fargate tools,
+  # DynamoDB for the approvals table (a gateway endpoint, free, routed from its subnets only). The
   # session key's secretsmanager only when a tool declares it (ECS falls back to the public API).
   endpoints = {
     for e in distinct(concat(keys(module.catalog.endpoint_actions), keys(local.gateway_endpoints))) :

@@ -46,6 +46,7 @@ output "gateway" {
     session_key_kms_key_arn      = module.gateway.session_key_kms_key_arn
     peers                        = module.gateway.peers
     discovery_service_arn        = module.gateway.discovery_service_arn
+    approvals_table              = module.gateway.approvals_table
   }
 }
 

@@ -12,6 +12,7 @@ provider "aws" {
     content {
       acm              = lookup(endpoints.value, "acm", null)
       cloudwatchlogs   = lookup(endpoints.value, "logs", null)
+      dynamodb         = lookup(endpoints.value, "dynamodb", null)
       ec2              = lookup(endpoints.value, "ec2", null)
       ecs              = lookup(endpoints.value, "ecs", null)
       elbv2            = lookup(endpoints.value, "elbv2", null)

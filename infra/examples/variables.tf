@@ -82,7 +82,7 @@ variable "gateway_session_key_version" {
 }
 
 variable "emulator_endpoints" {
-  description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, secretsmanager, route53resolver, ecs, servicediscovery, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
+  description = "Endpoints by service (iam, sts, ec2, lambda, logs, s3, kms, secretsmanager, route53resolver, ecs, servicediscovery, dynamodb, elbv2, acm) for emulators; null for a real account. See infra/envs/localstack."
   type        = map(string)
   default     = null
 }

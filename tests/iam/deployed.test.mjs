@@ -367,7 +367,7 @@ const gatewayIdentity = Object.values(gatewayRole.inline)
 // The gateway's requests come from its subnets through the endpoint of the service they call
 // (`iam:PassRole` is no request of its own: it is checked with the RunTask it comes with, and no
 // endpoint policy applies to it).
-const GATEWAY_SERVICE = { sts: 'sts', ecs: 'ecs', lambda: 'lambda', s3: 's3', iam: 'ecs' }
+const GATEWAY_SERVICE = { sts: 'sts', ecs: 'ecs', lambda: 'lambda', s3: 's3', iam: 'ecs', dynamodb: 'dynamodb' }
 function asGateway(action, resource, context = {}, from = 'gateway subnets') {
   const service = GATEWAY_SERVICE[action.split(':')[0]]
   const where = ORIGINS[from](service)
@@ -436,6 +436,21 @@ claim('gateway-invokes', "the gateway role invokes the Lambda tools' functions a
   }
   await refused(asGateway('lambda:InvokeFunction', `arn:aws:lambda:${REGION}:${ACCOUNT}:function:someone-elses`))
   await refused(asGateway('lambda:UpdateFunctionCode', Object.values(D.tools).find((t) => t.function_arn).function_arn))
+})
+
+claim('gateway-approvals', "the gateway role reads and writes the approvals table's items and queries its index, nothing else", async () => {
+  const table = D.gateway.approvals_table
+  const index = `${table.arn}/index/${table.index_name}`
+  for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+    await allowed(asGateway(action, table.arn))
+    await refused(asGateway(action, `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/someone-elses`))
+  }
+  await allowed(asGateway('dynamodb:Query', index))
+  await refused(asGateway('dynamodb:Query', table.arn))
+  for (const action of ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:DeleteTable', 'dynamodb:UpdateTable', 'dynamodb:BatchGetItem']) {
+    await refused(asGateway(action, table.arn))
+  }
+  await refused(asGateway('dynamodb:GetItem', table.arn, {}, 'internet'))
 })
 
 claim('gateway-perimeter', "the gateway role's credentials are useless outside the deployment's VPC (found by the review: no perimeter)", async () => {
@@ -597,7 +612,8 @@ claim('endpoint-other-principal', "no endpoint admits another account's principa
       'ecr.api': ['ecr:BatchGetImage', `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/x`],
       'ecr.dkr': ['ecr:BatchGetImage', `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/x`],
       lambda: ['lambda:InvokeFunction', `arn:aws:lambda:${REGION}:${ACCOUNT}:function:x`],
-      ecs: ['ecs:DescribeTasks', `arn:aws:ecs:${REGION}:${ACCOUNT}:task/x/0123`]
+      ecs: ['ecs:DescribeTasks', `arn:aws:ecs:${REGION}:${ACCOUNT}:task/x/0123`],
+      dynamodb: ['dynamodb:GetItem', D.gateway.approvals_table.arn]
     }[service] ?? assert.fail(`no request to ask of the ${service} endpoint`)
     await refused({
       principal: 'arn:aws:sts::111122223333:assumed-role/x/s',

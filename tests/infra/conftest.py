@@ -124,6 +124,11 @@ def ecs(moto):
     return client("ecs", moto)
 
 
+@pytest.fixture(scope="session")
+def dynamodb(moto):
+    return client("dynamodb", moto)
+
+
 # --- the deployment's inputs and outputs -------------------------------------------------------
 
 

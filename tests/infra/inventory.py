@@ -25,6 +25,15 @@ def client(service: str, endpoint: str):
     )
 
 
+def aws_managed_keys(kms) -> set[str]:
+    return {
+        a["TargetKeyId"]
+        for page in kms.get_paginator("list_aliases").paginate()
+        for a in page["Aliases"]
+        if a["AliasName"].startswith("alias/aws/") and "TargetKeyId" in a
+    }
+
+
 def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
     iam, ec2 = client("iam", localstack), client("ec2", localstack)
     lam, logs = client("lambda", localstack), client("logs", localstack)
@@ -32,6 +41,7 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
     resolver = client("route53resolver", localstack)
     secrets = client("secretsmanager", localstack)
     ecs, discovery = client("ecs", moto), client("servicediscovery", moto)
+    dynamodb = client("dynamodb", moto)
     inv = {
         "iam roles": [r["Arn"] for r in iam.list_roles()["Roles"]],
         "iam policies": [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]],
@@ -71,10 +81,14 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
             if a["Status"] not in ("DELETING", "DESTROYED")
         ],
         "s3 buckets": [b["Name"] for b in s3.list_buckets()["Buckets"]],
+        # An AWS managed key (alias/aws/<service>) is the account's, never a stack's: the provider's
+        # read of a DynamoDB table describes alias/aws/dynamodb, and LocalStack creates that key
+        # on first use, as AWS does. No stack can name an alias/aws/ alias.
         "kms keys": [
             k["KeyId"]
             for k in kms.list_keys()["Keys"]
             if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] != "PendingDeletion"
+            and k["KeyId"] not in aws_managed_keys(kms)
         ],
         # A deleted cluster stays listed as INACTIVE, as on AWS.
         "ecs clusters": [
@@ -94,6 +108,8 @@ def inventory(localstack: str, moto: str) -> dict[str, list[str]]:
         "secretsmanager secrets": [s["ARN"] for s in secrets.list_secrets()["SecretList"]],
         "servicediscovery namespaces": [n["Id"] for n in discovery.list_namespaces()["Namespaces"]],
         "servicediscovery services": [s["Id"] for s in discovery.list_services()["Services"]],
+        # The gateway's approvals table.
+        "dynamodb tables": dynamodb.list_tables()["TableNames"],
     }
     return {k: sorted(v) for k, v in inv.items()}
 

@@ -358,6 +358,7 @@ def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gate
         "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:TagResource",
         "iam:PassRole",
         "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
     }
     tools = bindings["tools"]
     work = {t["work_role_arn"] for t in tools.values() if t["work_role_arn"]}
@@ -379,6 +380,15 @@ def test_gateway_role_has_exactly_the_architecture_rights_on_tool_resources(gate
     for sid in ("WatchAndStopToolTasks", "TagToolTasksAtLaunch"):
         assert all(r.endswith(f":task/{cluster_name}/*") for r in as_list(by_sid[sid]["Resource"]))
     assert by_sid["TagToolTasksAtLaunch"]["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
+    # The approvals: items of that one table, and the query of its one index (no Scan, no other
+    # table, no table management).
+    table = outputs["gateway"]["approvals_table"]
+    assert set(as_list(by_sid["KeepApprovals"]["Action"])) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert as_list(by_sid["KeepApprovals"]["Resource"]) == [table["arn"]]
+    assert as_list(by_sid["FindOpenApprovals"]["Action"]) == ["dynamodb:Query"]
+    assert as_list(by_sid["FindOpenApprovals"]["Resource"]) == [f"{table['arn']}/index/{table['index_name']}"]
+    dynamodb_resources = {r for st in by_sid.values() if any(a.startswith("dynamodb:") for a in as_list(st["Action"])) for r in as_list(st["Resource"])}
+    assert dynamodb_resources == {table["arn"], f"{table['arn']}/index/{table['index_name']}"}
 
 
 def test_permission_boundary_allows_no_more_than_the_catalog_and_the_platform(iam, outputs, catalog):
@@ -550,17 +560,19 @@ def test_endpoint_security_groups_admit_only_the_tools_that_declare_them_and_the
 
 def test_vpc_endpoints_are_exactly_those_the_tools_and_the_gateway_reach(endpoints, aws_tools, private_subnet_ids, bindings):
     # The gateway's role works only from the VPC, so its own APIs have endpoints there too: STS
-    # (work roles to mint for), Lambda (Lambda tools), ECS and S3 (Fargate tools).
+    # (work roles to mint for), Lambda (Lambda tools), ECS and S3 (Fargate tools), DynamoDB (the
+    # approvals table, always).
     tools = bindings["tools"].values()
     gateway = (
         ({"sts"} if any(t.get("work_role_arn") for t in tools) else set())
         | ({"lambda"} if any(t["backend"] == "lambda" for t in tools) else set())
         | ({"ecs", "s3"} if any(t["backend"] == "fargate" for t in tools) else set())
+        | {"dynamodb"}
     )
     want = set().union(*(t["reach"] for t in aws_tools.values())) | gateway
     assert set(endpoints) == want
     for name, e in endpoints.items():
-        if name == "s3":
+        if name in ("s3", "dynamodb"):
             assert e["VpcEndpointType"] == "Gateway"
         else:
             assert e["VpcEndpointType"] == "Interface"
@@ -864,6 +876,86 @@ def test_invocation_bucket_is_private_encrypted_and_expires(s3, kms, bindings, g
         assert set(as_list(st["Resource"])) == resources and st["Condition"] == condition, st
 
 
+# --- the approvals table (docs/approvals.md) --------------------------------------------------------
+
+
+def test_approvals_table_is_the_one_the_gateway_reads_and_writes(dynamodb, bindings, outputs, prefix):
+    table = outputs["gateway"]["approvals_table"]
+    assert bindings["approvals"] == {"table_name": table["name"]} and table["name"] == f"{prefix}-approvals"
+    t = dynamodb.describe_table(TableName=table["name"])["Table"]
+    assert t["TableArn"] == table["arn"]
+    assert t["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    # As gateway/src/approval/dynamo.rs reads and writes it: items by id, and the sparse index of
+    # unsettled approvals by binding, newest first, keys only (no arguments copied into it).
+    assert t["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    (index,) = t["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == table["index_name"] == "open_binding"
+    assert index["KeySchema"] == [
+        {"AttributeName": "open_binding", "KeyType": "HASH"},
+        {"AttributeName": "created_unix", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in t["AttributeDefinitions"]}
+    assert types == {"id": "S", "open_binding": "S", "created_unix": "N"}
+
+
+def test_approvals_expire_by_ttl_and_can_be_recovered_to_a_point_in_time(dynamodb, outputs):
+    name = outputs["gateway"]["approvals_table"]["name"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}, ttl
+    backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED", backups
+
+
+def test_approvals_table_is_encrypted_with_its_own_key_only_the_gateway_uses(dynamodb, kms, outputs, gateway_role):
+    table = outputs["gateway"]["approvals_table"]
+    sse = dynamodb.describe_table(TableName=table["name"])["Table"]["SSEDescription"]
+    assert sse["Status"] == "ENABLED" and sse["SSEType"] == "KMS", sse
+    assert sse["KMSMasterKeyArn"] == table["kms_key_arn"], sse
+    key = kms.describe_key(KeyId=table["kms_key_arn"])["KeyMetadata"]
+    assert key["KeyManager"] == "CUSTOMER" and key["KeyState"] == "Enabled", key
+    assert key["KeySpec"] == "SYMMETRIC_DEFAULT" and key["KeyUsage"] == "ENCRYPT_DECRYPT", key
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    policy = as_document(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    assert set(by_sid) == {
+        "TheAccountAdministersTheKeyButDoesNotUseIt",
+        "OnlyTheGatewayReadsAndWritesApprovalsThroughDynamoDB",
+        "GrantsOnlyForDynamoDBsOwnUseOfTheTable",
+    }
+    account = gateway_role["Arn"].split(":")[4]
+    through_dynamodb = {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com", "kms:CallerAccount": account}
+    using = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+    gateway = by_sid["OnlyTheGatewayReadsAndWritesApprovalsThroughDynamoDB"]
+    assert gateway["Principal"] == {"AWS": gateway_role["Arn"]}, gateway
+    assert set(as_list(gateway["Action"])) == using | {"kms:DescribeKey"}
+    assert gateway["Condition"] == {"StringEquals": through_dynamodb}, gateway
+    # Grants only for DynamoDB's own use of the table (it makes one when the table is created or
+    # restored), never one a principal could hand itself or another.
+    grants = by_sid["GrantsOnlyForDynamoDBsOwnUseOfTheTable"]
+    assert as_list(grants["Action"]) == ["kms:CreateGrant"], grants
+    assert set(as_list(grants["Principal"]["AWS"])) == {f"arn:aws:iam::{account}:root", gateway_role["Arn"]}, grants
+    assert grants["Condition"] == {"StringEquals": through_dynamodb, "Bool": {"kms:GrantIsForAWSResource": "true"}}, grants
+    for st in policy["Statement"]:
+        assert st["Effect"] == "Allow" and "*" not in json.dumps(st["Principal"]), st
+        if st is not gateway:
+            assert not (using | {"kms:*", "kms:ReEncrypt*", "kms:GenerateDataKey*"}) & set(as_list(st["Action"])), st
+
+
+def test_approvals_table_is_reached_from_the_gateways_subnets_only(ec2, endpoints, outputs):
+    # A gateway endpoint, routed from the gateway's (public) subnets' route table and not from the
+    # tools' or the endpoints' (test_no_route_leaves_the_vpc_from_the_tool_or_endpoint_subnets_but_to_s3).
+    endpoint = endpoints["dynamodb"]
+    tables = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": outputs["network"]["public_subnet_ids"]}]
+    )["RouteTables"]
+    assert set(endpoint["RouteTableIds"]) == {t["RouteTableId"] for t in tables}
+    assert outputs["network"]["private_route_table_id"] not in endpoint["RouteTableIds"]
+    policy = as_document(endpoint["PolicyDocument"])
+    actions = {a for st in policy["Statement"] for a in as_list(st["Action"])}
+    assert actions == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+
+
 # --- bindings: what the gateway will read --------------------------------------------------------------
 
 
@@ -931,6 +1023,7 @@ def expected_dns_names(endpoints: dict) -> set[str]:
         "secretsmanager": {f"secretsmanager.{REGION}.amazonaws.com"},
         "lambda": {f"lambda.{REGION}.amazonaws.com"},
         "ecs": {f"ecs.{REGION}.amazonaws.com"},
+        "dynamodb": {f"dynamodb.{REGION}.amazonaws.com"},
     }
     return set().union(*(names[e] for e in endpoints))
 

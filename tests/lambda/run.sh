@@ -5,10 +5,11 @@
 #
 #   1. builds switchboard-localstack-lambda-host and the test tool switchboard-lambda-probe (in
 #      the tool-runtime's Lambda mode; crate test-tools/) and zips the probe as `bootstrap`;
-#   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox on a free port
+#   2. starts LocalStack with LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox, and moto, on free ports
 #      (localstack/start; stopped again by a trap, whatever happens);
 #   3. runs the Rust suite (localstack-lambda-host/tests/localstack/) against it, then the credential
-#      broker's test against LocalStack STS (gateway/tests/it/broker_localstack.rs), then the end to
+#      broker's test against LocalStack STS (gateway/tests/it/broker_localstack.rs) and the
+#      approvals store's against moto's DynamoDB (gateway/tests/it/approval_dynamo.rs), then the end to
 #      end suite of the gateway's Lambda backend (tests/lambda/e2e/: the MCP Python SDK through
 #      `switchboard serve --bindings`, the whoami tool in Lambda, STS and Lambda on the wire);
 #   4. leaves one environment warm, stops LocalStack, and checks that no host or sandbox
@@ -54,13 +55,17 @@ PY
 say "packaging the reference tools (scripts/package-lambda)"
 tools_zip=$root/$(scripts/package-lambda)
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+moto_port=$(free_port)
 stop() { localstack/stop || true; }
 trap stop EXIT
 
-say "starting LocalStack on 127.0.0.1:$port with the switchboard-sandbox executor"
+# moto starts beside LocalStack (in parallel, ready sooner): its DynamoDB serves the approvals
+# store's tests (gateway/tests/it/approval_dynamo.rs).
+say "starting LocalStack on 127.0.0.1:$port with the switchboard-sandbox executor, and moto on 127.0.0.1:$moto_port"
 eval "$(
-  LOCALSTACK_PORT=$port START_MOTO=0 \
+  LOCALSTACK_PORT=$port MOTO_PORT=$moto_port \
     LOCALSTACK_SERVICES=iam,sts,lambda,logs,s3,secretsmanager \
     LAMBDA_RUNTIME_EXECUTOR=switchboard-sandbox \
     SWITCHBOARD_LAMBDA_HOST="$bin/switchboard-localstack-lambda-host" \
@@ -75,6 +80,10 @@ LAMBDA_PROBE_ZIP=$zip LAMBDA_TOOLS_ZIP=$tools_zip \
 say "the credential broker against LocalStack STS (gateway/tests/it/broker_localstack.rs)"
 LOCALSTACK_ENDPOINT=$LOCALSTACK_ENDPOINT \
   cargo test --release --locked --workspace --test it -- --ignored broker_localstack::
+
+say "the approvals store against moto's DynamoDB (gateway/tests/it/approval_dynamo.rs)"
+MOTO_ENDPOINT=$MOTO_ENDPOINT \
+  cargo test --release --locked --workspace --test it -- --ignored approval_dynamo::
 
 # --- end to end: the gateway's Lambda backend (tests/lambda/e2e/) -----------------------------
 # The official MCP Python SDK calls lambda tools through `switchboard serve --bindings`; this

@@ -8,6 +8,7 @@
 //! call runs it once the approval is granted, exactly once ([`Store::settle`] is conditional);
 //! every other retry is refused with the reason ([`Refusal`]).
 
+pub mod dynamo;
 pub mod page;
 pub mod seal;
 pub mod sign_in;
@@ -18,8 +19,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use dynamo::DynamoStore;
 pub use seal::{Purpose, Sealer};
-pub use store::{MemoryStore, Store, StoreError};
+pub use store::{MAX_ARGUMENTS_BYTES, MemoryStore, Store, StoreError};
 
 use crate::audit::AuditSink;
 use crate::auth::Caller;
@@ -132,6 +134,7 @@ impl Refusal {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Denied { .. } => "approval_denied",
+            Self::Store(StoreError::TooLarge { .. }) => "approval_refused",
             Self::Store(_) => "approval_unavailable",
             _ => "approval_refused",
         }

@@ -1,11 +1,18 @@
 //! Where approvals are kept: [`Store`], whose two writes ([`Store::decide`] and
 //! [`Store::settle`]) are conditional, so a decision is made once and an approval used once
-//! however many replicas or requests race for it. [`MemoryStore`] is the `--dev` gateway's own.
+//! however many replicas or requests race for it. [`MemoryStore`] is the `--dev` gateway's own;
+//! [`super::dynamo::DynamoStore`] the deployed gateway's, shared by its replicas.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{Approval, Decision};
+
+/// The most bytes of arguments (as JSON) an approval keeps. The approver sees them all, so they
+/// are never cut: a call with more is refused ([`StoreError::TooLarge`]). DynamoDB holds at most
+/// 400 KB per item; this leaves room for everything else the item holds. Both stores apply it,
+/// so `--dev` refuses what a deployed gateway would.
+pub const MAX_ARGUMENTS_BYTES: usize = 256 * 1024;
 
 /// Why a store operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +23,11 @@ pub enum StoreError {
     Conflict,
     #[error("no such approval")]
     NotFound,
+    /// The call's arguments are too large to be kept for the approver ([`MAX_ARGUMENTS_BYTES`]).
+    #[error(
+        "the call's arguments take {bytes} bytes as JSON; a call that needs approval may have at most {max}"
+    )]
+    TooLarge { bytes: usize, max: usize },
     /// The store could not be reached or answered an error.
     #[error("the approval store failed: {0}")]
     Unavailable(String),
@@ -68,6 +80,13 @@ impl MemoryStore {
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn create(&self, approval: &Approval) -> Result<(), StoreError> {
+        let bytes = approval.arguments.to_string().len();
+        if bytes > MAX_ARGUMENTS_BYTES {
+            return Err(StoreError::TooLarge {
+                bytes,
+                max: MAX_ARGUMENTS_BYTES,
+            });
+        }
         self.with(|all| {
             // Forget what expired long ago, so a long-running dev gateway stays small.
             let now = super::now_unix();

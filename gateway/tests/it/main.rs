@@ -2,10 +2,11 @@
 //! in `support`. `cargo test -p switchboard-gateway --test it` runs it; a module path filters it,
 //! e.g. `cargo test -p switchboard-gateway --test it -- sandbox_backend::`.
 //!
-//! Two modules need what plain `cargo test` does not start, so their tests are `#[ignore]`d and
+//! Three modules need what plain `cargo test` does not start, so their tests are `#[ignore]`d and
 //! run by their suite with `--ignored` and the module's filter:
 //! - `sandbox_escape`: `tests/sandbox/run.sh` (`-- --ignored sandbox_escape::`);
-//! - `broker_localstack`: LocalStack's STS, `tests/lambda/run.sh` (`-- --ignored broker_localstack::`).
+//! - `broker_localstack`: LocalStack's STS, `tests/lambda/run.sh` (`-- --ignored broker_localstack::`);
+//! - `approval_dynamo`: moto's DynamoDB, `tests/lambda/run.sh` (`-- --ignored approval_dynamo::`).
 //!
 //! The two tests that count what sandboxes leave on the machine stay binaries of their own
 //! (`tests/sandbox_concurrency.rs`, `tests/sandbox_prepared.rs`, including `support` by path):
@@ -16,6 +17,7 @@
     reason = "test code: a failed expectation is the test failing, with its message"
 )]
 
+mod approval_dynamo;
 mod approvals;
 mod broker_localstack;
 mod catalog_files;

@@ -3,7 +3,7 @@
 # LocalStack (host mode) serves IAM, STS, EC2, Lambda, Logs, S3, KMS, Secrets Manager (the
 # gateway's session key) and Route 53 Resolver (DNS Firewall, query logging); moto_server serves
 # ECS and Cloud Map (the gateway's service discovery), which LocalStack's community edition does
-# not have.
+# not have, and DynamoDB (the approvals table; LocalStack's needs DynamoDB Local, a Java download).
 region      = "us-east-1"
 name_prefix = "switchboard"
 
@@ -19,6 +19,7 @@ emulator_endpoints = {
   secretsmanager   = "http://127.0.0.1:4566"
   ecs              = "http://127.0.0.1:5000"
   servicediscovery = "http://127.0.0.1:5000"
+  dynamodb         = "http://127.0.0.1:5000"
 }
 
 # No load balancer and no ECS service: LocalStack's community edition has no ELBv2, and moto checks

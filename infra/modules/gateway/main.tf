@@ -1,7 +1,8 @@
 # The gateway: its identity (exactly the rights ARCHITECTURE.md lists, on the tool resources only),
 # the permission boundary every tool role carries, the invocation bucket for Fargate hand-over, the
-# clusters, the session key every replica shares, and the ECS service behind a TLS load balancer,
-# its tasks findable by each other (service discovery) for forwarding cancellations.
+# clusters, the session key and the approvals table every replica shares, and the ECS service
+# behind a TLS load balancer, its tasks findable by each other (service discovery) for forwarding
+# cancellations.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -58,7 +59,7 @@ locals {
   # Secrets Manager is resolved by the task's own interface when ECS fetches the session key; the
   # peers' name is the service discovery record (a private hosted zone of the same VPC).
   dns_names = var.expose ? sort(distinct(concat(
-    [for api in ["sts", "lambda", "ecs", "logs", "s3", "secretsmanager"] : "${api}.${local.region}.${local.dns_suffix}"],
+    [for api in ["sts", "lambda", "ecs", "logs", "s3", "secretsmanager", "dynamodb"] : "${api}.${local.region}.${local.dns_suffix}"],
     ["*.s3.${local.region}.${local.dns_suffix}", split("/", local.image)[0]],
     local.image_region == null ? [] : ["api.ecr.${local.image_region}.${local.dns_suffix}", "*.s3.${local.image_region}.${local.dns_suffix}"],
     var.peer_discovery ? [local.peer_name] : [],
@@ -79,11 +80,19 @@ locals {
     tools_cluster_name   = aws_ecs_cluster.tools.name
     task_role_arns       = local.task_role_arns
     vpc_id               = var.perimeter ? var.vpc_id : null
+    approvals_table_arn  = aws_dynamodb_table.approvals.arn
+    approvals_index      = local.approvals_index
   }))
   gateway_policy = merge(local.gateway_policy_all, {
     Statement = [for st in local.gateway_policy_all.Statement : st if length(st.Resource) > 0]
   })
   log_group_arn = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
+
+  # The approvals (docs/approvals.md): the table, and its sparse index of unsettled approvals by
+  # what the call is bound to, as gateway/src/approval/dynamo.rs reads and writes them.
+  approvals_table_name = "${var.name_prefix}-approvals"
+  approvals_index      = "open_binding"
+  approvals_sids       = ["KeepApprovals", "FindOpenApprovals"]
 }
 
 # --- the gateway's role: the ECS task role its code runs with ---------------------------------
@@ -110,7 +119,7 @@ resource "aws_iam_role_policy" "gateway" {
 
   lifecycle {
     precondition {
-      condition     = length(local.gateway_policy.Statement) > 0
+      condition     = length([for st in local.gateway_policy.Statement : st if !contains(local.approvals_sids, st.Sid)]) > 0
       error_message = "The catalog deploys no lambda or fargate tool: the gateway would have nothing to dispatch to."
     }
   }
@@ -243,6 +252,72 @@ resource "aws_s3_bucket_policy" "invocations" {
   }
 
   depends_on = [aws_s3_bucket_public_access_block.invocations]
+}
+
+# --- the approvals: decisions every replica shares, kept across restarts ---------------------
+# One item per approval (the caller's arguments, who decided what); the gateway's conditional
+# writes make a decision once and use an approval once. TTL deletes an item a day after its
+# approval expired (lazily: the gateway checks expiry itself). Encrypted with its own key, which
+# only the gateway role uses, through DynamoDB; the account administers it and may let DynamoDB
+# use it to create or restore the table (point-in-time recovery), nothing more.
+
+resource "aws_kms_key" "approvals" {
+  description             = "${var.name_prefix}: the gateway's approvals table (the calls' arguments, the decisions)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy = templatefile("${local.policies}/approvals-key.json.tftpl", {
+    partition        = local.partition
+    region           = local.region
+    account_id       = local.account_id
+    gateway_role_arn = aws_iam_role.gateway.arn
+  })
+  tags = { "switchboard:role" = "approvals" }
+}
+
+resource "aws_dynamodb_table" "approvals" {
+  name         = local.approvals_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+  attribute {
+    name = "open_binding"
+    type = "S"
+  }
+  attribute {
+    name = "created_unix"
+    type = "N"
+  }
+
+  # Unsettled approvals by binding, newest first: the retry of a call finds its approval without
+  # a scan. Keys only: the arguments are not copied into the index.
+  global_secondary_index {
+    name            = local.approvals_index
+    hash_key        = "open_binding"
+    range_key       = "created_unix"
+    projection_type = "KEYS_ONLY"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.approvals.arn
+  }
+
+  deletion_protection_enabled = var.deletion_protection
+
+  tags = { "switchboard:role" = "approvals" }
 }
 
 # --- clusters ---------------------------------------------------------------------------------

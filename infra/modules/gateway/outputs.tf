@@ -89,7 +89,8 @@ output "endpoint_actions" {
     OnlyFromTheDeploymentsVpc), so each AWS API it calls needs an endpoint there. sts (minting),
     lambda (invoking), ecs (running, watching and stopping tasks), s3 (invocation objects; the
     bucket also refuses them any other way); and secretsmanager, which ECS reads the session key
-    through. The root keeps those its catalog uses and merges them into the endpoints' policies.
+    through; dynamodb (the approvals table). The root keeps those its catalog uses and merges
+    them into the endpoints' policies.
   EOT
   value = merge(
     {
@@ -97,7 +98,18 @@ output "endpoint_actions" {
       lambda         = ["lambda:InvokeFunction"]
       ecs            = ["ecs:DescribeTasks", "ecs:RunTask", "ecs:StopTask", "ecs:TagResource"]
       secretsmanager = ["secretsmanager:GetSecretValue"]
+      dynamodb       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     },
     var.invocation_bucket ? { s3 = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"] } : {},
   )
+}
+
+output "approvals_table" {
+  description = "The approvals table every replica shares (docs/approvals.md): name, ARN, the index of unsettled approvals, the KMS key it is encrypted with."
+  value = {
+    name        = aws_dynamodb_table.approvals.name
+    arn         = aws_dynamodb_table.approvals.arn
+    index_name  = local.approvals_index
+    kms_key_arn = aws_kms_key.approvals.arn
+  }
 }

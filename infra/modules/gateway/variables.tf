@@ -203,7 +203,7 @@ variable "ingress_cidrs" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the load balancer from deletion."
+  description = "Protect the load balancer and the approvals table from deletion."
   type        = bool
   default     = true
 }

@@ -19,7 +19,7 @@ locals {
   region     = data.aws_region.current.name
   azs        = slice(data.aws_availability_zones.available.names, 0, var.az_count)
 
-  interface_endpoints = { for name, actions in var.endpoints : name => actions if name != "s3" }
+  interface_endpoints = { for name, actions in var.endpoints : name => actions if !contains(["s3", "dynamodb"], name) }
 
   # The names a client in the VPC resolves to reach each endpoint: an interface endpoint's private
   # DNS name; for the S3 gateway endpoint, S3's regional names, bucket-style included (ECR's image
@@ -34,8 +34,9 @@ locals {
     "ecr.dkr"        = ["*.dkr.ecr.${local.region}.${local.dns_suffix}"]
     "secretsmanager" = ["secretsmanager.${local.region}.${local.dns_suffix}"]
     # The gateway's own (tools cannot declare these).
-    "lambda" = ["lambda.${local.region}.${local.dns_suffix}"]
-    "ecs"    = ["ecs.${local.region}.${local.dns_suffix}"]
+    "lambda"   = ["lambda.${local.region}.${local.dns_suffix}"]
+    "ecs"      = ["ecs.${local.region}.${local.dns_suffix}"]
+    "dynamodb" = ["dynamodb.${local.region}.${local.dns_suffix}"]
   }
   dns_allowed_domains = sort(distinct(concat(
     flatten([for name in keys(var.endpoints) : local.endpoint_domains[name]]),
@@ -269,6 +270,26 @@ resource "aws_vpc_endpoint" "s3" {
   })
 
   tags = { Name = "${var.name_prefix}-s3" }
+}
+
+# The gateway's approvals table (its role works only from this VPC). Routed from the gateway's
+# subnets only: the tool subnets' route table does not reach DynamoDB.
+resource "aws_vpc_endpoint" "dynamodb" {
+  count = contains(keys(var.endpoints), "dynamodb") ? 1 : 0
+
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = aws_route_table.public[*].id
+  policy = templatefile("${local.policies}/vpc-endpoint.json.tftpl", {
+    actions                    = var.endpoints["dynamodb"]
+    account_id                 = local.account_id
+    own_resources_only         = true
+    aws_owned_resource_arns    = []
+    aws_owned_resource_actions = []
+  })
+
+  tags = { Name = "${var.name_prefix}-dynamodb" }
 }
 
 # One security group per interface endpoint, so that a tool's egress rule to one endpoint does not

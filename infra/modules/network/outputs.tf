@@ -59,10 +59,11 @@ output "endpoint_security_group_ids" {
 }
 
 output "endpoint_ids" {
-  description = "VPC endpoint id by catalog endpoint name (s3 included when declared)."
+  description = "VPC endpoint id by catalog endpoint name (s3 and dynamodb included when declared)."
   value = merge(
     { for name, ep in aws_vpc_endpoint.interface : name => ep.id },
-    length(aws_vpc_endpoint.s3) > 0 ? { s3 = aws_vpc_endpoint.s3[0].id } : {}
+    length(aws_vpc_endpoint.s3) > 0 ? { s3 = aws_vpc_endpoint.s3[0].id } : {},
+    length(aws_vpc_endpoint.dynamodb) > 0 ? { dynamodb = aws_vpc_endpoint.dynamodb[0].id } : {}
   )
 }
 

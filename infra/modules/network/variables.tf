@@ -26,17 +26,18 @@ variable "az_count" {
 variable "endpoints" {
   description = <<-EOT
     The VPC endpoints to create, by catalog name (s3, sts, logs, kms, ecr.api, ecr.dkr,
-    secretsmanager; and lambda, ecs for the gateway's own calls), each mapped to the actions its
-    endpoint policy allows. s3 becomes a gateway endpoint, the others interface
-    endpoints with private DNS and a security group of their own.
+    secretsmanager; and lambda, ecs, dynamodb for the gateway's own calls), each mapped to the
+    actions its endpoint policy allows. s3 and dynamodb become gateway endpoints (dynamodb in
+    the gateway's route table only: no tool reaches it), the others interface endpoints with
+    private DNS and a security group of their own.
   EOT
   type        = map(list(string))
   default     = {}
   validation {
     condition = alltrue([
-      for name in keys(var.endpoints) : contains(["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager", "lambda", "ecs"], name)
+      for name in keys(var.endpoints) : contains(["s3", "sts", "logs", "kms", "ecr.api", "ecr.dkr", "secretsmanager", "lambda", "ecs", "dynamodb"], name)
     ])
-    error_message = "endpoints: only s3, sts, logs, kms, ecr.api, ecr.dkr, secretsmanager, lambda and ecs are known."
+    error_message = "endpoints: only s3, sts, logs, kms, ecr.api, ecr.dkr, secretsmanager, lambda, ecs and dynamodb are known."
   }
   validation {
     condition = alltrue(flatten([

@@ -36,9 +36,9 @@ run "a_gateway_in_the_vpc_lists_every_name_it_resolves" {
       "sts.eu-west-1.amazonaws.com", "lambda.eu-west-1.amazonaws.com", "ecs.eu-west-1.amazonaws.com",
       "logs.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "*.s3.eu-west-1.amazonaws.com",
       "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "api.ecr.eu-west-1.amazonaws.com",
-      "secretsmanager.eu-west-1.amazonaws.com", "gateway.sbtest.internal",
+      "secretsmanager.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com", "gateway.sbtest.internal",
     ])
-    error_message = "dns_names is not the gateway's APIs, logs, image registry, session key and peers: ${jsonencode(output.dns_names)}"
+    error_message = "dns_names is not the gateway's APIs, logs, image registry, session key, approvals table and peers: ${jsonencode(output.dns_names)}"
   }
 }
 
