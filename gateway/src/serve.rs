@@ -9,9 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::sign_in::OidcSignIn;
-use crate::approval::{
-    ApprovalSettings, Approvals, DynamoStore, MemoryStore, PageSignIn, Store,
-};
+use crate::approval::{ApprovalSettings, Approvals, DynamoStore, MemoryStore, PageSignIn, Store};
 use crate::audit::AuditSink;
 use crate::auth::dev::DevKey;
 use crate::auth::{SettingsError, Verifier, setup};
