@@ -184,15 +184,7 @@ fn not_empty(
             "{STRING_LIKE} {APPROVER_TAG} must be one or more patterns, not {existing}"
         ))
     };
-    let texts: Vec<&str> = match existing {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(items) => items
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<_>>()
-            .ok_or_else(not_patterns)?,
-        _ => return Err(not_patterns()),
-    };
+    let texts = condition_values(existing).ok_or_else(not_patterns)?;
     let mut kept: Vec<String> = Vec::new();
     for text in texts {
         if text.contains("${") {
@@ -245,15 +237,7 @@ fn earlier(
             "{DATE_LESS_THAN} {CURRENT_TIME} must be one or more RFC 3339 times, not {existing}"
         ),
     };
-    let texts: Vec<&str> = match existing {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(items) => items
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<_>>()
-            .ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
+    let texts = condition_values(existing).ok_or_else(bad)?;
     let latest = texts
         .into_iter()
         .map(|t| OffsetDateTime::parse(t, &Rfc3339).map(|at| (at, t)))
@@ -277,6 +261,15 @@ fn check_size(tool: &Tool, text: &str) -> Result<(), CredentialError> {
         });
     }
     Ok(())
+}
+
+/// The values of one condition key as IAM writes them: one string, or a list of strings.
+fn condition_values(value: &Value) -> Option<Vec<&str>> {
+    match value {
+        Value::String(s) => Some(vec![s.as_str()]),
+        Value::Array(items) => items.iter().map(Value::as_str).collect(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
